@@ -280,7 +280,7 @@ def rho_bound(g: ArrayLike, *, r_source: ArrayLike = 0.0, r_sense: ArrayLike = 0
     return float(np.max(z_apply(g_arr, g_arr, par.r_source, par.r_sense, par.r_row, par.r_col)))
 
 
-_METHODS = ("nodal", "fcm", "aam", "ideal")
+_METHODS = ("nodal", "fcm", "aam", "ideal")  # "interpolated" keeps state: use the solver object
 
 
 def effective_conductance(g: ArrayLike, *, r_source: ArrayLike = 0.0, r_sense: ArrayLike = 0.0,

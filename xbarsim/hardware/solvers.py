@@ -1,0 +1,427 @@
+"""Effective-conductance solvers: one object per physical crossbar.
+
+Each solver maps the conductances ``g`` (n_rows, n_cols) [S] of one crossbar to ``g_eff`` with
+``i = v @ g_eff`` (forward) and, by reciprocity, ``i_back = d @ g_eff.T`` (backward; see
+:mod:`xbarsim.hardware`). Solvers may keep state between calls (a warm start, a stored
+distortion), so a Tile holds one solver per array.
+
+========================  =======================================================  ==========
+name                      what                                                     exact?
+========================  =======================================================  ==========
+``"ideal"``               ``g`` itself                                             no
+``"nodal"``               sparse LU of the nodal system (golden reference)         yes
+``"fcm"``                 structured conjugate gradients on the device voltages    to ``rtol``
+``"aam"``                 path expansion of order K (MODELS.md §3)                  no (bound)
+``InterpolatedSolver``    exact refresh every L calls, stored distortion between   no
+========================  =======================================================  ==========
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xbarsim.errors import ConvergenceError
+from xbarsim.hardware.circuit import NodalSystem, Parasitics, check_conductance, flip
+from xbarsim.kernels import aam as aam_kernels
+from xbarsim.kernels import fcm as fcm_kernels
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass
+class SolverStats:
+    """Counters of one solver (reported in studies and stored in run files).
+
+    Attributes
+    ----------
+    n_solves : int — exact solves performed.
+    n_iter : int — iterations of the last iterative solve (0 for direct methods).
+    residual : float — error bound of the last solve relative to max(g) (0 for direct).
+    n_fallbacks : int — iterative solves that fell back to the direct solver.
+    n_calls : int — calls of ``g_eff`` (interpolated solver: refreshes are ``n_solves``).
+    """
+
+    n_solves: int = 0
+    n_iter: int = 0
+    residual: float = 0.0
+    n_fallbacks: int = 0
+    n_calls: int = 0
+    history: list[int] = field(default_factory=list)
+
+
+class CircuitSolver(ABC):
+    """Computes ``g_eff`` of one crossbar with fixed parasitics.
+
+    Parameters
+    ----------
+    parasitics : Parasitics
+        Terminal and wire resistances; their per-line vectors fix the crossbar shape.
+    """
+
+    name: ClassVar[str]
+    exact: ClassVar[bool] = False
+
+    def __init__(self, parasitics: Parasitics) -> None:
+        self.parasitics = parasitics
+        self.shape = (parasitics.r_source.size, parasitics.r_sense.size)
+        self.stats = SolverStats()
+
+    def _check(self, g: Any) -> FloatArray:
+        g_arr = check_conductance(g)
+        if g_arr.shape != self.shape:
+            raise ValueError(f"g: expected shape {self.shape} (fixed by the parasitics), "
+                             f"got {g_arr.shape}")
+        return g_arr
+
+    @abstractmethod
+    def g_eff(self, g: FloatArray) -> FloatArray:
+        """Effective conductance [S], shape (n_rows, n_cols), for conductances ``g`` [S]."""
+
+    def reset(self) -> None:
+        """Forget any state kept between calls (warm starts, stored distortion)."""
+
+
+class IdealSolver(CircuitSolver):
+    """No parasitics: ``g_eff = g``."""
+
+    name = "ideal"
+
+    def g_eff(self, g: FloatArray) -> FloatArray:
+        """Return a copy of ``g``."""
+        self.stats.n_calls += 1
+        return self._check(g).copy()
+
+
+class NodalSolver(CircuitSolver):
+    """Golden reference: sparse LU of the full nodal system, ``min(n_rows, n_cols)`` solves."""
+
+    name = "nodal"
+    exact = True
+
+    def g_eff(self, g: FloatArray) -> FloatArray:
+        """Exact ``g_eff`` (direct solve; error at the level of LU round-off)."""
+        g_arr = self._check(g)
+        self.stats.n_calls += 1
+        self.stats.n_solves += 1
+        return NodalSystem(g_arr, self.parasitics).g_eff()
+
+
+def _cg_iterations(rho: float, rtol: float) -> int:
+    """Iterations CG needs on a spectrum in [1, 1 + rho] to reduce the error by ``rtol``."""
+    kappa = 1.0 + max(rho, 0.0)
+    q = (math.sqrt(kappa) - 1.0) / (math.sqrt(kappa) + 1.0)
+    if q <= 0.0:
+        return 1
+    return max(1, math.ceil(math.log(rtol / 2.0) / math.log(q)))
+
+
+class FCMSolver(CircuitSolver):
+    """Exact structured solver ("fast crossbar model") to a guaranteed tolerance.
+
+    Solves the device-voltage system ``(I + Z D) x_m = e_m 1^T`` of MODELS.md §2.3 for every
+    drive by conjugate gradients on its symmetric form ``(I + S Z S) y = S e_m 1^T`` with
+    ``S = sqrt(D)``; ``Z`` is applied with running sums along each line (O(n_rows n_cols) per
+    drive and iteration, no matrix is formed). All drives are iterated together (contiguous in
+    memory) in blocks that run in parallel threads.
+
+    The matrix is symmetric positive definite with eigenvalues >= 1, so the error of ``y`` is
+    at most the residual; the solver stops when this bound guarantees
+    ``max |g_eff - g_eff_exact| <= rtol * max(g)``.
+
+    Parameters
+    ----------
+    parasitics : Parasitics
+    rtol : float, default 1e-10
+        Guaranteed error bound relative to ``max(g)``.
+    max_iter : int, optional
+        Iteration limit; default three times the a-priori estimate from the rho bound (+10).
+    fallback : {"nodal", None}, default "nodal"
+        What to do when ``max_iter`` is reached: solve directly (and log a warning), or raise
+        :class:`~xbarsim.errors.ConvergenceError` stating iterations and residual.
+    warm_start : bool, default True
+        Start from the device voltages of the previous call (kept in memory, about
+        ``8 * n_rows * n_cols * min(n_rows, n_cols)`` bytes).
+    n_threads : int, optional
+        Threads for independent drive blocks; default ``NUMBA_NUM_THREADS`` or the CPU count.
+    """
+
+    name = "fcm"
+    exact = True
+
+    def __init__(self, parasitics: Parasitics, *, rtol: float = 1e-10,
+                 max_iter: int | None = None, fallback: str | None = "nodal",
+                 warm_start: bool = True, n_threads: int | None = None) -> None:
+        super().__init__(parasitics)
+        if not (0.0 < rtol < 1.0):
+            raise ValueError(f"rtol: expected 0 < rtol < 1, got {rtol!r}")
+        if fallback not in ("nodal", None):
+            raise ValueError(f"fallback: expected 'nodal' or None, got {fallback!r}")
+        if max_iter is not None and max_iter < 1:
+            raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter!r}")
+        self.rtol = rtol
+        self.max_iter = max_iter
+        self.fallback = fallback
+        self.warm_start = warm_start
+        env_threads = os.environ.get("NUMBA_NUM_THREADS")
+        self.n_threads = n_threads or int(env_threads or os.cpu_count() or 1)
+        # orientation with fewer drives: the flipped circuit drives the columns (reciprocity)
+        n_rows, n_cols = self.shape
+        self._flip = n_cols < n_rows
+        self._par = parasitics.flipped() if self._flip else parasitics
+        self._blocks: list[tuple[int, int]] = []
+        self._work: list[tuple[FloatArray, ...]] = []
+        self._g_prev: FloatArray | None = None
+
+    def reset(self) -> None:
+        """Drop the warm-start state."""
+        self._g_prev = None
+
+    def _layout(self, n_rows: int, n_cols: int) -> None:
+        n_drv = n_rows  # drives of the (possibly flipped) circuit
+        # blocks of drives: one per thread, at most ~16 MB per workspace array
+        per_block = max(1, min(math.ceil(n_drv / self.n_threads),
+                               (2 << 20) // max(1, n_rows * n_cols)))
+        per_block = max(per_block, min(n_drv, 4))
+        self._blocks = [(d0, min(n_drv, d0 + per_block)) for d0 in range(0, n_drv, per_block)]
+        self._work = [tuple(np.empty((n_rows, n_cols, d1 - d0)) for _ in range(4))
+                      for d0, d1 in self._blocks]
+        self._g_prev = None
+
+    def g_eff(self, g: FloatArray, *, warm: bool | None = None) -> FloatArray:
+        """``g_eff`` [S] to the guaranteed tolerance; ``warm`` overrides ``warm_start``."""
+        g_arr = self._check(g)
+        self.stats.n_calls += 1
+        gs = flip(g_arr) if self._flip else g_arr
+        n_rows, n_cols = gs.shape
+        if not self._work or self._work[0][0].shape[:2] != (n_rows, n_cols):
+            self._layout(n_rows, n_cols)
+        use_warm = (self.warm_start if warm is None else warm) and self._g_prev is not None
+        par = self._par
+        s = np.sqrt(gs)
+        col_norm = float(np.sqrt(gs.sum(axis=0)).max())
+        g_max = float(gs.max())
+        if g_max == 0.0:
+            return np.zeros_like(g_arr)
+        # |g_eff - exact| <= max_j |s_:j| * |r_m|   (eigenvalues >= 1)
+        tol_res = self.rtol * g_max / col_norm
+        rho = float(np.max(fcm_kernels.z_apply(gs, np.ones_like(gs), par.r_source, par.r_sense,
+                                               par.r_row, par.r_col)))
+        max_iter = self.max_iter or 3 * _cg_iterations(rho, self.rtol) + 10
+        if use_warm:
+            assert self._g_prev is not None
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(self._g_prev > 0, np.sqrt(gs / self._g_prev), 0.0)
+
+        def run(k: int) -> tuple[int, float, FloatArray]:
+            d0, d1 = self._blocks[k]
+            y, r, p, ap = self._work[k]
+            if use_warm:
+                y *= ratio[:, :, None]   # keep the device voltages x = y / sqrt(g)
+                fcm_kernels.seed_unconnected(s, d0, y)
+            else:
+                fcm_kernels.ideal_guess(s, d0, y)
+            tol = np.full(d1 - d0, tol_res)
+            n_it, res = fcm_kernels.fcm_cg(gs, y, d0, par.r_source, par.r_sense, par.r_row,
+                                           par.r_col, tol, max_iter, r, p, ap)
+            return n_it, float(res.max()), fcm_kernels.collect_g_eff(s, y)
+
+        if len(self._blocks) == 1 or self.n_threads == 1:
+            results = [run(k) for k in range(len(self._blocks))]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.n_threads, len(self._blocks))) as ex:
+                results = list(ex.map(run, range(len(self._blocks))))
+        n_iter = max(r[0] for r in results)
+        residual = max(r[1] for r in results)
+        self.stats.n_iter = n_iter
+        self.stats.residual = residual * col_norm / g_max
+        self.stats.history.append(n_iter)
+        if residual > tol_res:
+            self._g_prev = None
+            msg = (f"FCM did not converge: error bound {residual * col_norm / g_max:.3e} "
+                   f"> rtol {self.rtol:.1e} after {n_iter} iterations (shape {self.shape}, "
+                   f"rho bound {rho:.3g})")
+            if self.fallback is None:
+                raise ConvergenceError(msg, n_iter=n_iter, residual=residual * col_norm / g_max)
+            logger.warning("%s; falling back to the direct nodal solve", msg)
+            self.stats.n_fallbacks += 1
+            self.stats.n_solves += 1
+            return NodalSystem(g_arr, self.parasitics).g_eff()
+        self.stats.n_solves += 1
+        self._g_prev = gs.copy()
+        out = np.concatenate([r[2] for r in results], axis=0)   # (n_drives, n_cols)
+        return flip(out) if self._flip else out
+
+
+class AAMSolver(CircuitSolver):
+    """TxSim's approximate analytical model as the path expansion of order K (MODELS.md §3.2).
+
+    Before expanding, the a-priori bound ``rho_hat >= rho(Z D)`` (max row sum) is computed:
+    the series converges iff ``rho < 1`` with error ``O(rho^(K+1) / (1 - rho))``. A warning is
+    issued when ``rho_hat >= 0.5``; ``rho_hat >= 1`` raises ``ValueError`` (use "fcm").
+
+    Parameters
+    ----------
+    parasitics : Parasitics
+    order : int, default 2
+        Number K of path terms beyond the direct one (0 = ideal, 1 = closed form).
+    """
+
+    name = "aam"
+
+    def __init__(self, parasitics: Parasitics, *, order: int = 2, n_threads: int | None = None
+                 ) -> None:
+        super().__init__(parasitics)
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 0:
+            raise ValueError(f"order: expected an integer >= 0, got {order!r}")
+        self.order = int(order)
+        self.n_threads = n_threads or int(os.environ.get("NUMBA_NUM_THREADS") or
+                                          os.cpu_count() or 1)
+        self.rho_bound = float("nan")
+
+    def g_eff(self, g: FloatArray) -> FloatArray:
+        """Approximate ``g_eff`` [S]; see the class notes for the error bound."""
+        g_arr = self._check(g)
+        self.stats.n_calls += 1
+        par = self.parasitics
+        rowsum = fcm_kernels.z_apply(g_arr, np.ones_like(g_arr), par.r_source, par.r_sense,
+                                     par.r_row, par.r_col)
+        self.rho_bound = rho = float(rowsum.max())
+        if rho >= 1.0:
+            raise ValueError(f"AAM cannot be used here: the path expansion diverges (rho bound "
+                             f"{rho:.3g} >= 1; device conductances too high for the "
+                             f"parasitics). Use method 'fcm' (exact) instead.")
+        if rho >= 0.5:
+            warnings.warn(f"AAM is inaccurate here: rho bound {rho:.3g} >= 0.5, the order-"
+                          f"{self.order} error can reach {rho ** (self.order + 1) / (1 - rho):.2g}"
+                          f" relative; consider method 'fcm'", stacklevel=2)
+        self.stats.n_solves += 1
+        if self.order == 0:
+            return g_arr.copy()
+        if self.order == 1:
+            return g_arr * (1.0 - rowsum)
+        n_rows = g_arr.shape[0]
+        per_block = max(1, math.ceil(n_rows / self.n_threads))
+        blocks = [(d0, min(n_rows, d0 + per_block)) for d0 in range(0, n_rows, per_block)]
+
+        def run(block: tuple[int, int]) -> FloatArray:
+            d0, d1 = block
+            return aam_kernels.aam_series(g_arr, self.order, d0, d1 - d0, par.r_source,
+                                          par.r_sense, par.r_row, par.r_col)
+
+        if len(blocks) == 1:
+            parts = [run(blocks[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=len(blocks)) as ex:
+                parts = list(ex.map(run, blocks))
+        return np.concatenate(parts, axis=0)
+
+
+class InterpolatedSolver(CircuitSolver):
+    """TxSim's interpolated FCM (MODELS.md §4): refresh exactly every L calls, interpolate between.
+
+    At a refresh the distortion ``delta = (g - g_eff) / g`` is computed with the exact solver
+    and stored; between refreshes ``g_eff = g * (1 - delta)`` for the current ``g``. Cells with
+    ``g == 0`` keep the absolute difference of the last refresh.
+
+    Parameters
+    ----------
+    parasitics : Parasitics
+    refresh_every : int, default 10
+        L: calls between exact refreshes (1 = always exact).
+    refresh_threshold : float, optional
+        Also refresh when ``|g - g_ref|_F / |g_ref|_F`` exceeds this.
+    exact : CircuitSolver or str, default "fcm"
+        The solver used at refreshes (an instance, or a name from ``SOLVERS``).
+    **options
+        Passed to the exact solver when it is given by name.
+    """
+
+    name = "interpolated"
+
+    def __init__(self, parasitics: Parasitics, *, refresh_every: int = 10,
+                 refresh_threshold: float | None = None, exact: CircuitSolver | str = "fcm",
+                 **options: Any) -> None:
+        super().__init__(parasitics)
+        if isinstance(refresh_every, bool) or not isinstance(refresh_every, (int, np.integer)) \
+                or refresh_every < 1:
+            raise ValueError(f"refresh_every: expected an integer >= 1, got {refresh_every!r}")
+        if refresh_threshold is not None and not refresh_threshold > 0:
+            raise ValueError(f"refresh_threshold: expected a number > 0 or None, "
+                             f"got {refresh_threshold!r}")
+        self.refresh_every = int(refresh_every)
+        self.refresh_threshold = refresh_threshold
+        if isinstance(exact, str):
+            if exact not in SOLVERS or exact == "interpolated":
+                raise ValueError(f"exact: expected one of fcm, nodal, aam, got {exact!r}")
+            exact = SOLVERS[exact](parasitics, **options)
+        self.exact_solver = exact
+        self._g_ref: FloatArray | None = None
+        self._delta: FloatArray | None = None
+        self._offset: FloatArray | None = None
+        self._since_refresh = 0
+
+    def reset(self) -> None:
+        """Forget the stored distortion (the next call refreshes)."""
+        self._g_ref = None
+        self._delta = None
+        self._offset = None
+        self._since_refresh = 0
+        self.exact_solver.reset()
+
+    def needs_refresh(self, g: FloatArray) -> bool:
+        """True when the next call with ``g`` will run the exact solver."""
+        if self._g_ref is None or self._since_refresh >= self.refresh_every:
+            return True
+        if self.refresh_threshold is not None:
+            den = float(np.linalg.norm(self._g_ref))
+            change = float(np.linalg.norm(g - self._g_ref)) / den if den > 0 else math.inf
+            return change > self.refresh_threshold
+        return False
+
+    def g_eff(self, g: FloatArray) -> FloatArray:
+        """``g_eff`` [S]: exact at a refresh, ``g * (1 - delta)`` in between."""
+        g_arr = self._check(g)
+        self.stats.n_calls += 1
+        if self.needs_refresh(g_arr):
+            g_eff = self.exact_solver.g_eff(g_arr)
+            positive = g_arr > 0
+            self._delta = np.where(positive, (g_arr - g_eff) / np.where(positive, g_arr, 1.0),
+                                   0.0)
+            self._offset = np.where(positive, 0.0, g_eff)
+            self._g_ref = g_arr.copy()
+            self._since_refresh = 1
+            self.stats.n_solves += 1
+            return g_eff
+        assert self._delta is not None and self._offset is not None
+        self._since_refresh += 1
+        return g_arr * (1.0 - self._delta) + self._offset
+
+
+SOLVERS: dict[str, type[CircuitSolver]] = {
+    "ideal": IdealSolver,
+    "nodal": NodalSolver,
+    "fcm": FCMSolver,
+    "aam": AAMSolver,
+    "interpolated": InterpolatedSolver,
+}
+
+
+def make_solver(method: str, parasitics: Parasitics, **options: Any) -> CircuitSolver:
+    """Build the solver registered as ``method`` (see ``SOLVERS``)."""
+    try:
+        cls = SOLVERS[method]
+    except KeyError:
+        raise ValueError(f"method: expected one of {', '.join(SOLVERS)}, got {method!r}") from None
+    return cls(parasitics, **options)
