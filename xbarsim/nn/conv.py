@@ -1,0 +1,144 @@
+"""2-D convolution (NCHW) by im2col on a pluggable weight backend.
+
+The weight is the unfolded matrix ``W`` of shape ``(c_in * kh * kw, c_out)`` with rows in
+``(c, kh, kw)`` order (row ``(c * kh + p) * kw + q`` multiplies ``x[:, c, i*s - pad + p,
+j*s - pad + q]``), so the whole convolution is one product ``cols @ W`` with
+``cols = im2col(x)`` of shape ``(batch * h_out * w_out, c_in * kh * kw)`` -- exactly the MVM a
+crossbar of ``c_in*kh*kw`` rows and ``c_out`` columns performs for every output pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xbarsim.kernels.im2col import col2im, im2col
+from xbarsim.nn.base import (
+    BackendParameter,
+    DigitalWeights,
+    Layer,
+    Parameter,
+    WeightBackend,
+    check_backend,
+    check_input,
+)
+from xbarsim.nn.init import get_init
+
+__all__ = ["Conv2d", "conv_output_size"]
+
+
+def conv_output_size(n: int, k: int, stride: int, pad: int) -> int:
+    """Output length ``(n + 2*pad - k) // stride + 1`` of a sliding window."""
+    return (n + 2 * pad - k) // stride + 1
+
+
+def _pair(name: str, v: int | tuple[int, int]) -> tuple[int, int]:
+    t = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(t) != 2 or any(int(a) != a or a < 1 for a in t):
+        raise ValueError(f"{name}: expected a positive int or a pair of them, got {v!r}")
+    return int(t[0]), int(t[1])
+
+
+class Conv2d(Layer):
+    """2-D convolution (cross-correlation, as in every DL framework) with stride and padding.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels.
+    kernel_size : int or (int, int)
+        ``(kh, kw)``.
+    stride, padding : int
+        Same in both directions; padding is with zeros.
+    backend : WeightBackend, optional
+        Holder of the unfolded weight ``(c_in*kh*kw, c_out)``; default :class:`DigitalWeights`
+        initialised with ``init`` (fan-in ``c_in*kh*kw``) from ``rng``.
+    bias : bool
+        Per-output-channel digital bias ``(c_out,)``.
+    rng, init, name
+        As for :class:`xbarsim.nn.Linear`.
+
+    Notes
+    -----
+    Input ``(batch, c_in, h, w)``, output ``(batch, c_out, h_out, w_out)`` with
+    ``h_out = (h + 2*padding - kh) // stride + 1``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int | tuple[int, int], *,
+                 stride: int = 1, padding: int = 0, backend: WeightBackend | None = None,
+                 bias: bool = True, rng: np.random.Generator | None = None,
+                 init: str = "he_normal", name: str | None = None) -> None:
+        super().__init__(name)
+        self.kh, self.kw = _pair("kernel_size", kernel_size)
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+            raise ValueError(f"stride: expected an int >= 1, got {stride!r}")
+        if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+            raise ValueError(f"padding: expected an int >= 0, got {padding!r}")
+        self.c_in, self.c_out = c_in, c_out
+        self.stride, self.padding = int(stride), int(padding)
+        n_in = c_in * self.kh * self.kw
+        if backend is None:
+            if rng is None:
+                raise ValueError("Conv2d: pass rng (a numpy Generator) or a backend")
+            backend = DigitalWeights(get_init(init)(rng, n_in, c_out))
+        backend = check_backend(backend, f"Conv2d({name})")
+        if tuple(backend.shape) != (n_in, c_out):
+            raise ValueError(f"Conv2d({name}): backend shape {tuple(backend.shape)} != "
+                             f"(c_in*kh*kw, c_out) = ({n_in}, {c_out})")
+        self.backend = backend
+        self.weight = BackendParameter("weight", backend)
+        self._params["weight"] = self.weight
+        self.bias: Parameter | None = None
+        if bias:
+            self.bias = Parameter("bias", np.zeros(c_out))
+            self._params["bias"] = self.bias
+        self._cols: NDArray[np.float64] | None = None
+        self._x_shape: tuple[int, int, int, int] | None = None
+
+    def output_shape(self, h: int, w: int) -> tuple[int, int]:
+        """``(h_out, w_out)`` for an input of spatial size ``(h, w)``."""
+        return (conv_output_size(h, self.kh, self.stride, self.padding),
+                conv_output_size(w, self.kw, self.stride, self.padding))
+
+    def forward(self, x: NDArray[np.float64], *, training: bool = True) -> NDArray[np.float64]:
+        """(batch, c_in, h, w) -> (batch, c_out, h_out, w_out)."""
+        x = check_input(self, x, 4, f"(batch, {self.c_in}, h, w)")
+        b, c, h, w = x.shape
+        if c != self.c_in:
+            raise ValueError(f"Conv2d({self.name or ''}): expected {self.c_in} input channels, "
+                             f"got input of shape {x.shape}")
+        h_out, w_out = self.output_shape(h, w)
+        if h_out < 1 or w_out < 1:
+            raise ValueError(f"Conv2d({self.name or ''}): input {h}x{w} is smaller than the "
+                             f"{self.kh}x{self.kw} kernel with padding {self.padding}")
+        cols = im2col(x, self.kh, self.kw, self.stride, self.padding)  # (b*h_out*w_out, c*kh*kw)
+        y = self.backend.forward(cols)  # (b*h_out*w_out, c_out)
+        if self.bias is not None:
+            y = y + self.bias.value
+        if training:
+            self._cols, self._x_shape = cols, (b, c, h, w)
+        else:
+            self._cols, self._x_shape = None, None
+        # (b, h_out, w_out, c_out) -> NCHW
+        return np.ascontiguousarray(y.reshape(b, h_out, w_out, self.c_out).transpose(0, 3, 1, 2))
+
+    def backward(self, grad_out: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(batch, c_out, h_out, w_out) -> (batch, c_in, h, w); fills the parameters' grads."""
+        self._need(self._cols)
+        assert self._cols is not None and self._x_shape is not None
+        g = np.asarray(grad_out, dtype=np.float64)
+        # NCHW -> (b*h_out*w_out, c_out), rows in the same order as the im2col rows
+        delta = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, self.c_out)
+        if delta.shape[0] != self._cols.shape[0]:
+            raise ValueError(f"Conv2d({self.name or ''}): grad_out shape {g.shape} does not "
+                             "match the cached forward")
+        self.weight.set_gradient(self._cols, delta)
+        if self.bias is not None:
+            self.bias.grad = delta.sum(axis=0)
+        dcols = self.backend.backward(delta)  # (b*h_out*w_out, c_in*kh*kw)
+        return col2im(np.ascontiguousarray(dcols), self._x_shape, self.kh, self.kw,
+                      self.stride, self.padding)
+
+    def __repr__(self) -> str:
+        return (f"Conv2d({self.c_in}, {self.c_out}, ({self.kh}, {self.kw}), stride={self.stride}, "
+                f"padding={self.padding}, name={self.name!r})")
