@@ -1,0 +1,815 @@
+"""Typed, frozen configuration of one xbarsim run.
+
+Every section is a frozen, keyword-only, slotted dataclass. Each field carries a docstring
+(the string literal right below it) that gives its unit and meaning; :func:`field_docs` reads
+them back. Every section validates itself in ``__post_init__``: each field is type-checked
+against its annotation (the only coercion is ``int -> float``; ``bool`` is not a number), then
+range-checked, then cross-field rules are applied. All problems of a section are collected and
+raised together as one :class:`xbarsim.errors.ConfigError` whose messages start with the field
+name (``"r_row: expected float >= 0, got -1.0"``); :mod:`xbarsim.config.loader` prefixes them
+with the dotted path of the section.
+
+Units are SI base units (Ohm, V, A, S, s) throughout. ``None`` always means "ideal / absent"
+(an ideal converter, an analog device, no limit) and is documented as such on each field;
+no field uses 0 or -1 as a sentinel.
+
+The default values are the TxSim Cross-NI reproduction values of MODELS.md §12 (the ``txsim``
+preset); see :mod:`xbarsim.config.presets` for the sources.
+
+Every enumerated field has a ``Literal`` alias and a module-level tuple of its allowed values
+(``SOLVER_METHODS``, ``UPDATE_MODELS``, ...), so that the registries of the hardware, nn and
+train layers can be checked against them by a test.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import inspect
+import math
+import re
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import PurePath
+from typing import Any, Literal, Union, get_args, get_origin
+
+from xbarsim.errors import ConfigError
+
+# --------------------------------------------------------------------------------------------
+# Enumerations: one Literal alias and one tuple of allowed values per enumerated field
+# --------------------------------------------------------------------------------------------
+
+DatasetName = Literal["mnist", "cifar10", "synthetic"]
+ModelName = Literal["mlp", "lenet5", "vgg_small", "resnet20"]
+ActivationName = Literal["relu", "sigmoid", "tanh"]
+InitName = Literal["he_normal", "he_uniform", "glorot_normal", "glorot_uniform"]
+LossName = Literal["cross_entropy", "mse"]
+ScheduleName = Literal["constant", "step", "cosine"]
+TrainMode = Literal["software", "crossbar"]
+UpdateModel = Literal["txsim", "txsim_printed", "linear", "neurosim", "soft_bounds"]
+WriteNoiseModel = Literal["sqrt", "txsim_literal"]
+SignedInputMode = Literal["two_pass", "twos_complement"]
+DACNonlinearity = Literal["none", "bow", "lut"]
+ADCNonlinearity = Literal["none", "bow", "tanh", "lut"]
+ADCCalibration = Literal["max", "percentile"]
+ADCGranularity = Literal["tile", "layer"]
+UpdateScale = Literal["max", "percentile"]
+MappingScheme = Literal["signed_split", "differential", "offset"]
+SolverMethod = Literal["ideal", "nodal", "fcm", "aam", "interpolated"]
+RefreshMethod = Literal["fcm", "aam"]
+VariationDistribution = Literal["normal", "lognormal"]
+
+DATASET_NAMES: tuple[str, ...] = get_args(DatasetName)
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+ACTIVATION_NAMES: tuple[str, ...] = get_args(ActivationName)
+INIT_NAMES: tuple[str, ...] = get_args(InitName)
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
+TRAIN_MODES: tuple[str, ...] = get_args(TrainMode)
+UPDATE_MODELS: tuple[str, ...] = get_args(UpdateModel)
+WRITE_NOISE_MODELS: tuple[str, ...] = get_args(WriteNoiseModel)
+SIGNED_INPUT_MODES: tuple[str, ...] = get_args(SignedInputMode)
+DAC_NONLINEARITIES: tuple[str, ...] = get_args(DACNonlinearity)
+ADC_NONLINEARITIES: tuple[str, ...] = get_args(ADCNonlinearity)
+ADC_CALIBRATIONS: tuple[str, ...] = get_args(ADCCalibration)
+ADC_GRANULARITIES: tuple[str, ...] = get_args(ADCGranularity)
+UPDATE_SCALES: tuple[str, ...] = get_args(UpdateScale)
+MAPPING_SCHEMES: tuple[str, ...] = get_args(MappingScheme)
+SOLVER_METHODS: tuple[str, ...] = get_args(SolverMethod)
+REFRESH_METHODS: tuple[str, ...] = get_args(RefreshMethod)
+VARIATION_DISTRIBUTIONS: tuple[str, ...] = get_args(VariationDistribution)
+
+ADC_RANGE_CALIBRATED = "calibrated"
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers (shared with the loader)
+# --------------------------------------------------------------------------------------------
+
+_FLOAT_STRING = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_HINT_CACHE: dict[type, dict[str, Any]] = {}
+
+
+def type_hints(cls: type) -> dict[str, Any]:
+    """Return the resolved annotations of a config dataclass (cached)."""
+    hints = _HINT_CACHE.get(cls)
+    if hints is None:
+        hints = typing.get_type_hints(cls)
+        _HINT_CACHE[cls] = hints
+    return hints
+
+
+def section_fields(cls: type) -> dict[str, type]:
+    """Names and classes of the fields of ``cls`` that are themselves config sections."""
+    return {n: t for n, t in type_hints(cls).items() if isinstance(t, type) and is_dataclass(t)}
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) in (Union, types.UnionType)
+
+
+def coerce(tp: Any, value: Any) -> tuple[bool, Any]:
+    """Check ``value`` against annotation ``tp``; return ``(ok, value)``.
+
+    The only conversions are ``int -> float`` (never ``bool``) and ``list -> tuple`` for
+    ``tuple[X, ...]`` fields. Floats must be finite.
+    """
+    if _is_union(tp):
+        for arg in get_args(tp):
+            ok, out = coerce(arg, value)
+            if ok:
+                return True, out
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    origin = get_origin(tp)
+    if origin is Literal:
+        return (isinstance(value, str) and value in get_args(tp)), value
+    if origin is tuple:
+        (item_tp, _ellipsis) = get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        out = []
+        for item in value:
+            ok, item = coerce(item_tp, item)
+            if not ok:
+                return False, value
+            out.append(item)
+        return True, tuple(out)
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, int):
+            return True, float(value)
+        return isinstance(value, float) and math.isfinite(value), value
+    if tp is str:
+        return isinstance(value, str), value
+    if isinstance(tp, type):
+        return isinstance(value, tp), value
+    raise TypeError(f"unsupported config annotation {tp!r}")  # pragma: no cover - schema bug
+
+
+def describe(tp: Any, constraint: str = "") -> str:
+    """Human-readable form of annotation ``tp`` with an optional range, for error messages."""
+    suffix = f" {constraint}" if constraint else ""
+    if _is_union(tp):
+        return " or ".join(describe(a, constraint) for a in get_args(tp))
+    if tp is type(None):
+        return "null"
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin is tuple:
+        return f"list of {describe(get_args(tp)[0], constraint)}"
+    if tp is bool:
+        return "bool (true or false)"
+    if isinstance(tp, type):
+        if is_dataclass(tp):
+            return f"a mapping ({tp.__name__} section)"
+        return tp.__name__ + suffix
+    return repr(tp)  # pragma: no cover
+
+
+def _short(value: Any) -> str:
+    text = repr(list(value)) if isinstance(value, tuple) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def type_error(name: str, tp: Any, value: Any, constraint: str = "") -> str:
+    """Build the message for a value of the wrong type, with a fix where one is known."""
+    msg = (f"{name}: expected {describe(tp, constraint)}, got {_short(value)} "
+           f"({type(value).__name__})")
+    literals = [a for a in _flat_args(tp) if isinstance(a, str)]
+    numeric = any(a in (int, float) for a in _flat_args(tp))
+    if isinstance(value, str) and literals:
+        close = difflib.get_close_matches(value, literals, n=1, cutoff=0.6)
+        if close:
+            msg += f"; did you mean {close[0]!r}?"
+    if isinstance(value, str) and numeric and _FLOAT_STRING.fullmatch(value.strip()):
+        text = value.strip()
+        if float in _flat_args(tp):
+            fixed = yaml_float(text)
+        else:  # an int field
+            number = float(text)
+            fixed = str(int(number)) if number.is_integer() else "a whole number"
+        if "e" in text.lower():
+            why = ": a YAML float needs a dot in the mantissa and a sign in the exponent" \
+                if float in _flat_args(tp) else ""
+            msg += f"; write {fixed} (PyYAML reads {text} as a string{why})"
+        else:
+            msg += f"; write {fixed} without quotes so that YAML reads a number"
+    elif isinstance(value, bool) and numeric:
+        msg += "; a boolean is not a number"
+    elif isinstance(value, float) and not math.isfinite(value):
+        msg += "; non-finite values are not allowed (use null where the field allows it)"
+    elif isinstance(value, float) and int in _flat_args(tp) and float not in _flat_args(tp):
+        msg += "; write a whole number without a decimal point"
+    return msg
+
+
+def yaml_float(text: str) -> str:
+    """Spell numeric string ``text`` so that PyYAML (YAML 1.1) reads it as a float.
+
+    ``'1e-4'`` -> ``'1.0e-4'``, ``'1.0e5'`` -> ``'1.0e+5'``, ``'.5'`` -> ``'0.5'``.
+    """
+    m = re.fullmatch(r"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?)(\d+))?", text.strip())
+    if m is None:
+        raise ValueError(f"not a number: {text!r}")
+    sign, whole, frac, esign, exp = m.groups()
+    out = f"{sign}{whole or '0'}.{frac or '0'}"
+    if exp is not None:
+        out += f"e{esign or '+'}{exp}"
+    return out
+
+
+def _flat_args(tp: Any) -> list[Any]:
+    if _is_union(tp):
+        return [x for a in get_args(tp) for x in _flat_args(a)]
+    if get_origin(tp) is Literal:
+        return list(get_args(tp))
+    if get_origin(tp) is tuple:
+        return _flat_args(get_args(tp)[0])
+    return [tp]
+
+
+_OPS = {
+    ">=": lambda x, a: x >= a,
+    ">": lambda x, a: x > a,
+    "<=": lambda x, a: x <= a,
+    "<": lambda x, a: x < a,
+}
+
+
+def in_range(value: float, constraint: str) -> bool:
+    """Whether ``value`` satisfies ``constraint`` (``">= 0"``, ``"> 0"``, ``"in (0, 100]"``)."""
+    c = constraint.strip()
+    if c.startswith("in "):
+        body = c[3:].strip()
+        lo_open, hi_open = body[0] == "(", body[-1] == ")"
+        lo, hi = (float(s) for s in body[1:-1].split(","))
+        ok_lo = value > lo if lo_open else value >= lo
+        ok_hi = value < hi if hi_open else value <= hi
+        return ok_lo and ok_hi
+    op, number = c.split()
+    return _OPS[op](value, float(number))
+
+
+class Problems(list):
+    """Messages of one section, plus the names of the fields that already failed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad: set[str] = set()
+
+    def clean(self, *names: str) -> bool:
+        """Whether none of ``names`` failed its own check (so cross-field rules may run)."""
+        return not self.bad.intersection(names)
+
+
+def check_fields(obj: Any, **constraints: str) -> Problems:
+    """Type-check every field of dataclass ``obj``, then apply the range ``constraints``.
+
+    Coerced values (``int -> float``, ``list -> tuple``) are written back into the frozen
+    instance. Returns the messages, each starting with the field name; ``.bad`` holds the
+    fields that failed, so cross-field rules run only on fields that passed.
+    """
+    errors = Problems()
+    hints = type_hints(type(obj))
+    for f in fields(obj):
+        tp = hints[f.name]
+        value = getattr(obj, f.name)
+        constraint = constraints.get(f.name, "")
+        ok, coerced = coerce(tp, value)
+        if not ok:
+            errors.append(type_error(f.name, tp, value, constraint))
+            errors.bad.add(f.name)
+            continue
+        if coerced is not value:
+            object.__setattr__(obj, f.name, coerced)
+        if constraint and coerced is not None:
+            items = coerced if isinstance(coerced, tuple) else (coerced,)
+            for item in items:
+                if isinstance(item, (int, float)) and not in_range(item, constraint):
+                    errors.append(f"{f.name}: expected {describe(tp, constraint)}, got "
+                                  f"{_short(coerced)}")
+                    errors.bad.add(f.name)
+                    break
+    return errors
+
+
+def _finish(obj: Any, errors: list[str]) -> None:
+    if errors:
+        raise ConfigError(errors, source=type(obj).__name__)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Return the docstring written under each field of config dataclass ``cls``."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = inspect.cleandoc(nxt.value.value)
+    return docs
+
+
+_config = dataclass(frozen=True, kw_only=True, slots=True)
+
+# --------------------------------------------------------------------------------------------
+# Data, model, training, output
+# --------------------------------------------------------------------------------------------
+
+
+@_config
+class DataConfig:
+    """Dataset selection and splitting."""
+
+    dataset: DatasetName = "mnist"
+    """Dataset: 'mnist' (IDX files), 'cifar10' (binary batches) or 'synthetic' (generated)."""
+    data_dir: str | None = None
+    """Folder holding the dataset files. None = the lookup order of xbarsim.data: the CLI's
+    --data-dir, then $XBARSIM_DATA, then the user cache directory."""
+    download: bool = True
+    """Download missing files from the standard public mirrors (md5-checked) into the cache."""
+    n_train: int | None = None
+    """Number of training samples used (the first n after the fixed file order). None = all.
+    Required for 'synthetic'."""
+    n_test: int | None = None
+    """Number of test samples used. None = all. Required for 'synthetic'."""
+    validation_fraction: float = 0.0
+    """Fraction of the training samples held out for validation, in [0, 1). 0 = no split."""
+    shuffle: bool = True
+    """Reshuffle the training samples every epoch (stream 'data' of the run seed)."""
+    normalize: bool = True
+    """Standardise inputs per channel with the training-set mean and standard deviation;
+    False = raw intensities scaled to [0, 1]."""
+    synthetic_shape: tuple[int, ...] = (1, 28, 28)
+    """Shape of one synthetic sample: (channels, height, width) or (features,)."""
+    synthetic_classes: int = 10
+    """Number of classes of the synthetic dataset, >= 2."""
+
+    def __post_init__(self) -> None:
+        errors = check_fields(self, n_train=">= 1", n_test=">= 1",
+                              validation_fraction="in [0, 1)", synthetic_shape=">= 1",
+                              synthetic_classes=">= 2")
+        if errors.clean("dataset", "n_train", "n_test") and self.dataset == "synthetic":
+            for name in ("n_train", "n_test"):
+                if getattr(self, name) is None:
+                    errors.append(f"{name}: required when dataset is 'synthetic' "
+                                  f"(the number of samples to generate), got null")
+        if errors.clean("synthetic_shape") and len(self.synthetic_shape) not in (1, 3):
+            errors.append(f"synthetic_shape: expected [features] or [channels, height, "
+                          f"width], got {list(self.synthetic_shape)}")
+        _finish(self, errors)
+
+
+@_config
+class ModelConfig:
+    """Network architecture. Input shape and class count come from the dataset."""
+
+    name: ModelName = "lenet5"
+    """Architecture: 'mlp', 'lenet5', 'vgg_small' or 'resnet20' (CIFAR shape)."""
+    hidden: tuple[int, ...] = (256, 128)
+    """Hidden layer widths of 'mlp' [units], input to output; [] = a single linear layer.
+    Ignored by the other models."""
+    activation: ActivationName = "relu"
+    """Hidden-layer activation (digital, unimpaired as in TxSim)."""
+    batch_norm: bool = False
+    """Insert batch normalisation (digital, running statistics) after each weighted layer
+    except the last."""
+    dropout: float = 0.0
+    """Dropout probability before each fully connected layer except the first, in [0, 1)."""
+    init: InitName = "he_normal"
+    """Weight initialisation: He (Kaiming) or Glorot (Xavier), normal or uniform."""
+    bias: bool = True
+    """Learnable per-output bias in each weighted layer (kept digital, updated in NumPy)."""
+
+    def __post_init__(self) -> None:
+        _finish(self, check_fields(self, hidden=">= 1", dropout="in [0, 1)"))
+
+
+@_config
+class TrainConfig:
+    """Optimiser, schedule, training mode and run control."""
+
+    mode: TrainMode = "crossbar"
+    """'software': every weighted layer holds a digital float64 weight (hardware section
+    ignored); 'crossbar': every weighted layer is a crossbar Tile configured by `hardware`."""
+    loss: LossName = "cross_entropy"
+    """Loss: softmax cross-entropy or mean squared error on one-hot targets."""
+    epochs: int = 10
+    """Number of passes over the training set, >= 1."""
+    batch_size: int = 128
+    """Samples per SGD step, >= 1 (TxSim: 128)."""
+    lr: float = 0.1
+    """Learning rate [1] (initial value when a schedule is used), > 0."""
+    momentum: float = 0.0
+    """SGD momentum coefficient in [0, 1); 0 = plain SGD (TxSim)."""
+    weight_decay: float = 0.0
+    """L2 penalty coefficient [1], >= 0; added to the gradient digitally."""
+    schedule: ScheduleName = "constant"
+    """Learning-rate schedule over epochs: 'constant', 'step' (times `gamma` every `step_size`
+    epochs) or 'cosine' (from `lr` down to `lr_min` over `epochs`)."""
+    step_size: int = 5
+    """Epochs between learning-rate drops of the 'step' schedule, >= 1."""
+    gamma: float = 0.1
+    """Multiplicative learning-rate drop of the 'step' schedule, in (0, 1]."""
+    lr_min: float = 0.0
+    """Final learning rate of the 'cosine' schedule, in [0, lr]."""
+    evaluate_only: bool = False
+    """Do not train: load `weights` onto the configured hardware and evaluate the test set
+    (deploy an ideally trained network on non-ideal crossbars)."""
+    weights: str | None = None
+    """Saved model (a run's HDF5 file or a checkpoint) to start from; required when
+    `evaluate_only`. None = fresh initialisation."""
+    divergence_threshold: float | None = 1.0e3
+    """Training stops cleanly (with what was done saved) when the mean batch loss exceeds this
+    value [loss units]; a NaN or infinite loss always stops. None = stop on NaN/inf only."""
+    checkpoint_every_epoch: bool = True
+    """Write a checkpoint (output.checkpoint_path) after every epoch, for --resume."""
+
+    def __post_init__(self) -> None:
+        errors = check_fields(self, epochs=">= 1", batch_size=">= 1", lr="> 0",
+                              momentum="in [0, 1)", weight_decay=">= 0", step_size=">= 1",
+                              gamma="in (0, 1]", lr_min=">= 0", divergence_threshold="> 0")
+        if errors.clean("lr", "lr_min") and self.lr_min > self.lr:
+            errors.append(f"lr_min: expected lr_min <= lr = {self.lr!r}, got {self.lr_min!r}")
+        if errors.clean("evaluate_only", "weights") and self.evaluate_only \
+                and self.weights is None:
+            errors.append("weights: required when evaluate_only is true; give the path of a "
+                          "saved run (.h5) or checkpoint")
+        _finish(self, errors)
+
+
+@_config
+class OutputConfig:
+    """Where results go. Relative paths are relative to the working directory."""
+
+    out: str = "run.h5"
+    """HDF5 result file: resolved config, per-epoch history, final weights and conductances."""
+    plot_dir: str | None = None
+    """Folder for training-curve PNGs. None = no plots."""
+    checkpoint: str | None = None
+    """Checkpoint file. None = next to `out`, named '<out stem>.ckpt.h5'
+    (see `checkpoint_path`)."""
+
+    @property
+    def checkpoint_path(self) -> str:
+        """The checkpoint file actually used: `checkpoint`, or derived from `out`."""
+        if self.checkpoint is not None:
+            return self.checkpoint
+        p = PurePath(self.out)
+        return str(p.with_name(p.stem + ".ckpt.h5"))
+
+    def __post_init__(self) -> None:
+        errors = check_fields(self)
+        for name in ("out", "plot_dir", "checkpoint"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.strip():
+                errors.append(f"{name}: expected a non-empty path, got {value!r}")
+        _finish(self, errors)
+
+
+# --------------------------------------------------------------------------------------------
+# Hardware
+# --------------------------------------------------------------------------------------------
+
+
+@_config
+class CrossbarConfig:
+    """Geometry and parasitic resistances of one physical crossbar (MODELS.md §2)."""
+
+    n_rows: int = 64
+    """Word lines per crossbar (forward inputs), >= 1; larger weight matrices are tiled."""
+    n_cols: int = 64
+    """Bit lines per crossbar (forward outputs), >= 1."""
+    r_row: float = 1.0
+    """Word-line wire resistance per cell segment [Ohm], >= 0 (TxSim: 1 Ohm). 0 = no row
+    IR drop."""
+    r_col: float = 4.6
+    """Bit-line wire resistance per cell segment [Ohm], >= 0 (TxSim: 4.6 Ohm)."""
+    r_source: float = 0.0
+    """Row driver output resistance [Ohm], >= 0; 0 = ideal driver."""
+    r_sense: float = 0.0
+    """Column sense ('neuron') input resistance into the virtual ground [Ohm], >= 0;
+    0 = ideal virtual ground."""
+
+    def __post_init__(self) -> None:
+        _finish(self, check_fields(self, n_rows=">= 1", n_cols=">= 1", r_row=">= 0",
+                                   r_col=">= 0", r_source=">= 0", r_sense=">= 0"))
+
+
+@_config
+class DeviceConfig:
+    """Resistive device: conductance range, precision, update model and noise (MODELS §7)."""
+
+    r_min: float = 1.0e5
+    """Low-resistance (ON) state [Ohm], > 0; g_max = 1/r_min (TxSim: 100 kOhm)."""
+    r_max: float = 1.0e6
+    """High-resistance (OFF) state [Ohm], > r_min; g_min = 1/r_max (TxSim: 1 MOhm)."""
+    bits: int | None = 2
+    """Device precision: 2**bits evenly spaced conductance levels in [g_min, g_max], the
+    capacity of one bit slice (MODELS §6.2; TxSim: 2). None = analog (continuous)."""
+    update_model: UpdateModel = "txsim"
+    """Conductance response to an update request: 'txsim' (corrected TxSim eq. (1), MODELS
+    §7.3), 'txsim_printed' (eq. (1) as printed, for ablation), 'linear', 'neurosim'
+    (non-linearity label `nl_label`), 'soft_bounds' (step shrinks linearly to 0 at the
+    bounds)."""
+    nl: float = 0.01
+    """TxSim update non-linearity factor v [1], >= 0, of 'txsim'/'txsim_printed'; the ratio of
+    the first to the last step over the full range is e**v. 0 = linear (TxSim: 0.01)."""
+    nl_label: float | None = None
+    """NeuroSim non-linearity label NL [1], > 0, of 'neurosim' (A found by root finding,
+    MODELS §7.4). Required when update_model is 'neurosim'; None otherwise."""
+    write_noise: WriteNoiseModel = "sqrt"
+    """Write-noise model: 'sqrt' sigma = (gamma/100)*sqrt((g_max-g_min)*|dg|) in conductances
+    normalised by g_max (MODELS §7.5 proposal); 'txsim_literal' sigma =
+    gamma*sqrt(g_max-g_min)*|dg| (TxSim §IV as printed)."""
+    gamma: float = 5.0
+    """Write-noise factor gamma [1], >= 0 (TxSim: 5). 0 = no write noise."""
+    sigma_c2c: float = 0.0
+    """Cycle-to-cycle write variation [1], >= 0: std of the extra error of each update relative
+    to (g_max - g_min), scaled by sqrt(number of pulses) (NeuroSim). 0 = none."""
+    sigma_d2d: float = 0.0
+    """Device-to-device variation of the update step [1], >= 0: each device's step is scaled by
+    (1 + sigma_d2d*xi), xi ~ N(0, 1) drawn once per device (aihwkit dw_min_dtod). 0 = none."""
+    n_pulses_max: int | None = None
+    """Pulse quantisation: the largest requested change of a layer (dW_max, MODELS §6.5) is
+    n_pulses_max pulses, and every request is rounded to whole pulses of that size, >= 1.
+    None = unquantised (analog) updates."""
+
+    @property
+    def g_min(self) -> float:
+        """Minimum conductance 1/r_max [S]."""
+        return 1.0 / self.r_max
+
+    @property
+    def g_max(self) -> float:
+        """Maximum conductance 1/r_min [S]."""
+        return 1.0 / self.r_min
+
+    def __post_init__(self) -> None:
+        errors = check_fields(self, r_min="> 0", r_max="> 0", bits=">= 1", nl=">= 0",
+                              nl_label="> 0", gamma=">= 0", sigma_c2c=">= 0", sigma_d2d=">= 0",
+                              n_pulses_max=">= 1")
+        if errors.clean("r_min", "r_max") and self.r_min >= self.r_max:
+            errors.append(f"r_min: expected r_min < r_max = {self.r_max!r} Ohm, got "
+                          f"{self.r_min!r} (r_min is the ON resistance; swap the values?)")
+        if errors.clean("update_model", "nl_label") and self.update_model == "neurosim" \
+                and self.nl_label is None:
+            errors.append("nl_label: required when update_model is 'neurosim' (NeuroSim "
+                          "non-linearity label, e.g. 1.0), got null")
+        _finish(self, errors)
+
+
+@_config
+class DACConfig:
+    """Digital-to-analog converter driving the crossbar inputs (MODELS §5.2, §6.3)."""
+
+    bits: int | None = 1
+    """DAC resolution d [bits], >= 1 (TxSim: 1). None = ideal analog drive (no
+    quantisation, no streaming)."""
+    v_read: float = 1.0
+    """Full-scale drive voltage V_max [V], > 0; a digital full-scale input maps to v_read
+    (TxSim: inputs in 0-1 V)."""
+    input_bits: int | None = 8
+    """Precision b of the digital input [bits], >= bits; it is streamed through the d-bit DAC
+    in ceil(b/d) bit-planes, each digitised separately by the ADC. None = the input is applied
+    in one pass at the DAC resolution."""
+    signed: SignedInputMode = "two_pass"
+    """How signed inputs (e.g. backward errors) are applied: 'two_pass' (positive and negative
+    parts in separate passes, subtracted digitally) or 'twos_complement' (MSB plane weighted
+    -2**(b-1))."""
+    nonlinearity: DACNonlinearity = "none"
+    """Transfer curve: 'none' (linear), 'bow' V = v_read*(u + bow*u*(1-u)), or 'lut'
+    (monotone table in `lut`)."""
+    bow: float = 0.0
+    """Bow (INL) coefficient a_dac [1] of the 'bow' curve, in [-1, 1] (monotone)."""
+    lut: str | None = None
+    """Lookup-table file (CSV or YAML: normalised input code -> normalised output, monotone) of
+    the 'lut' curve. Required when nonlinearity is 'lut'."""
+
+    def __post_init__(self) -> None:
+        errors = check_fields(self, bits=">= 1", v_read="> 0", input_bits=">= 1",
+                              bow="in [-1, 1]")
+        if (errors.clean("bits", "input_bits") and self.bits is not None
+                and self.input_bits is not None and self.input_bits < self.bits):
+            errors.append(f"input_bits: expected input_bits >= bits = {self.bits}, got "
+                          f"{self.input_bits} (or set input_bits: null)")
+        if errors.clean("nonlinearity", "lut") and self.nonlinearity == "lut" \
+                and self.lut is None:
+            errors.append("lut: required when nonlinearity is 'lut'; give the path of a CSV "
+                          "or YAML table")
+        _finish(self, errors)
+
+
+@_config
+class ADCConfig:
+    """Sense amplifier and analog-to-digital converter of the crossbar outputs (MODELS §5.2)."""
+
+    bits: int | None = 8
+    """ADC resolution [bits], >= 1 (8 is lossless for 64 rows, 2-bit devices and a 1-bit DAC,
+    PUMA rule). None = ideal (no clipping, no quantisation)."""
+    range: float | Literal["calibrated"] = "calibrated"
+    """Full-scale current I_max [A], > 0, or 'calibrated': learned from the output statistics
+    of the first `calibration_batches` batches, then frozen (TxSim §IV-B)."""
+    calibration: ADCCalibration = "max"
+    """Statistic of the calibration window: running 'max' of |I| or its 'percentile'."""
+    percentile: float = 99.99
+    """Percentile [%] of the 'percentile' calibration, in (0, 100]."""
+    calibration_batches: int = 50
+    """Training (or, when evaluating only, test) batches in the calibration window, >= 1
+    (about one epoch of the 6k MNIST subset at batch 128)."""
+    nonlinearity: ADCNonlinearity = "none"
+    """Transfer curve: 'none' (linear), 'bow' u + bow*u*(1-u), 'tanh' tanh(beta*u)/tanh(beta)
+    with beta = `tanh_beta`, or 'lut' (monotone table in `lut`)."""
+    bow: float = 0.0
+    """Bow coefficient a_adc [1] of the 'bow' curve, in [-1, 1] (monotone)."""
+    tanh_beta: float = 1.0
+    """Compression beta [1] of the 'tanh' curve, > 0."""
+    lut: str | None = None
+    """Lookup-table file (CSV or YAML, monotone) of the 'lut' curve. Required when nonlinearity
+    is 'lut'."""
+    sense_noise: float = 0.0
+    """Input-referred Gaussian current noise std added to every column current before the ADC
+    [A], >= 0. 0 = noiseless sensing."""
+    granularity: ADCGranularity = "tile"
+    """'tile': one conversion per crossbar column, bit-plane and slice, partial sums added
+    digitally (physical); 'layer': tiles stitched into one effective layer matrix and the ADC
+    applied once to the layer output (fast, TxSim-like)."""
+
+    def __post_init__(self) -> None:
+        errors = check_fields(self, bits=">= 1", range="> 0", percentile="in (0, 100]",
+                              calibration_batches=">= 1", bow="in [-1, 1]", tanh_beta="> 0",
+                              sense_noise=">= 0")
+        if errors.clean("nonlinearity", "lut") and self.nonlinearity == "lut" \
+                and self.lut is None:
+            errors.append("lut: required when nonlinearity is 'lut'; give the path of a CSV or "
+                          "YAML table")
+        _finish(self, errors)
+
+
+@_config
+class PeripheryConfig:
+    """The converters of one direction (forward or backward) of every tile."""
+
+    dac: DACConfig = field(default_factory=DACConfig)
+    """Input DAC of this direction."""
+    adc: ADCConfig = field(default_factory=ADCConfig)
+    """Output sense amplifier and ADC of this direction."""
+
+    def __post_init__(self) -> None:
+        _finish(self, check_fields(self))
+
+
+@_config
+class UpdateConfig:
+    """Gradient -> conductance scaling (TxSim Scale_Layer-k, MODELS §6.5)."""
+
+    scale: UpdateScale = "max"
+    """Per-layer weight scale W_s from the weight statistics: 'max' |W| or its 'percentile';
+    alpha = (g_max - g_min)/W_s converts a weight change to a conductance change."""
+    percentile: float = 99.9
+    """Percentile [%] of |W| used when scale is 'percentile', in (0, 100]."""
+
+    def __post_init__(self) -> None:
+        _finish(self, check_fields(self, percentile="in (0, 100]"))
+
+
+@_config
+class MappingConfig:
+    """Signed weight -> conductance mapping and bit slicing (MODELS §6.1-§6.2)."""
+
+    scheme: MappingScheme = "signed_split"
+    """'signed_split' (W+ and W- on two crossbars, TxSim), 'differential' (pair around g_mid)
+    or 'offset' (one array, g_mid reference subtracted)."""
+    weight_bits: int | None = 32
+    """Precision B_w of the weight magnitude on the read path [bits], >= 1: |W|/W_s is
+    quantised to 2**B_w - 1 levels (TxSim: 32-bit data). None = unquantised."""
+    slice_bits: int | None = 2
+    """Bits k per device slice, >= 1 and <= device.bits: the B_w-bit magnitude is split into
+    ceil(B_w/k) slices on separate columns, recombined by shift-and-add (TxSim: 2). None = no
+    slicing (one device per weight and polarity)."""
+
+    def __post_init__(self) -> None:
+        errors = check_fields(self, weight_bits=">= 1", slice_bits=">= 1")
+        if errors.clean("weight_bits", "slice_bits") and self.slice_bits is not None:
+            if self.weight_bits is None:
+                errors.append("slice_bits: bit slicing needs a finite weight precision; set "
+                              "weight_bits or set slice_bits: null")
+            elif self.slice_bits > self.weight_bits:
+                errors.append(f"slice_bits: expected slice_bits <= weight_bits = "
+                              f"{self.weight_bits}, got {self.slice_bits}")
+        _finish(self, errors)
+
+
+@_config
+class SolverConfig:
+    """How the effective conductance g_eff of each crossbar is obtained (MODELS §2-§4)."""
+
+    method: SolverMethod = "fcm"
+    """'ideal' (g_eff = g, parasitics ignored), 'nodal' (sparse nodal solve, golden),
+    'fcm' (exact fast crossbar model), 'aam' (approximate analytical model of order
+    `aam_order`), 'interpolated' (TxSim interpolated FCM: exact refresh every
+    `refresh_every` updates, stored distortion in between)."""
+    rtol: float = 1.0e-10
+    """Relative residual tolerance of the iterative exact solvers [1], in (0, 1)."""
+    aam_order: int = 2
+    """Order K of the AAM path expansion, >= 1."""
+    refresh_every: int = 10
+    """Interval L [updates] between exact refreshes of 'interpolated', >= 1 (MODELS §12)."""
+    refresh_threshold: float | None = None
+    """'interpolated' also refreshes early when max|g - g_ref|/(g_max - g_min) since the last
+    refresh exceeds this [1], > 0. None = refresh every `refresh_every` updates only."""
+    refresh_method: RefreshMethod = "fcm"
+    """Model evaluated at the refresh points of 'interpolated': 'fcm' (exact) or 'aam'."""
+
+    def __post_init__(self) -> None:
+        _finish(self, check_fields(self, rtol="in (0, 1)", aam_order=">= 1",
+                                   refresh_every=">= 1", refresh_threshold="> 0"))
+
+
+@_config
+class VariationConfig:
+    """Process (chip-to-chip) variation of programmed conductances (MODELS §7.5)."""
+
+    sigma_pv: float = 0.0
+    """Relative std of the per-device conductance factor [1], >= 0: g <- g*(1 + sigma_pv*xi),
+    xi drawn once per simulated chip. 0 = no process variation (TxSim gives no value)."""
+    distribution: VariationDistribution = "normal"
+    """'normal' g*(1 + sigma*xi) or 'lognormal' g*exp(sigma*xi - sigma**2/2)."""
+    chip_seed: int = 0
+    """Seed of the simulated chip, >= 0; a new value draws a new chip, independent of the run
+    seed."""
+
+    def __post_init__(self) -> None:
+        _finish(self, check_fields(self, sigma_pv=">= 0", chip_seed=">= 0"))
+
+
+@_config
+class HardwareConfig:
+    """Everything a crossbar Tile needs; forward and backward converters are separate."""
+
+    crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
+    """Array geometry and parasitics."""
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    """Device range, precision, update model and noise."""
+    forward: PeripheryConfig = field(default_factory=PeripheryConfig)
+    """Converters of the forward pass (rows driven, columns sensed)."""
+    backward: PeripheryConfig = field(default_factory=PeripheryConfig)
+    """Converters of the backward pass (columns driven, rows sensed)."""
+    update: UpdateConfig = field(default_factory=UpdateConfig)
+    """Gradient -> conductance scaling."""
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    """Signed mapping and bit slicing."""
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    """Effective-conductance solver."""
+    variation: VariationConfig = field(default_factory=VariationConfig)
+    """Process (chip-to-chip) variation."""
+
+    def __post_init__(self) -> None:
+        errors = check_fields(self)
+        if not errors:
+            k, b = self.mapping.slice_bits, self.device.bits
+            if k is not None and b is not None and k > b:
+                errors.append(f"mapping.slice_bits: a {k}-bit slice needs devices with at least "
+                              f"{k} bits, but device.bits = {b}; lower slice_bits or raise "
+                              f"device.bits")
+        _finish(self, errors)
+
+
+@_config
+class RunConfig:
+    """One complete run: seed, data, model, hardware, training and output."""
+
+    seed: int = 0
+    """Master seed of every named random stream (xbarsim.rng), >= 0."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Dataset."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Network architecture."""
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    """Crossbar hardware (used when train.mode is 'crossbar')."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Optimiser, schedule and run control."""
+    output: OutputConfig = field(default_factory=OutputConfig)
+    """Result, checkpoint and plot locations."""
+
+    def __post_init__(self) -> None:
+        _finish(self, check_fields(self, seed=">= 0"))
+
+
+SECTIONS: tuple[type, ...] = (
+    RunConfig, DataConfig, ModelConfig, TrainConfig, OutputConfig, HardwareConfig,
+    CrossbarConfig, DeviceConfig, PeripheryConfig, DACConfig, ADCConfig, UpdateConfig,
+    MappingConfig, SolverConfig, VariationConfig,
+)
+"""Every config section class, for tests and documentation tools."""
+
