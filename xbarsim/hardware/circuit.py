@@ -277,7 +277,8 @@ def rho_bound(g: ArrayLike, *, r_source: ArrayLike = 0.0, r_sense: ArrayLike = 0
     par = _parasitics(g_arr, r_source, r_sense, r_row, r_col)
     from xbarsim.kernels.fcm import z_apply  # noqa: PLC0415  (kernel import is lazy)
 
-    return float(np.max(z_apply(g_arr, g_arr, par.r_source, par.r_sense, par.r_row, par.r_col)))
+    return float(np.max(z_apply(g_arr, np.ones_like(g_arr), par.r_source, par.r_sense,
+                                par.r_row, par.r_col)))
 
 
 _METHODS = ("nodal", "fcm", "aam", "ideal")  # "interpolated" keeps state: use the solver object

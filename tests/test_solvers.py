@@ -1,0 +1,350 @@
+"""FCM, AAM and interpolated solvers against the golden nodal solver and dense references."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+import xbarsim.kernels
+from xbarsim import effective_conductance
+from xbarsim.errors import ConvergenceError
+from xbarsim.hardware.circuit import Parasitics, rho_bound
+from xbarsim.hardware.solvers import (
+    SOLVERS,
+    AAMSolver,
+    FCMSolver,
+    InterpolatedSolver,
+    NodalSolver,
+    make_solver,
+)
+from xbarsim.kernels import aam as aam_kernels
+from xbarsim.kernels import fcm as fcm_kernels
+from xbarsim.testing import TOL
+
+from .strategies import circuits
+
+
+def _par(c) -> Parasitics:
+    return Parasitics.build(*c.g.shape, **c.parasitics)
+
+
+def dense_z(g, r_source, r_sense, r_row, r_col):
+    """Z of MODELS.md eq. (2.3) built entry by entry (row-major cell index i*N + j)."""
+    n_rows, n_cols = g.shape
+    z = np.zeros((n_rows * n_cols, n_rows * n_cols))
+    for i in range(n_rows):
+        for j in range(n_cols):
+            for k in range(n_rows):
+                for l in range(n_cols):
+                    val = 0.0
+                    if i == k:  # shared row path of cells j and l
+                        val += r_source[i] + r_row * min(j, l)
+                    if j == l:  # shared column path of cells i and k
+                        val += r_sense[j] + r_col * (n_rows - 1 - max(i, k))
+                    z[i * n_cols + j, k * n_cols + l] = val
+    return z
+
+
+def dense_g_eff(g, r_source, r_sense, r_row, r_col, order=None):
+    """Exact (order=None) or truncated-series g_eff from the dense device-voltage system."""
+    n_rows, n_cols = g.shape
+    z = dense_z(g, r_source, r_sense, r_row, r_col)
+    zd = z * g.reshape(-1)[None, :]
+    e = np.zeros((n_rows * n_cols, n_rows))
+    for i in range(n_rows):
+        e[i * n_cols:(i + 1) * n_cols, i] = 1.0
+    if order is None:
+        x = np.linalg.solve(np.eye(n_rows * n_cols) + zd, e)
+    else:
+        term, x = e.copy(), e.copy()
+        for _ in range(order):
+            term = -zd @ term
+            x += term
+    # g_eff[m, j] = sum_i g[i, j] x_m[i, j]
+    return np.einsum("ij,ijm->mj", g, x.reshape(n_rows, n_cols, n_rows))
+
+
+# ---------------------------------------------------------------- kernels vs references
+
+def test_z_apply_matches_dense_z(rng):
+    g = rng.uniform(1e-6, 1e-3, (5, 7))
+    x = rng.standard_normal((5, 7))
+    par = Parasitics.build(5, 7, r_source=rng.uniform(0, 50, 5), r_sense=rng.uniform(0, 50, 7),
+                           r_row=1.5, r_col=4.0)
+    args = (g, x, par.r_source, par.r_sense, par.r_row, par.r_col)
+    want = (dense_z(g, *args[2:]) @ (g * x).reshape(-1)).reshape(5, 7)
+    assert_allclose(fcm_kernels.z_apply(*args), want, rtol=TOL.kernel_rtol)
+    assert_allclose(fcm_kernels.z_apply.py_func(*args), want, rtol=TOL.kernel_rtol)
+
+
+def test_z_op_batched_matches_z_apply(rng):
+    g = rng.uniform(1e-6, 1e-3, (6, 4))
+    x = rng.standard_normal((6, 4, 3))
+    o_scale = rng.uniform(0.5, 2.0, (6, 4))
+    par = Parasitics.build(6, 4, r_source=3.0, r_sense=rng.uniform(0, 9, 4), r_row=2.0, r_col=7.0)
+    for fn in (fcm_kernels.z_op, fcm_kernels.z_op.py_func):
+        out = np.empty_like(x)
+        dots = np.empty(3)
+        fn(g, x, o_scale, 0.5, par.r_source, par.r_sense, par.r_row, par.r_col, out,
+           np.empty((4, 3)), np.empty((4, 3)), dots)
+        for m in range(3):
+            want = 0.5 * x[..., m] + o_scale * fcm_kernels.z_apply(
+                g, x[..., m], par.r_source, par.r_sense, par.r_row, par.r_col)
+            assert_allclose(out[..., m], want, rtol=1e-12, atol=1e-15)
+            assert_allclose(dots[m], np.sum(x[..., m] * out[..., m]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("order", [0, 1, 2, 3])
+def test_aam_series_matches_dense_neumann(rng, order):
+    g = rng.uniform(1e-6, 1e-4, (4, 5))
+    par = Parasitics.build(4, 5, r_source=100.0, r_sense=50.0, r_row=3.0, r_col=5.0)
+    p = (par.r_source, par.r_sense, par.r_row, par.r_col)
+    want = dense_g_eff(g, *p, order=order)
+    got = aam_kernels.aam_series(g, order, 0, 4, *p)
+    assert_allclose(got, want, rtol=1e-12)
+    assert_allclose(aam_kernels.aam_series.py_func(g, order, 1, 2, *p), want[1:3], rtol=1e-12)
+    assert_allclose(AAMSolver(par, order=order).g_eff(g), want, rtol=1e-12)
+
+
+def test_aam_first_order_closed_form_equals_series(rng):
+    g = rng.uniform(1e-6, 1e-5, (8, 6))
+    par = Parasitics.build(8, 6, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    p = (par.r_source, par.r_sense, par.r_row, par.r_col)
+    assert_allclose(aam_kernels.aam_first_order(g, *p), aam_kernels.aam_series(g, 1, 0, 8, *p),
+                    rtol=1e-13)
+
+
+def test_fcm_cg_py_func_matches_jit(rng):
+    g = rng.uniform(1e-5, 1e-4, (3, 4))
+    par = Parasitics.build(3, 4, r_source=100.0, r_sense=30.0, r_row=2.0, r_col=3.0)
+    outs = []
+    for fn in (fcm_kernels.fcm_cg, fcm_kernels.fcm_cg.py_func):
+        y = np.empty((3, 4, 3))
+        fcm_kernels.ideal_guess(np.sqrt(g), 0, y)
+        work = [np.empty_like(y) for _ in range(3)]
+        fn(g, y, 0, par.r_source, par.r_sense, par.r_row, par.r_col, np.full(3, 1e-16), 100,
+           *work)
+        outs.append(fcm_kernels.collect_g_eff(np.sqrt(g), y))
+    assert_allclose(outs[0], outs[1], rtol=1e-12)
+    want = dense_g_eff(g, par.r_source, par.r_sense, par.r_row, par.r_col)
+    assert_allclose(outs[0], want, rtol=1e-10)
+
+
+def test_kernels_have_no_fastmath():
+    """Numba options live in kernels/_jit.py; no kernel may switch fastmath on."""
+    n_checked = 0
+    for info in pkgutil.iter_modules(xbarsim.kernels.__path__):
+        mod = importlib.import_module(f"xbarsim.kernels.{info.name}")
+        for obj in vars(mod).values():
+            opts = getattr(obj, "targetoptions", None)
+            if opts is not None:
+                assert opts.get("fastmath") in (None, False), obj
+                n_checked += 1
+    assert n_checked >= 8
+
+
+# ---------------------------------------------------------------- FCM
+
+@given(c=circuits(max_side=10))
+def test_fcm_equals_nodal_within_tolerance(c):
+    """FCM's guaranteed bound: max|g_eff - exact| <= rtol * max(g) (plus LU round-off)."""
+    par = _par(c)
+    want = NodalSolver(par).g_eff(c.g)
+    solver = FCMSolver(par, rtol=1e-10, fallback=None)
+    got = solver.g_eff(c.g)
+    assert_allclose(got, want, rtol=0, atol=1e-10 * c.g.max() + 1e-12 * np.abs(want).max())
+    assert solver.stats.residual <= 1e-10
+
+
+@given(c=circuits(max_side=8), rtol=st.sampled_from([1e-4, 1e-7]))
+def test_fcm_looser_tolerance_is_honoured(c, rtol):
+    par = _par(c)
+    want = NodalSolver(par).g_eff(c.g)
+    got = FCMSolver(par, rtol=rtol, fallback=None).g_eff(c.g)
+    assert np.abs(got - want).max() <= rtol * c.g.max() * (1 + 1e-6) + 1e-12 * np.abs(want).max()
+
+
+def test_fcm_ideal_limit_and_zero_conductance(rng):
+    g = rng.uniform(1e-6, 1e-5, (6, 9))
+    solver = FCMSolver(Parasitics.build(6, 9))
+    assert_allclose(solver.g_eff(g), g, rtol=1e-14)
+    g[2, :] = 0.0
+    g[:, 4] = 0.0
+    par = Parasitics.build(6, 9, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    assert_allclose(FCMSolver(par).g_eff(g), NodalSolver(par).g_eff(g), rtol=0,
+                    atol=1e-10 * g.max())
+    assert np.all(FCMSolver(par).g_eff(np.zeros((6, 9))) == 0.0)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (24, 9), (9, 24)])
+def test_fcm_warm_start_matches_cold_after_update(rng, shape):
+    par = Parasitics.build(*shape, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    g = rng.uniform(1e-6, 1e-5, shape)
+    solver = FCMSolver(par)
+    solver.g_eff(g)
+    cold_iter = solver.stats.n_iter
+    g2 = g * (1 + 0.01 * rng.uniform(-1, 1, shape))
+    warm = solver.g_eff(g2)
+    assert solver.stats.n_iter <= cold_iter
+    assert_allclose(warm, NodalSolver(par).g_eff(g2), rtol=0, atol=1e-10 * g2.max())
+    assert_allclose(warm, FCMSolver(par, warm_start=False).g_eff(g2), rtol=0,
+                    atol=2e-10 * g2.max())
+
+
+def test_fcm_raises_convergence_error_with_iterations_and_residual(rng):
+    g = rng.uniform(50e-6, 500e-6, (12, 12))
+    par = Parasitics.build(12, 12, r_source=100.0, r_sense=100.0, r_row=10.0, r_col=10.0)
+    with pytest.raises(ConvergenceError, match=r"after 2 iterations") as info:
+        FCMSolver(par, max_iter=2, fallback=None).g_eff(g)
+    assert info.value.n_iter == 2
+    assert info.value.residual > 1e-10
+    assert "residual" in str(info.value) or "error bound" in str(info.value)
+
+
+def test_fcm_falls_back_to_direct_solve_and_logs(rng, caplog):
+    g = rng.uniform(50e-6, 500e-6, (12, 12))
+    par = Parasitics.build(12, 12, r_source=100.0, r_sense=100.0, r_row=10.0, r_col=10.0)
+    solver = FCMSolver(par, max_iter=2)
+    with caplog.at_level(logging.WARNING, logger="xbarsim.hardware.solvers"):
+        got = solver.g_eff(g)
+    assert solver.stats.n_fallbacks == 1
+    assert "falling back" in caplog.text
+    assert_allclose(got, NodalSolver(par).g_eff(g), rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [dict(rtol=0.0), dict(rtol=2.0), dict(max_iter=0),
+                                 dict(fallback="dense")])
+def test_fcm_rejects_bad_options(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        FCMSolver(Parasitics.build(2, 2), **bad)
+
+
+def test_solver_rejects_wrong_shape():
+    with pytest.raises(ValueError, match=r"g: expected shape \(3, 4\)"):
+        FCMSolver(Parasitics.build(3, 4)).g_eff(np.ones((4, 3)) * 1e-6)
+
+
+# ---------------------------------------------------------------- AAM
+
+@given(c=circuits(max_side=8), order=st.integers(0, 4))
+def test_aam_error_within_a_priori_bound(c, order):
+    """|g_eff^(K) - exact| <= max_j(sum_i g[i,j]) * rho^(K+1) / (1 - rho), rho = rho bound < 0.5."""
+    rho = rho_bound(c.g, **c.parasitics)
+    assume(rho < 0.5)
+    par = _par(c)
+    exact = NodalSolver(par).g_eff(c.g)
+    got = AAMSolver(par, order=order).g_eff(c.g)
+    bound = c.g.sum(axis=0).max() * rho ** (order + 1) / (1 - rho)
+    assert np.abs(got - exact).max() <= bound * (1 + 1e-9) + 1e-12 * np.abs(exact).max()
+
+
+def test_aam_error_decreases_with_order_txsim_regime(rng):
+    g = rng.uniform(1e-6, 1e-5, (32, 32))
+    par = Parasitics.build(32, 32, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    exact = NodalSolver(par).g_eff(g)
+    errs = [np.abs(AAMSolver(par, order=k).g_eff(g) - exact).max() for k in range(5)]
+    assert all(b < 0.2 * a for a, b in zip(errs, errs[1:])), errs
+
+
+def test_aam_warns_and_refuses_by_rho_bound(rng):
+    g = rng.uniform(1e-6, 1e-5, (16, 16))
+    par_ok = Parasitics.build(16, 16, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    AAMSolver(par_ok, order=2).g_eff(g)          # rho ~ 0.03: silent (filterwarnings=error)
+    par_warn = Parasitics.build(16, 16, r_source=4000.0, r_sense=4000.0)
+    assert 0.5 <= rho_bound(g, r_source=4000.0, r_sense=4000.0) < 1
+    with pytest.warns(UserWarning, match="rho bound"):
+        AAMSolver(par_warn, order=2).g_eff(g)
+    par_bad = Parasitics.build(16, 16, r_source=1e4, r_sense=1e4)
+    with pytest.raises(ValueError, match=r"rho bound .* >= 1"):
+        AAMSolver(par_bad, order=2).g_eff(g)
+
+
+# ---------------------------------------------------------------- interpolated FCM
+
+def test_interpolated_equals_fcm_right_after_refresh(rng):
+    shape = (16, 12)
+    par = Parasitics.build(*shape, r_source=1000.0, r_sense=1000.0, r_row=1.0, r_col=4.6)
+    solver = InterpolatedSolver(par, refresh_every=3)
+    g = rng.uniform(1e-6, 1e-5, shape)
+    for call in range(7):
+        got = solver.g_eff(g)
+        if call % 3 == 0:
+            assert_allclose(got, FCMSolver(par).g_eff(g), rtol=0, atol=2e-10 * g.max())
+        g = np.clip(g + 1e-7 * rng.standard_normal(shape), 1e-6, 1e-5)
+    assert solver.stats.n_solves == 3
+    assert solver.stats.n_calls == 7
+
+
+def test_interpolated_between_refreshes_uses_stored_distortion(rng):
+    shape = (8, 8)
+    par = Parasitics.build(*shape, r_source=500.0, r_sense=500.0, r_row=2.0, r_col=2.0)
+    g0 = rng.uniform(1e-6, 1e-5, shape)
+    solver = InterpolatedSolver(par, refresh_every=10)
+    exact0 = solver.g_eff(g0)
+    delta = (g0 - exact0) / g0
+    g1 = g0 * 1.01
+    assert_allclose(solver.g_eff(g1), g1 * (1 - delta), rtol=1e-14)
+
+
+def test_interpolated_beats_stale_g_eff(rng):
+    """MODELS §4 evidence: after a 1 % change, interpolation is several times better than stale."""
+    shape = (32, 32)
+    par = Parasitics.build(*shape, r_source=1000.0, r_sense=1000.0, r_row=1.0, r_col=4.6)
+    g0 = rng.uniform(1e-6, 1e-5, shape)
+    solver = InterpolatedSolver(par, refresh_every=100)
+    stale = solver.g_eff(g0)
+    g1 = np.clip(g0 + 0.01 * 9e-6 * rng.standard_normal(shape), 1e-6, 1e-5)
+    exact1 = NodalSolver(par).g_eff(g1)
+    err_interp = np.abs(solver.g_eff(g1) - exact1).max()
+    err_stale = np.abs(stale - exact1).max()
+    assert err_interp < err_stale / 3
+
+
+def test_interpolated_threshold_forces_refresh(rng):
+    par = Parasitics.build(6, 6, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=1.0)
+    solver = InterpolatedSolver(par, refresh_every=100, refresh_threshold=0.05)
+    g = rng.uniform(1e-6, 1e-5, (6, 6))
+    solver.g_eff(g)
+    solver.g_eff(g * 1.01)
+    assert solver.stats.n_solves == 1
+    solver.g_eff(g * 1.2)
+    assert solver.stats.n_solves == 2
+
+
+@pytest.mark.parametrize("bad", [dict(refresh_every=0), dict(refresh_threshold=-1.0),
+                                 dict(exact="interpolated")])
+def test_interpolated_rejects_bad_options(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        InterpolatedSolver(Parasitics.build(2, 2), **bad)
+
+
+# ---------------------------------------------------------------- public API
+
+@pytest.mark.parametrize("method", ["nodal", "fcm", "aam", "ideal"])
+def test_effective_conductance_methods(rng, method):
+    g = rng.uniform(1e-6, 1e-5, (5, 7))
+    kw = dict(r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    got = effective_conductance(g, method=method, **kw)
+    exact = effective_conductance(g, method="nodal", **kw)
+    tol = {"nodal": 1e-14, "fcm": 1e-10, "aam": 1e-6, "ideal": 1e-1}[method]
+    assert np.abs(got - exact).max() <= tol * g.max()
+
+
+def test_effective_conductance_rejects_unknown_method():
+    with pytest.raises(ValueError, match="method: expected one of"):
+        effective_conductance(np.ones((2, 2)) * 1e-6, method="spice")
+
+
+def test_registry_and_factory():
+    assert set(SOLVERS) == {"ideal", "nodal", "fcm", "aam", "interpolated"}
+    solver = make_solver("interpolated", Parasitics.build(2, 3), refresh_every=2)
+    assert isinstance(solver, InterpolatedSolver)
+    with pytest.raises(ValueError, match="method"):
+        make_solver("exact", Parasitics.build(2, 3))
