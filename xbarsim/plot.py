@@ -1,0 +1,179 @@
+"""Figures (optional extra ``xbarsim[plot]``, needs matplotlib).
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot), so no GUI
+backend or global state is involved and the module is safe in batch jobs and tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["heatmap", "require_matplotlib", "tile_figures"]
+
+INSTALL_HINT = "install it with: pip install 'xbarsim[plot]' (or pip install matplotlib)"
+
+
+def require_matplotlib() -> None:
+    """Raise a clear ImportError when matplotlib is missing.
+
+    Raises
+    ------
+    ImportError
+        matplotlib cannot be imported; the message says how to install it.
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImportError(f"plotting needs matplotlib, which is not installed; {INSTALL_HINT}"
+                          ) from None
+
+
+def _draw(fig: Any, ax: Any, data: NDArray[np.float64], *, title: str, cbar_label: str,
+          log: bool, cmap: str) -> None:
+    """One heat map with labelled axes and a colorbar on ``ax``."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import MaxNLocator
+
+    n_rows, n_cols = data.shape
+    norm = None
+    if log:
+        positive = data[np.isfinite(data) & (data > 0)]
+        if positive.size:
+            data = np.where(data > 0, data, np.nan)
+            lo, hi = float(positive.min()), float(positive.max())
+            norm = LogNorm(vmin=lo, vmax=hi if hi > lo else lo * 10)
+    image = ax.imshow(data, origin="upper", cmap=cmap, norm=norm, interpolation="nearest",
+                      aspect="auto")
+    ax.set_title(title)
+    ax.set_xlabel("column j (bit line; sensed at the bottom)")
+    ax.set_ylabel("row i (word line; driven at the left)")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=min(n_cols, 8), integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=min(n_rows, 8), integer=True))
+    fig.colorbar(image, ax=ax).set_label(cbar_label)
+
+
+def heatmap(data: NDArray[np.float64] | list[NDArray[np.float64]],
+            path: str | os.PathLike[str], *, title: str | list[str],
+            cbar_label: str | list[str], log: bool = False, cmap: str = "viridis",
+            suptitle: str | None = None) -> Path:
+    """Write one crossbar map (or several side by side) as a PNG heat map.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_rows, n_cols), or a list of them
+        Values per cell, row ``i`` drawn top to bottom, column ``j`` left to right (the
+        orientation of the circuit figure in :mod:`xbarsim.hardware`: drivers on the left,
+        sense amplifiers at the bottom). A list gives one panel per map.
+    path : path-like
+        Output PNG file.
+    title : str or list of str
+        Panel title(s).
+    cbar_label : str or list of str
+        Colorbar label(s) including the unit, e.g. ``"voltage [V]"``.
+    log : bool
+        Logarithmic colour scale (positive, finite values only; others are blank).
+    cmap : str
+        Matplotlib colour map name.
+    suptitle : str, optional
+        Figure title above all panels.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    maps = [np.asarray(d, dtype=np.float64) for d in (data if isinstance(data, list) else [data])]
+    titles = title if isinstance(title, list) else [title]
+    labels = cbar_label if isinstance(cbar_label, list) else [cbar_label]
+    n_rows, n_cols = maps[0].shape
+    height = max(3.2, min(8.0, 5.0 * n_rows / max(n_cols, 1) + 1.2))
+    fig = Figure(figsize=(6.4 * len(maps), height), layout="constrained")
+    for k, m in enumerate(maps):
+        _draw(fig, fig.add_subplot(1, len(maps), k + 1), m, title=titles[k],
+              cbar_label=labels[k], log=log, cmap=cmap)
+    if suptitle:
+        fig.suptitle(suptitle)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def tile_figure_paths(out_dir: str | os.PathLike[str], aam: bool) -> dict[str, Path]:
+    """File names :func:`tile_figures` writes into ``out_dir``, keyed by map name."""
+    out = Path(out_dir)
+    names = {"row_nodes": "tile_row_nodes.png", "col_nodes": "tile_col_nodes.png",
+             "ir_drop": "tile_ir_drop.png"}
+    if aam:
+        names["aam_error"] = "tile_aam_error.png"
+    return {k: out / v for k, v in names.items()}
+
+
+def tile_figures(study: Any, out_dir: str | os.PathLike[str], *, force: bool = False
+                 ) -> list[Path]:
+    """PNG heat maps of a tile study (:class:`xbarsim.studies.tile.TileStudy`).
+
+    Writes, for the first input vector: the row-node voltages ``u`` (beside the drop from the
+    driver ``v_i - u_ij``, which shows the word-line IR drop that the input pattern hides in
+    ``u`` itself), the column-node voltages ``w`` and the IR drop ``v_i - (u - w)_ij``; and,
+    when AAM was run, the relative error of AAM against the exact ``g_eff`` per cell (as in
+    TxSim Fig. 6), on a log scale.
+
+    Parameters
+    ----------
+    study : TileStudy
+        The study to draw.
+    out_dir : path-like
+        Directory, created if missing.
+    force : bool
+        Overwrite existing PNG files; otherwise an existing file is an error.
+
+    Returns
+    -------
+    list of Path
+        Files written.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    FileExistsError
+        A target file exists and ``force`` is False (nothing is written then).
+    """
+    require_matplotlib()
+    cell_err = study.aam_cell_error()
+    paths = tile_figure_paths(out_dir, aam=cell_err is not None)
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not force:
+        raise FileExistsError(f"--plot: {', '.join(existing)} exist(s); use --force to "
+                              f"overwrite")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    n_rows, n_cols = study.shape
+    shape = f"{n_rows}x{n_cols} tile"
+    written = [
+        heatmap([study.u[0], study.v[0][:, None] - study.u[0]], paths["row_nodes"],
+                cmap="viridis", suptitle=f"Row (word-line) nodes, input vector 0, {shape}",
+                title=["row-node voltage $u_{ij}$",
+                       "drop from the driver $v_i - u_{ij}$ (r_source + r_row)"],
+                cbar_label=["$u$ [V]", "$v_i - u_{ij}$ [V]"]),
+        heatmap(study.w[0], paths["col_nodes"], cmap="magma",
+                title=f"Column (bit-line) node voltage $w_{{ij}}$, input vector 0, {shape}",
+                cbar_label="$w$ above the virtual ground [V]"),
+        heatmap(study.ir_drop[0], paths["ir_drop"], cmap="inferno",
+                title=f"IR drop $v_i - (u_{{ij}} - w_{{ij}})$, input vector 0, {shape}",
+                cbar_label="drive voltage not across the device [V]"),
+    ]
+    if cell_err is not None:
+        written.append(heatmap(
+            cell_err, paths["aam_error"], log=True, cmap="cividis",
+            title=f"AAM (K={study.aam_order}) vs exact, per cell: "
+                  r"$|g_{\mathrm{eff}}^{\mathrm{AAM}} - g_{\mathrm{eff}}| / g_{\mathrm{eff}}$",
+            cbar_label="relative error per cell (dimensionless)"))
+    return written

@@ -1,0 +1,666 @@
+"""Single-tile study: ideal vs nodal vs FCM vs AAM currents of one crossbar, IR drop and rho.
+
+:func:`run_tile_study` takes one crossbar (random conductances from a seed, or given arrays) and
+its parasitics, and returns a :class:`TileStudy`: the sense currents of every method, their
+errors against the golden nodal solve, the node-voltage maps, the largest IR drop and the a-priori
+bound on the spectral radius that decides whether the path expansion (AAM) converges
+(MODELS.md §2–§3). :func:`load_tile_config` reads the same parameters from a strict YAML file.
+Nothing here prints or writes files; the CLI (``xbarsim tile``) does that.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from xbarsim.checks import as_float_array, nonneg_scalar, positive_int
+from xbarsim.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+METHODS = ("ideal", "nodal", "fcm", "aam")
+"""Methods a tile study can compare; ``ideal`` and ``nodal`` (the reference) always run."""
+
+RHO_WARN = 0.5
+"""rho bound at and above which AAM is reported as inaccurate (MODELS.md §3.3, TxSim case b/c)."""
+RHO_SKIP = 1.0
+"""rho bound at and above which AAM may diverge and is skipped."""
+
+#: Defaults: a 64x64 tile in the TxSim device regime (MODELS.md §2.2), 100 Ohm terminals.
+DEFAULTS: dict[str, Any] = {
+    "rows": 64, "cols": 64, "g_min": 1.0e-6, "g_max": 1.0e-5, "seed": 0, "batch": 4,
+    "v_max": 1.0, "r_source": 100.0, "r_sense": 100.0, "r_row": 1.0, "r_col": 4.6,
+    "aam_order": 2, "methods": METHODS,
+}
+
+#: YAML keys of a tile config: key -> (kind, description). ``g``/``v`` are file specs.
+CONFIG_KEYS: dict[str, tuple[str, str]] = {
+    "rows": ("int", "number of rows (word lines)"),
+    "cols": ("int", "number of columns (bit lines)"),
+    "g_min": ("float", "lower bound of the random conductances [S]"),
+    "g_max": ("float", "upper bound of the random conductances [S]"),
+    "seed": ("int", "seed of the random conductances and inputs"),
+    "batch": ("int", "number of random input vectors"),
+    "v_max": ("float", "random inputs are uniform in [0, v_max] [V]"),
+    "r_source": ("float_or_list", "driver resistance, scalar or one per row [Ohm]"),
+    "r_sense": ("float_or_list", "sense resistance, scalar or one per column [Ohm]"),
+    "r_row": ("float", "row wire resistance per cell segment [Ohm]"),
+    "r_col": ("float", "column wire resistance per cell segment [Ohm]"),
+    "aam_order": ("int", "number of path terms K of the AAM"),
+    "methods": ("str_list", "methods to compare, subset of " + ", ".join(METHODS)),
+    "g": ("path", "conductance file (.npy, or .h5 with file.h5:dataset) [S]"),
+    "v": ("path", "input file (.npy, or .h5 with file.h5:dataset) [V]"),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class TileStudy:
+    """Results of :func:`run_tile_study` for one crossbar.
+
+    Attributes
+    ----------
+    g : ndarray of shape (n_rows, n_cols)
+        Device conductances [S].
+    v : ndarray of shape (batch, n_rows)
+        Row drive voltages [V].
+    r_source : ndarray of shape (n_rows,)
+        Driver resistance per row [Ohm].
+    r_sense : ndarray of shape (n_cols,)
+        Sense resistance per column [Ohm].
+    r_row, r_col : float
+        Wire resistance per cell segment [Ohm].
+    aam_order : int
+        Path terms K of the AAM.
+    methods : tuple of str
+        Methods that were run (AAM is dropped when it was skipped, see ``notes``).
+    i_ideal, i_nodal : ndarray of shape (batch, n_cols)
+        ``v @ g`` and the golden nodal sense currents [A].
+    i_fcm, i_aam : ndarray of shape (batch, n_cols) or None
+        Sense currents ``v @ g_eff`` of FCM / AAM [A]; None when not run.
+    g_eff : ndarray of shape (n_rows, n_cols)
+        Exact effective conductance from the nodal solver [S].
+    g_eff_fcm, g_eff_aam : ndarray of shape (n_rows, n_cols) or None
+        Effective conductance of FCM / AAM [S].
+    u, w : ndarray of shape (batch, n_rows, n_cols)
+        Row-node and column-node voltages [V] (nodal solve).
+    ir_drop : ndarray of shape (batch, n_rows, n_cols)
+        Voltage lost by each device, ``v[b, i] - (u - w)[b, i, j]`` [V].
+    ir_drop_max : float
+        ``max |ir_drop|`` over all vectors and cells [V].
+    ir_drop_rel : float
+        ``max_b max_ij |ir_drop[b, i, j]| / max_i |v[b, i]|``: the largest drop relative to the
+        full-scale (largest) drive of the same input vector (1). Normalising by ``v[b, i]`` of
+        the cell's own row instead would be unbounded for rows driven near 0 V, whose devices
+        still see the column-side voltage of the others.
+    ir_drop_argmax : tuple of int
+        ``(b, i, j)`` of ``ir_drop_max``.
+    rho_bound : float
+        A-priori bound on the spectral radius of ``Z D`` (MODELS.md §3.3); AAM converges for < 1.
+    errors : dict of str to float
+        Per method, ``max |i_m - i_nodal| / max |i_nodal|`` (1).
+    g_eff_errors : dict of str to float
+        Per method, ``max |g_eff_m - g_eff| / max |g_eff|`` (1).
+    timings : dict of str to float
+        Wall time of each method in this call [s], including any JIT compilation.
+    notes : tuple of str
+        Warnings and skipped steps, for the report.
+    parameters : dict
+        The inputs in SI units (``g``/``v`` file specs or the random-generation parameters).
+    """
+
+    g: FloatArray
+    v: FloatArray
+    r_source: FloatArray
+    r_sense: FloatArray
+    r_row: float
+    r_col: float
+    aam_order: int
+    methods: tuple[str, ...]
+    i_ideal: FloatArray
+    i_nodal: FloatArray
+    i_fcm: FloatArray | None
+    i_aam: FloatArray | None
+    g_eff: FloatArray
+    g_eff_fcm: FloatArray | None
+    g_eff_aam: FloatArray | None
+    u: FloatArray
+    w: FloatArray
+    ir_drop: FloatArray
+    ir_drop_max: float
+    ir_drop_rel: float
+    ir_drop_argmax: tuple[int, int, int]
+    rho_bound: float
+    errors: dict[str, float]
+    g_eff_errors: dict[str, float]
+    timings: dict[str, float]
+    notes: tuple[str, ...]
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_rows, n_cols)``."""
+        return (int(self.g.shape[0]), int(self.g.shape[1]))
+
+    def currents(self) -> dict[str, FloatArray]:
+        """Sense currents [A] of every method that ran, keyed by method name."""
+        out = {"ideal": self.i_ideal, "nodal": self.i_nodal}
+        if self.i_fcm is not None:
+            out["fcm"] = self.i_fcm
+        if self.i_aam is not None:
+            out["aam"] = self.i_aam
+        return out
+
+    def aam_cell_error(self) -> FloatArray | None:
+        """Relative error of AAM per cell, ``|g_eff_aam - g_eff| / g_eff`` (1), NaN where 0.
+
+        Returns None when AAM was not run. This is the map of TxSim Fig. 6.
+        """
+        if self.g_eff_aam is None:
+            return None
+        den = np.abs(self.g_eff)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den > 0, np.abs(self.g_eff_aam - self.g_eff) / den, np.nan)
+
+    def hdf5_records(self) -> tuple[dict[str, tuple[FloatArray, str]], dict[str, Any]]:
+        """Datasets ``{name: (array, units)}`` and root attributes for :mod:`xbarsim.io.hdf5`."""
+        import yaml
+
+        data: dict[str, tuple[FloatArray, str]] = {
+            "g": (self.g, "S"), "v": (self.v, "V"),
+            "r_source": (self.r_source, "Ohm"), "r_sense": (self.r_sense, "Ohm"),
+            "i_ideal": (self.i_ideal, "A"), "i_nodal": (self.i_nodal, "A"),
+            "g_eff": (self.g_eff, "S"), "u": (self.u, "V"), "w": (self.w, "V"),
+            "ir_drop": (self.ir_drop, "V"),
+        }
+        for name in ("i_fcm", "i_aam"):
+            arr = getattr(self, name)
+            if arr is not None:
+                data[name] = (arr, "A")
+        for name in ("g_eff_fcm", "g_eff_aam"):
+            arr = getattr(self, name)
+            if arr is not None:
+                data[name] = (arr, "S")
+        cell_err = self.aam_cell_error()
+        if cell_err is not None:
+            data["aam_rel_error"] = (cell_err, "1")
+        scalars = {k: v for k, v in self.parameters.items()
+                   if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+        attrs: dict[str, Any] = {
+            **scalars,
+            "parameters_yaml": yaml.safe_dump(self.parameters, sort_keys=True),
+            "n_rows": self.shape[0], "n_cols": self.shape[1], "batch": int(self.v.shape[0]),
+            "r_row": self.r_row, "r_col": self.r_col, "aam_order": self.aam_order,
+            "methods": list(self.methods),
+            "rho_bound": self.rho_bound,
+            "ir_drop_max": self.ir_drop_max, "ir_drop_max_units": "V",
+            "ir_drop_rel": self.ir_drop_rel,
+            "ir_drop_argmax": np.array(self.ir_drop_argmax, dtype=np.int64),
+            "ir_drop_definition": "ir_drop[b,i,j] = v[b,i] - (u - w)[b,i,j]; ir_drop_rel = "
+                                  "max_b max_ij |ir_drop[b,i,j]| / max_i |v[b,i]|",
+            "error_definition": "err_<m> = max|i_<m> - i_nodal| / max|i_nodal|; "
+                                "g_eff_err_<m> = max|g_eff_<m> - g_eff| / max|g_eff|",
+            "notes": list(self.notes) if self.notes else "",
+        }
+        for m, e in self.errors.items():
+            attrs[f"err_{m}"] = e
+        for m, e in self.g_eff_errors.items():
+            attrs[f"g_eff_err_{m}"] = e
+        for m, t in self.timings.items():
+            attrs[f"time_{m}_s"] = t
+        return data, attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+def load_array(spec: str | Path, name: str) -> FloatArray:
+    """Read an array from ``file.npy`` or ``file.h5:dataset`` (or ``file.h5`` with one dataset).
+
+    Parameters
+    ----------
+    spec : str or Path
+        File specification.
+    name : str
+        What the array is (``"g"``, ``"v"``), quoted in error messages.
+
+    Raises
+    ------
+    FileNotFoundError, OSError, ValueError
+        Missing or unreadable file, unknown extension, missing dataset, non-numeric content.
+    """
+    text = str(spec)
+    dataset: str | None = None
+    for ext in (".h5", ".hdf5", ".hdf"):
+        marker = ext + ":"
+        if marker in text:
+            cut = text.index(marker) + len(ext)
+            text, dataset = text[:cut], text[cut + 1:]
+            break
+    path = Path(text)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: file {path} not found")
+    if suffix == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise OSError(f"{name}: cannot read {path} as .npy ({exc})") from None
+    elif suffix in (".h5", ".hdf5", ".hdf"):
+        from xbarsim.io import hdf5
+
+        try:
+            arr = hdf5.read_dataset(path, dataset)
+        except (OSError, ValueError) as exc:
+            raise type(exc)(f"{name}: {exc}") from None
+    else:
+        raise ValueError(f"{name}: {path} has unknown extension {suffix!r}; "
+                         f"expected .npy or .h5 (file.h5:dataset)")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: {path} holds {arr.dtype} data, expected numbers")
+    return np.asarray(arr, dtype=np.float64)
+
+
+def _suggest(key: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_value(key: str, kind: str, value: Any) -> str | None:
+    """Return an error message for a wrongly typed config value, or None."""
+    def number_error(x: Any, where: str) -> str | None:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            if isinstance(x, str):
+                try:
+                    float(x)
+                except ValueError:
+                    pass
+                else:
+                    dotted = x if "." in x else x.replace("e", ".0e", 1).replace("E", ".0E", 1)
+                    return (f"{where}: expected a number, got {x!r} (str): PyYAML reads numbers "
+                            f"in exponent form without a dot as strings; write {dotted}")
+            return f"{where}: expected a number, got {x!r} ({type(x).__name__})"
+        return None
+
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{key}: expected an integer, got {value!r} ({type(value).__name__})"
+    elif kind == "float":
+        return number_error(value, key)
+    elif kind == "float_or_list":
+        if isinstance(value, list):
+            for k, x in enumerate(value):
+                err = number_error(x, f"{key}[{k}]")
+                if err:
+                    return err
+            return None
+        return number_error(value, key)
+    elif kind == "str_list":
+        if isinstance(value, str):
+            return None
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            return f"{key}: expected a list of method names, got {value!r}"
+    elif kind == "path" and not isinstance(value, str):
+        return f"{key}: expected a file name, got {value!r} ({type(value).__name__})"
+    return None
+
+
+def load_tile_config(path: str | Path) -> dict[str, Any]:
+    """Read a tile study description from a strict YAML file.
+
+    Keys are those of :data:`CONFIG_KEYS` (the keyword arguments of :func:`run_tile_study`);
+    ``g`` and ``v`` name array files relative to the YAML file. All problems are collected.
+
+    Parameters
+    ----------
+    path : str or Path
+        YAML file.
+
+    Returns
+    -------
+    dict
+        Validated keyword arguments (``g``/``v`` as resolved file specs).
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys (with a "did you mean" suggestion), wrong types, or numbers that PyYAML
+        read as strings (``1e-6``: write ``1.0e-6``).
+    OSError
+        The file cannot be read.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} not found") from None
+    except OSError as exc:
+        raise OSError(f"config file {path}: cannot read ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], source=str(path)) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"expected a mapping of keys to values at the top level, "
+                           f"got {type(raw).__name__}"], source=str(path))
+    errors: list[str] = []
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        key = str(key)
+        if key not in CONFIG_KEYS:
+            errors.append(f"{key}: unknown key{_suggest(key, CONFIG_KEYS)} "
+                          f"(valid keys: {', '.join(CONFIG_KEYS)})")
+            continue
+        kind = CONFIG_KEYS[key][0]
+        err = _check_value(key, kind, value)
+        if err:
+            errors.append(err)
+            continue
+        if kind == "path":
+            spec = Path(value)
+            value = str(spec if spec.is_absolute() else path.parent / spec)
+        out[key] = value
+    if errors:
+        raise ConfigError(errors, source=str(path))
+    return out
+
+
+def parse_methods(methods: str | Iterable[str]) -> tuple[str, ...]:
+    """Normalise a method list (comma-separated string or iterable) to a tuple in METHODS order.
+
+    ``ideal`` and ``nodal`` are always included (nodal is the reference).
+
+    Raises
+    ------
+    ValueError
+        An unknown method name (with a suggestion).
+    """
+    names = methods.split(",") if isinstance(methods, str) else list(methods)
+    chosen = {"ideal", "nodal"}
+    for name in names:
+        name = name.strip().lower()
+        if not name:
+            continue
+        if name not in METHODS:
+            raise ValueError(f"methods: unknown method {name!r}{_suggest(name, METHODS)} "
+                             f"(choose from {', '.join(METHODS)})")
+        chosen.add(name)
+    return tuple(m for m in METHODS if m in chosen)
+
+
+# ---------------------------------------------------------------------------------------------
+# the study
+
+
+def _rel_err(a: FloatArray, ref: FloatArray) -> float:
+    """``max|a - ref| / max|ref|`` (0 when both vanish)."""
+    num = float(np.max(np.abs(a - ref)))
+    den = float(np.max(np.abs(ref)))
+    if den == 0.0:
+        return 0.0 if num == 0.0 else float("inf")
+    return num / den
+
+
+def run_tile_study(g: ArrayLike | None = None, v: ArrayLike | None = None, *,
+                   rows: int = DEFAULTS["rows"], cols: int = DEFAULTS["cols"],
+                   g_min: float = DEFAULTS["g_min"], g_max: float = DEFAULTS["g_max"],
+                   seed: int = DEFAULTS["seed"], batch: int = DEFAULTS["batch"],
+                   v_max: float = DEFAULTS["v_max"],
+                   r_source: ArrayLike = DEFAULTS["r_source"],
+                   r_sense: ArrayLike = DEFAULTS["r_sense"],
+                   r_row: float = DEFAULTS["r_row"], r_col: float = DEFAULTS["r_col"],
+                   aam_order: int = DEFAULTS["aam_order"],
+                   methods: str | Iterable[str] = DEFAULTS["methods"],
+                   sources: Mapping[str, str] | None = None) -> TileStudy:
+    """Compare ideal, nodal, FCM and AAM sense currents of one crossbar.
+
+    Parameters
+    ----------
+    g : array_like of shape (n_rows, n_cols), optional
+        Device conductances [S]. When None, drawn uniformly in ``[g_min, g_max]`` with shape
+        ``(rows, cols)`` from the named stream ``"tile.g"`` of ``seed``.
+    v : array_like of shape (n_rows,) or (batch, n_rows), optional
+        Row drive voltages [V]. When None, ``batch`` vectors uniform in ``[0, v_max]`` from the
+        stream ``"tile.v"`` of ``seed``.
+    rows, cols : int
+        Tile shape when ``g`` is drawn.
+    g_min, g_max : float
+        Conductance range of random ``g`` [S], ``0 <= g_min <= g_max``.
+    seed : int
+        Seed of the random ``g`` and ``v`` (:func:`xbarsim.rng.stream`).
+    batch : int
+        Number of random input vectors.
+    v_max : float
+        Largest random drive voltage [V], > 0.
+    r_source : float or array_like of shape (n_rows,)
+        Driver resistance [Ohm], >= 0.
+    r_sense : float or array_like of shape (n_cols,)
+        Sense resistance [Ohm], >= 0.
+    r_row, r_col : float
+        Wire resistance per cell segment [Ohm], >= 0.
+    aam_order : int
+        Path terms K of the AAM, >= 1.
+    methods : str or iterable of str
+        Subset of ``("ideal", "nodal", "fcm", "aam")``; ideal and nodal always run.
+    sources : mapping, optional
+        Where ``g`` / ``v`` came from (file specs), recorded in ``parameters``.
+
+    Returns
+    -------
+    TileStudy
+        Currents, effective conductances, node maps, errors, IR drop and rho bound.
+
+    Raises
+    ------
+    ValueError
+        Invalid shapes or values; the message names the argument and the expected range.
+    ImportError
+        FCM or AAM requested but their solvers are not available.
+
+    Warns
+    -----
+    UserWarning
+        When the rho bound is >= 0.5 (AAM inaccurate) or >= 1 (AAM skipped).
+
+    Notes
+    -----
+    The nodal system is factorized once and gives ``g_eff``, the nodal currents and the node
+    maps ``u``, ``w``. The IR drop of device (i, j) for input vector b is
+    ``v[b, i] - (u - w)[b, i, j]`` [V]: the part of the drive that does not reach the device.
+    """
+    from xbarsim import rng as rng_mod
+    from xbarsim.hardware.circuit import NodalSystem, Parasitics, check_conductance, rho_bound
+
+    method_list = parse_methods(methods)
+    aam_order = positive_int("aam_order", aam_order)
+    params: dict[str, Any] = {"aam_order": aam_order, "methods": list(method_list)}
+    sources = dict(sources or {})
+    if g is None:
+        rows = positive_int("rows", rows)
+        cols = positive_int("cols", cols)
+        g_min = nonneg_scalar("g_min", g_min)
+        g_max = nonneg_scalar("g_max", g_max)
+        if g_max < g_min:
+            raise ValueError(f"g_max: must be >= g_min = {g_min:g} S, got {g_max:g} S")
+        seed = positive_int("seed", seed, minimum=0)
+        g_arr = rng_mod.stream(seed, "tile.g").uniform(g_min, g_max, size=(rows, cols))
+        params.update(g_min=g_min, g_max=g_max, seed=seed)
+    else:
+        g_arr = check_conductance(g)
+        params["g"] = sources.get("g", "array")
+    n_rows, n_cols = g_arr.shape
+    params.update(rows=int(n_rows), cols=int(n_cols))
+    if v is None:
+        batch = positive_int("batch", batch)
+        v_max = float(as_float_array("v_max", v_max, ndim=0, positive=True))
+        seed = positive_int("seed", seed, minimum=0)
+        v_arr = rng_mod.stream(seed, "tile.v").uniform(0.0, v_max, size=(batch, n_rows))
+        params.update(batch=batch, v_max=v_max, seed=seed)
+    else:
+        v_arr = as_float_array("v", v, ndim=(1, 2))
+        if v_arr.shape[-1] != n_rows:
+            raise ValueError(f"v: expected shape ({n_rows},) or (batch, {n_rows}) to match g of "
+                             f"shape {g_arr.shape}, got {v_arr.shape}")
+        v_arr = np.atleast_2d(v_arr)
+        params.update(v=sources.get("v", "array"), batch=int(v_arr.shape[0]))
+    par = Parasitics.build(n_rows, n_cols, r_source=r_source, r_sense=r_sense, r_row=r_row,
+                           r_col=r_col)
+    for name in ("r_source", "r_sense"):
+        arr = getattr(par, name)
+        params[name] = float(arr[0]) if np.all(arr == arr[0]) else arr.tolist()
+    params.update(r_row=par.r_row, r_col=par.r_col)
+
+    notes: list[str] = []
+    timings: dict[str, float] = {}
+    kw = dict(r_source=par.r_source, r_sense=par.r_sense, r_row=par.r_row, r_col=par.r_col)
+
+    i_ideal = v_arr @ g_arr                                  # (batch, n_cols)
+    t0 = time.perf_counter()
+    system = NodalSystem(g_arr, par)                         # one factorization for all below
+    g_eff = system.g_eff()
+    i_nodal = system.currents(v_arr)
+    u, w = system.node_maps(v_arr)                           # each (batch, n_rows, n_cols)
+    timings["nodal"] = time.perf_counter() - t0
+
+    ir_drop = v_arr[:, :, None] - (u - w)                    # (batch, n_rows, n_cols)
+    abs_drop = np.abs(ir_drop)
+    argmax = np.unravel_index(int(np.argmax(abs_drop)), abs_drop.shape)
+    full_scale = np.max(np.abs(v_arr), axis=1)               # (batch,)
+    per_vector = abs_drop.reshape(abs_drop.shape[0], -1).max(axis=1)
+    driven = full_scale > 0
+    ir_rel = float(np.max(per_vector[driven] / full_scale[driven])) if driven.any() else 0.0
+
+    rho = rho_bound(g_arr, **kw)
+    warned = rho >= RHO_WARN and "aam" in method_list
+    if rho >= RHO_SKIP and "aam" in method_list:
+        msg = (f"rho bound {rho:.3g} >= {RHO_SKIP:g}: the AAM path expansion may diverge; "
+               f"AAM skipped (use fcm or nodal for this tile)")
+        notes.append(msg)
+        warnings.warn(msg, UserWarning, stacklevel=2)
+        method_list = tuple(m for m in method_list if m != "aam")
+    elif rho >= RHO_WARN and "aam" in method_list:
+        msg = (f"rho bound {rho:.3g} >= {RHO_WARN:g}: AAM is inaccurate for this tile "
+               f"(errors decay only like rho**(K+1))")
+        notes.append(msg)
+        warnings.warn(msg, UserWarning, stacklevel=2)
+
+    results: dict[str, FloatArray] = {}
+    for method in ("fcm", "aam"):
+        if method not in method_list:
+            continue
+        options = {"order": aam_order} if method == "aam" else {}
+        try:
+            import xbarsim.hardware.solvers  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(f"method {method!r} is not available in this installation "
+                              f"({exc}); compare only ideal,nodal (CLI: --methods ideal,nodal)"
+                              ) from None
+        from xbarsim.hardware.circuit import effective_conductance
+
+        t0 = time.perf_counter()
+        refused: ValueError | None = None
+        with warnings.catch_warnings(record=True) as caught:
+            # the rho warning was issued once above; record the solver's own warnings as notes
+            warnings.simplefilter("always")
+            try:
+                results[method] = effective_conductance(g_arr, method=method, **kw, **options)
+            except ValueError as exc:
+                if method != "aam":
+                    raise
+                refused = exc   # inputs are validated above: AAM's own refusal (rho check)
+        if refused is not None:
+            msg = f"AAM skipped: {refused}"
+            notes.append(msg)
+            warnings.warn(msg, UserWarning, stacklevel=2)
+            warned = True
+            method_list = tuple(m for m in method_list if m != "aam")
+            continue
+        timings[method] = time.perf_counter() - t0
+        for item in caught:
+            text = f"{method}: {item.message}"
+            if text not in notes:
+                notes.append(text)
+                if not warned:     # pass the solver's warning on unless ours said it already
+                    warnings.warn(text, UserWarning, stacklevel=2)
+                    warned = True
+
+    g_eff_fcm = results.get("fcm")
+    g_eff_aam = results.get("aam")
+    i_fcm = None if g_eff_fcm is None else v_arr @ g_eff_fcm
+    i_aam = None if g_eff_aam is None else v_arr @ g_eff_aam
+    currents = {"ideal": i_ideal, "fcm": i_fcm, "aam": i_aam}
+    errors = {m: _rel_err(i, i_nodal) for m, i in currents.items() if i is not None}
+    g_effs = {"ideal": g_arr, "fcm": g_eff_fcm, "aam": g_eff_aam}
+    g_eff_errors = {m: _rel_err(x, g_eff) for m, x in g_effs.items() if x is not None}
+    return TileStudy(
+        g=g_arr, v=v_arr, r_source=par.r_source, r_sense=par.r_sense, r_row=par.r_row,
+        r_col=par.r_col, aam_order=aam_order, methods=method_list, i_ideal=i_ideal,
+        i_nodal=i_nodal, i_fcm=i_fcm, i_aam=i_aam, g_eff=g_eff, g_eff_fcm=g_eff_fcm,
+        g_eff_aam=g_eff_aam, u=u, w=w, ir_drop=ir_drop, ir_drop_max=float(abs_drop[argmax]),
+        ir_drop_rel=ir_rel, ir_drop_argmax=tuple(int(k) for k in argmax), rho_bound=rho,
+        errors=errors, g_eff_errors=g_eff_errors, timings=timings, notes=tuple(notes),
+        parameters=params,
+    )
+
+
+def format_summary(study: TileStudy) -> str:
+    """Format a compact plain-text report of a tile study (for the CLI).
+
+    Returns
+    -------
+    str
+        Multi-line table: per method the current range, error vs nodal and time; then the IR
+        drop, the rho bound and any notes.
+    """
+    from xbarsim.units import format_si
+
+    n_rows, n_cols = study.shape
+    lines = [
+        f"tile {n_rows} x {n_cols}, batch {study.v.shape[0]}; "
+        f"r_source {_fmt_r(study.r_source)}, r_sense {_fmt_r(study.r_sense)}, "
+        f"r_row {format_si(study.r_row, 'Ohm')}, r_col {format_si(study.r_col, 'Ohm')}",
+        f"g in [{format_si(float(study.g.min()), 'S')}, {format_si(float(study.g.max()), 'S')}],"
+        f" v in [{format_si(float(study.v.min()), 'V')}, {format_si(float(study.v.max()), 'V')}]",
+        "",
+        f"{'method':<10}{'max |i| [A]':>14}{'err vs nodal':>15}{'g_eff err':>12}{'time [s]':>11}",
+    ]
+    for method, i_out in study.currents().items():
+        label = f"aam K={study.aam_order}" if method == "aam" else method
+        err = "reference" if method == "nodal" else f"{study.errors[method]:.3e}"
+        gerr = "-" if method == "nodal" else f"{study.g_eff_errors[method]:.3e}"
+        t = study.timings.get(method)
+        lines.append(f"{label:<10}{float(np.max(np.abs(i_out))):>14.4e}{err:>15}{gerr:>12}"
+                     f"{'-' if t is None else f'{t:.3g}':>11}")
+    b, i, j = study.ir_drop_argmax
+    lines += [
+        "",
+        "errors: max|i - i_nodal| / max|i_nodal| over the batch; g_eff err likewise for g_eff",
+        f"largest IR drop v_i - (u - w)_ij: {format_si(study.ir_drop_max, 'V')} at vector {b}, "
+        f"row {i}, column {j}; {100 * study.ir_drop_rel:.3g} % of the vector's largest drive",
+        f"rho bound (AAM converges for < 1): {study.rho_bound:.4g}",
+    ]
+    lines += [f"note: {n}" for n in study.notes]
+    return "\n".join(lines)
+
+
+def _fmt_r(r: FloatArray) -> str:
+    from xbarsim.units import format_si
+
+    if np.all(r == r[0]):
+        return format_si(float(r[0]), "Ohm")
+    return f"{format_si(float(r.min()), 'Ohm')}..{format_si(float(r.max()), 'Ohm')}"
