@@ -23,7 +23,7 @@ I_MAX = 3e-5  # [A]
 
 bits_st = st.one_of(st.none(), st.integers(1, 12))
 curve_st = st.sampled_from([("none", None), ("bow", 0.7), ("bow", -1.0), ("tanh", 2.0),
-                            ("table", None)])
+                            ("lut", None)])
 TABLE = (np.array([0.0, 0.2, 0.5, 1.0]), np.array([0.0, 0.3, 0.5, 1.0]))
 
 
@@ -31,8 +31,9 @@ def make_adc(bits, curve=("none", None), **kw):
     kind, param = curve
     if bits is None:
         kind, param = "none", None
-    return ADC(bits, I_MAX, nonlinearity=kind, nl_param=param,
-               table=TABLE if kind == "table" else None, **kw)
+    extra = {"bow": {"bow": param}, "tanh": {"tanh_beta": param},
+             "lut": {"lut": TABLE}}.get(kind, {})
+    return ADC(bits, I_MAX, nonlinearity=kind, **extra, **kw)
 
 
 def currents(seed, n, bipolar):
@@ -154,7 +155,7 @@ def test_one_bit_dac_txsim():
 
 
 def test_dac_bow_curve_matches_formula():
-    dac = DAC(3, v_max=0.5, nonlinearity="bow", nl_param=0.4)
+    dac = DAC(3, v_max=0.5, nonlinearity="bow", bow=0.4)
     x = np.linspace(0, 1, 8)  # exactly the 3-bit codes
     u = np.rint(x * 7) / 7
     assert_allclose(dac(x), 0.5 * (u + 0.4 * u * (1 - u)), rtol=1e-15)
@@ -168,7 +169,7 @@ def test_dac_table_from_csv_and_yaml(tmp_path):
     x = np.linspace(0, 1, 11)
     want = np.interp(x, [0, 0.5, 1], [0, 0.6, 1])
     for path in (csv, yml):
-        dac = DAC(12, v_max=1.0, nonlinearity="table", table=path)
+        dac = DAC(12, v_max=1.0, nonlinearity="lut", lut=path)
         u = np.rint(x * 4095) / 4095
         assert_allclose(dac(x), np.interp(u, [0, 0.5, 1], [0, 0.6, 1]), rtol=1e-14)
         assert_allclose(dac(x), want, atol=1e-3)
@@ -186,7 +187,7 @@ def test_bad_table_names_the_file(tmp_path, content, suffix, match):
     path = tmp_path / f"curve{suffix}"
     path.write_text(content)
     with pytest.raises(ValueError, match=match) as info:
-        DAC(4, nonlinearity="table", table=path)
+        DAC(4, nonlinearity="lut", lut=path)
     assert str(path) in str(info.value)
 
 
@@ -199,11 +200,11 @@ def ref_adc(x, full, n, bipolar, f):
 @pytest.mark.parametrize("kind", sorted(NONLINEARITIES))
 @pytest.mark.parametrize("bipolar", [False, True])
 def test_convert_kernels_match_reference_and_py_func(kind, bipolar, rng):
-    param = {"none": 0.0, "bow": 0.3, "tanh": 1.5, "table": 0.0}[kind]
-    tx, ty = TABLE if kind == "table" else (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    param = {"none": 0.0, "bow": 0.3, "tanh": 1.5, "lut": 0.0}[kind]
+    tx, ty = TABLE if kind == "lut" else (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
     f = {"none": lambda u: u, "bow": lambda u: u + 0.3 * u * (1 - u),
          "tanh": lambda u: np.tanh(1.5 * u) / np.tanh(1.5),
-         "table": lambda u: np.interp(u, tx, ty)}[kind]
+         "lut": lambda u: np.interp(u, tx, ty)}[kind]
     code = NONLINEARITIES[kind]
     x = rng.uniform(-1.3 * I_MAX, 1.3 * I_MAX, 500)
     got = K.adc_convert(x, I_MAX, 255, bipolar, code, param, tx, ty)
@@ -295,18 +296,18 @@ def test_dac_drive_of_streamed_planes(rng):
     (lambda: ADC(8, -1.0), "i_max"),
     (lambda: ADC(8, sense_noise=-1e-9), "sense_noise"),
     (lambda: ADC(8, nonlinearity="cubic"), "nonlinearity"),
-    (lambda: ADC(8, nonlinearity="bow", nl_param=1.5), "nl_param"),
-    (lambda: ADC(8, nonlinearity="tanh"), "nl_param"),
-    (lambda: ADC(8, nonlinearity="tanh", nl_param=-1.0), "nl_param"),
-    (lambda: ADC(8, nonlinearity="table"), "table"),
-    (lambda: ADC(8, table=TABLE), "table"),
-    (lambda: ADC(None, nonlinearity="bow", nl_param=0.1), "nonlinearity"),
+    (lambda: ADC(8, nonlinearity="bow", bow=1.5), "bow"),
+    (lambda: ADC(8, nonlinearity="tanh", tanh_beta=0.0), "tanh_beta"),
+    (lambda: ADC(8, nonlinearity="tanh", tanh_beta=-1.0), "tanh_beta"),
+    (lambda: ADC(8, nonlinearity="lut"), "lut"),
+    (lambda: ADC(8, lut=TABLE), "lut"),
+    (lambda: ADC(None, nonlinearity="bow", bow=0.1), "nonlinearity"),
     (lambda: ADC(8, calibration="ema"), "calibration"),
     (lambda: ADC(8, calibration="percentile", percentile=101.0), "percentile"),
     (lambda: ADC(8, calibration_window=0), "calibration_window"),
     (lambda: DAC(None, signed="twos_complement"), "signed"),
     (lambda: DAC(2, signed="ones_complement"), "signed"),
-    (lambda: DAC(2, nonlinearity="table", table=(TABLE[0], TABLE[1][::-1])), "table"),
+    (lambda: DAC(2, nonlinearity="lut", lut=(TABLE[0], TABLE[1][::-1])), "lut"),
     (lambda: stream_inputs(np.zeros(3), 1, 1, "two_pass"), "input_bits"),
     (lambda: stream_inputs(np.zeros(3), 60, 1), "input_bits"),
 ])
@@ -317,3 +318,4 @@ def test_impossible_configuration_names_the_setting(factory, name):
 
 def test_registry():
     assert CONVERTERS == {"dac": DAC, "adc": ADC}
+    assert set(NONLINEARITIES) == {"none", "bow", "tanh", "lut"}

@@ -31,7 +31,10 @@ MODEL_NL = {"txsim": 2.0, "txsim_printed": 2.0, "linear": 0.0, "neurosim": 2.0,
 
 
 def make(model: str = "txsim", **kw) -> Device:
-    kw.setdefault("nl", MODEL_NL[model])
+    if model == "neurosim":
+        kw.setdefault("nl_label", kw.pop("nl", MODEL_NL[model]) or None)
+    else:
+        kw.setdefault("nl", MODEL_NL[model])
     return Device(g_min=G_MIN, g_max=G_MAX, update_model=model, **kw)
 
 
@@ -109,6 +112,12 @@ def test_direction_follows_sign(model, seed, n):
     assert np.all(np.sign(g_new - g)[inside] == np.sign(dg)[inside])
 
 
+def test_nl_is_ignored_by_models_without_it():
+    g, dg = np.full(3, 5e-6), np.array([1e-7, -1e-7, 0.0])
+    assert_array_equal(make("linear", nl=0.7).apply_update(g, dg), g + dg)
+    assert make("soft_bounds", nl=0.7).v == 0.0
+
+
 def test_device_from_resistance_txsim_range():
     dev = Device.from_resistance(r_min=100e3, r_max=1e6)
     assert dev.g_min == pytest.approx(1e-6, rel=1e-15)
@@ -121,7 +130,8 @@ def test_small_nonlinearity_gives_linear_device(model, rng):
     g = rng.uniform(G_MIN, G_MAX, 200)
     dg = rng.uniform(-0.3 * R, 0.3 * R, 200)
     lin = make("linear").nonlinear_response(g, dg)
-    assert_array_equal(make(model, nl=0.0).nonlinear_response(g, dg), lin)
+    if model != "neurosim":  # NL label must be > 0
+        assert_array_equal(make(model, nl=0.0).nonlinear_response(g, dg), lin)
     errors = []
     for nl in (1e-2, 1e-4, 1e-6, 1e-9):
         got = make(model, nl=nl).nonlinear_response(g, dg)
@@ -294,7 +304,7 @@ def test_neurosim_correspondence_table_of_models(v, nl, last_digit):
 def test_neurosim_device_equals_txsim_with_converted_v(rng):
     g = rng.uniform(G_MIN, G_MAX, 50)
     dg = rng.uniform(-R, R, 50)
-    ns = make("neurosim", nl=4.22)  # NeuroSim RealDevice default
+    ns = make("neurosim", nl_label=4.22)  # NeuroSim RealDevice default
     tx = make("txsim", nl=neurosim_v_from_nl(4.22))
     assert_array_equal(ns.apply_update(g, dg), tx.apply_update(g, dg))
     with pytest.raises(ValueError, match="nl"):
@@ -361,7 +371,7 @@ def test_device_to_device_variation_is_drawn_once_and_reproducible():
         a.apply_update(np.full((5, 8), 5e-6), dg.T)
 
 
-@pytest.mark.parametrize("dist", ["gaussian", "lognormal"])
+@pytest.mark.parametrize("dist", ["normal", "lognormal"])
 def test_process_variation_fixed_per_named_stream(dist):
     kw = dict(g_min=G_MIN, g_max=G_MAX, sigma_pv=0.1, pv_distribution=dist, pv_seed=3,
               shape=(200, 100))
@@ -401,7 +411,9 @@ def test_bad_resistance_range_raises(kwargs, name):
     (dict(sigma_pv=-0.1), "sigma_pv"),
     (dict(sigma_program=-0.1), "sigma_program"),
     (dict(nl=-1.0), "nl"),
-    (dict(update_model="linear", nl=0.5), "nl"),
+    (dict(update_model="linear", nl_label=0.5), "nl_label"),
+    (dict(update_model="neurosim"), "nl_label"),
+    (dict(update_model="neurosim", nl_label=0.0), "nl_label"),
     (dict(update_model="quadratic"), "update_model"),
     (dict(write_noise="crosssim"), "write_noise"),
     (dict(pv_distribution="uniform"), "pv_distribution"),
@@ -412,7 +424,7 @@ def test_bad_resistance_range_raises(kwargs, name):
     (dict(sigma_d2d=0.1, shape=(2, 2)), "rng"),
     (dict(sigma_pv=0.1, shape=(2, 2)), "pv_seed"),
     (dict(sigma_pv=0.5, shape=(2, 2), pv_seed=1), "sigma_pv"),
-    (dict(update_model="neurosim", nl=11.0), "nl"),
+    (dict(update_model="neurosim", nl_label=11.0), "nl"),
 ])
 def test_impossible_configuration_names_the_setting(kwargs, name):
     kw = dict(g_min=G_MIN, g_max=G_MAX)

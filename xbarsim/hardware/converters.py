@@ -10,7 +10,7 @@ ADC (per column and conversion)::
         --> code = round(n_adc * f_adc(u)) --> I_hat = i_max * code / n_adc   (ideal inverse)
 
 with ``n = 2**bits - 1`` and transfer curves ``f`` from :mod:`xbarsim.kernels.quantize`
-(``"none"``, ``"bow"``, ``"tanh"`` or a lookup table from CSV / YAML). ``bits=None`` is the ideal
+(``"none"``, ``"bow"``, ``"tanh"`` or ``"lut"``, a lookup table from CSV / YAML). ``bits=None`` is the ideal
 converter (identity; a DAC still scales by ``v_max``).
 
 Bit streaming (:func:`stream_inputs`): a ``b``-bit input is cut into ``d``-bit DAC planes, LSB
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 NONLINEARITIES: dict[str, int] = {"none": kernels.KIND_NONE, "bow": kernels.KIND_BOW,
-                                  "tanh": kernels.KIND_TANH, "table": kernels.KIND_TABLE}
+                                  "tanh": kernels.KIND_TANH, "lut": kernels.KIND_TABLE}
 """Transfer-curve kinds accepted by ``DAC`` and ``ADC`` (``nonlinearity=``)."""
 
 SIGNED_MODES: tuple[str, ...] = ("two_pass", "twos_complement")
@@ -67,23 +67,23 @@ _MAX_INPUT_BITS = 52  # integer codes stay exact in float64
 # ---------------------------------------------------------------------- transfer curves
 def _check_table(source: str, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
     if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape or x.size < 2:
-        raise ValueError(f"table: {source}: expected two columns of equal length >= 2, got "
+        raise ValueError(f"lut: {source}: expected two columns of equal length >= 2, got "
                          f"shapes {x.shape} and {y.shape}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError(f"table: {source}: values must be finite")
+        raise ValueError(f"lut: {source}: values must be finite")
     if np.any(np.diff(x) <= 0):
         k = int(np.argmax(np.diff(x) <= 0))
-        raise ValueError(f"table: {source}: input column must be strictly increasing, got "
+        raise ValueError(f"lut: {source}: input column must be strictly increasing, got "
                          f"{x[k]:g} then {x[k + 1]:g} (rows {k}, {k + 1})")
     if x[0] != 0.0 or x[-1] != 1.0:
-        raise ValueError(f"table: {source}: input column must span [0, 1] (normalised code), "
+        raise ValueError(f"lut: {source}: input column must span [0, 1] (normalised code), "
                          f"got [{x[0]:g}, {x[-1]:g}]")
     if np.any(np.diff(y) < 0):
         k = int(np.argmax(np.diff(y) < 0))
-        raise ValueError(f"table: {source}: transfer curve is not monotone: output decreases "
+        raise ValueError(f"lut: {source}: transfer curve is not monotone: output decreases "
                          f"from {y[k]:g} to {y[k + 1]:g} (rows {k}, {k + 1})")
     if y[0] < 0.0 or y[-1] > 1.0:
-        raise ValueError(f"table: {source}: output column must lie in [0, 1] (fraction of full "
+        raise ValueError(f"lut: {source}: output column must lie in [0, 1] (fraction of full "
                          f"scale), got [{y[0]:g}, {y[-1]:g}]")
     return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
@@ -119,7 +119,7 @@ def load_transfer_table(path: str | Path) -> tuple[FloatArray, FloatArray]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ValueError(f"table: cannot read {path}: {exc.strerror}") from None
+        raise ValueError(f"lut: cannot read {path}: {exc.strerror}") from None
     if suffix == ".csv":
         rows: list[list[float]] = []
         header_allowed = True
@@ -134,11 +134,11 @@ def load_transfer_table(path: str | Path) -> tuple[FloatArray, FloatArray]:
                 if header_allowed:
                     header_allowed = False
                     continue  # one header line before the data
-                raise ValueError(f"table: {path}: line {line_no}: expected two numbers, got "
+                raise ValueError(f"lut: {path}: line {line_no}: expected two numbers, got "
                                  f"{line!r}") from None
             header_allowed = False
             if len(values) != 2:
-                raise ValueError(f"table: {path}: line {line_no}: expected two columns u, f, "
+                raise ValueError(f"lut: {path}: line {line_no}: expected two columns u, f, "
                                  f"got {len(values)}")
             rows.append(values)
         arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
@@ -149,20 +149,20 @@ def load_transfer_table(path: str | Path) -> tuple[FloatArray, FloatArray]:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ValueError(f"table: {path}: invalid YAML: {exc}") from None
+            raise ValueError(f"lut: {path}: invalid YAML: {exc}") from None
         if not isinstance(data, dict) or set(data) != {"u", "f"}:
-            raise ValueError(f"table: {path}: expected a mapping with exactly the keys 'u' and "
+            raise ValueError(f"lut: {path}: expected a mapping with exactly the keys 'u' and "
                              f"'f', got {data!r:.80}")
         for key in ("u", "f"):
             col = data[key]
             if not isinstance(col, list) or not all(
                     isinstance(c, (int, float)) and not isinstance(c, bool) for c in col):
-                raise ValueError(f"table: {path}: '{key}' must be a list of numbers, got "
+                raise ValueError(f"lut: {path}: '{key}' must be a list of numbers, got "
                                  f"{col!r:.80} (PyYAML reads 1e-3 as a string: write 1.0e-3)")
         u = np.array(data["u"], dtype=np.float64)
         f = np.array(data["f"], dtype=np.float64)
     else:
-        raise ValueError(f"table: {path}: unknown table format {suffix!r}; expected .csv, "
+        raise ValueError(f"lut: {path}: unknown table format {suffix!r}; expected .csv, "
                          f".yaml or .yml")
     return _check_table(str(path), u, f)
 
@@ -178,37 +178,36 @@ class _Transfer:
 _NO_TABLE = np.array([0.0, 1.0])
 
 
-def _make_transfer(nonlinearity: str, nl_param: float | None, table: TableSpec) -> _Transfer:
+def _make_transfer(nonlinearity: str, bow: float, tanh_beta: float,
+                   lut: TableSpec) -> _Transfer:
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity: expected one of {', '.join(map(repr, NONLINEARITIES))}, "
                          f"got {nonlinearity!r}")
     kind = NONLINEARITIES[nonlinearity]
-    if kind != kernels.KIND_TABLE and table is not None:
-        raise ValueError(f"table: only used with nonlinearity='table', got "
+    bow_f = float(as_float_array("bow", bow, ndim=0))
+    if abs(bow_f) > 1.0:
+        raise ValueError(f"bow: coefficient must be in [-1, 1] for a monotone curve "
+                         f"u + bow u (1 - u), got {bow_f:g}")
+    beta = float(as_float_array("tanh_beta", tanh_beta, ndim=0, positive=True))
+    if kind != kernels.KIND_TABLE and lut is not None:
+        raise ValueError(f"lut: only used with nonlinearity='lut', got "
                          f"nonlinearity={nonlinearity!r}")
-    if kind in (kernels.KIND_NONE, kernels.KIND_TABLE) and nl_param is not None:
-        raise ValueError(f"nl_param: not used by nonlinearity={nonlinearity!r}, got {nl_param!r}")
     tx, ty, param = _NO_TABLE, _NO_TABLE, 0.0
     if kind == kernels.KIND_BOW:
-        param = float(as_float_array("nl_param", 0.0 if nl_param is None else nl_param, ndim=0))
-        if abs(param) > 1.0:
-            raise ValueError(f"nl_param: bow coefficient must be in [-1, 1] for a monotone "
-                             f"curve u + a u (1 - u), got {param:g}")
+        param = bow_f
     elif kind == kernels.KIND_TANH:
-        if nl_param is None:
-            raise ValueError("nl_param: nonlinearity='tanh' needs beta > 0")
-        param = float(as_float_array("nl_param", nl_param, ndim=0, positive=True))
+        param = beta
     elif kind == kernels.KIND_TABLE:
-        if table is None:
-            raise ValueError("table: nonlinearity='table' needs a CSV/YAML path or (u, f) arrays")
-        if isinstance(table, (str, Path)):
-            tx, ty = load_transfer_table(table)
+        if lut is None:
+            raise ValueError("lut: nonlinearity='lut' needs a CSV/YAML path or (u, f) arrays")
+        if isinstance(lut, (str, Path)):
+            tx, ty = load_transfer_table(lut)
         else:
             try:
-                u, f = table
+                u, f = lut
             except (TypeError, ValueError):
-                raise ValueError("table: expected a path or a pair (u, f) of arrays") from None
-            tx, ty = _check_table("table", np.array(u, dtype=np.float64),
+                raise ValueError("lut: expected a path or a pair (u, f) of arrays") from None
+            tx, ty = _check_table("(u, f) arrays", np.array(u, dtype=np.float64),
                                   np.array(f, dtype=np.float64))
     for arr in (tx, ty):
         arr.flags.writeable = False
@@ -244,12 +243,14 @@ class DAC(Converter):
         Resolution, >= 1; ``None`` = ideal (``V = v_max * x``).
     v_max : float
         Full-scale output voltage [V], > 0 (TxSim: 1 V).
-    nonlinearity : {"none", "bow", "tanh", "table"}
+    nonlinearity : {"none", "bow", "tanh", "lut"}
         Transfer curve ``f`` of the analog output vs the normalised code (MODELS.md §5.2).
-    nl_param : float, optional
-        Bow coefficient ``a`` (``|a| <= 1``, default 0) or tanh ``beta`` (> 0).
-    table : path or (u, f) arrays, optional
-        Lookup table for ``nonlinearity="table"`` (:func:`load_transfer_table`).
+    bow : float
+        Bow (INL) coefficient ``a`` of ``"bow"``, ``|a| <= 1`` (monotone).
+    tanh_beta : float
+        Compression ``beta > 0`` of ``"tanh"``.
+    lut : path or (u, f) arrays, optional
+        Lookup table of ``"lut"`` (:func:`load_transfer_table`); only allowed with ``"lut"``.
     signed : {None, "two_pass", "twos_complement"}
         ``None``: unsigned inputs in [0, 1] (negative values clip to 0). Otherwise inputs in
         [-1, 1] and the mode used by :meth:`stream`; ``__call__`` then returns the net signed
@@ -263,7 +264,7 @@ class DAC(Converter):
     """
 
     def __init__(self, bits: int | None = 1, v_max: float = 1.0, *, nonlinearity: str = "none",
-                 nl_param: float | None = None, table: TableSpec = None,
+                 bow: float = 0.0, tanh_beta: float = 1.0, lut: TableSpec = None,
                  signed: str | None = None) -> None:
         self.bits = None if bits is None else positive_int("bits", bits)
         self.v_max = float(as_float_array("v_max", v_max, ndim=0, positive=True))
@@ -277,7 +278,7 @@ class DAC(Converter):
                              f"got {nonlinearity!r}")
         self.signed = signed
         self.nonlinearity = nonlinearity
-        self._transfer = _make_transfer(nonlinearity, nl_param, table)
+        self._transfer = _make_transfer(nonlinearity, bow, tanh_beta, lut)
 
     def __repr__(self) -> str:
         return (f"DAC(bits={self.bits}, v_max={self.v_max:g}, "
@@ -320,13 +321,15 @@ class ADC(Converter):
         Resolution, >= 1; ``None`` = ideal (identity; no range needed).
     i_max : float, optional
         Full-scale current [A], > 0. ``None`` starts in the calibrating state.
-    nonlinearity : {"none", "bow", "tanh", "table"}
+    nonlinearity : {"none", "bow", "tanh", "lut"}
         Transfer curve of the analog front end (MODELS.md §5.2); reconstruction uses the ideal
         linear inverse, so a non-linear ADC is not idempotent.
-    nl_param : float, optional
-        Bow coefficient ``a`` (``|a| <= 1``) or tanh ``beta`` (> 0).
-    table : path or (u, f) arrays, optional
-        Lookup table for ``nonlinearity="table"``.
+    bow : float
+        Bow coefficient ``a`` of ``"bow"``, ``|a| <= 1``.
+    tanh_beta : float
+        Compression ``beta > 0`` of ``"tanh"``.
+    lut : path or (u, f) arrays, optional
+        Lookup table of ``"lut"``.
     sense_noise : float
         Input-referred Gaussian current noise sigma [A], >= 0, added before conversion.
     bipolar : bool
@@ -351,8 +354,8 @@ class ADC(Converter):
     """
 
     def __init__(self, bits: int | None = 8, i_max: float | None = None, *,
-                 nonlinearity: str = "none", nl_param: float | None = None,
-                 table: TableSpec = None, sense_noise: float = 0.0, bipolar: bool = False,
+                 nonlinearity: str = "none", bow: float = 0.0, tanh_beta: float = 1.0,
+                 lut: TableSpec = None, sense_noise: float = 0.0, bipolar: bool = False,
                  calibration: str = "max", percentile: float = 99.99,
                  calibration_window: int | None = None) -> None:
         self.bits = None if bits is None else positive_int("bits", bits)
@@ -360,7 +363,7 @@ class ADC(Converter):
             raise ValueError(f"nonlinearity: an ideal ADC (bits=None) has no transfer curve, "
                              f"got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        self._transfer = _make_transfer(nonlinearity, nl_param, table)
+        self._transfer = _make_transfer(nonlinearity, bow, tanh_beta, lut)
         self.sense_noise = nonneg_scalar("sense_noise", sense_noise)
         if not isinstance(bipolar, (bool, np.bool_)):
             raise ValueError(f"bipolar: expected a bool, got {bipolar!r}")

@@ -63,7 +63,8 @@ class UpdateModel:
     code : int
         Kernel code (``xbarsim.kernels.update.MODEL_*``).
     nl_meaning : str
-        What the device's ``nl`` argument means for this model ("" when it is unused).
+        The device argument holding this model's non-linearity: ``"nl"`` (TxSim ``v``),
+        ``"nl_label"`` (NeuroSim NL) or ``""`` (none).
     description : str
         One line with the source.
     """
@@ -74,12 +75,12 @@ class UpdateModel:
 
 
 UPDATE_MODELS: dict[str, UpdateModel] = {
-    "txsim": UpdateModel(kernels.MODEL_TXSIM, "TxSim non-linearity v",
+    "txsim": UpdateModel(kernels.MODEL_TXSIM, "nl",
                          "corrected TxSim eq. (1), MODELS.md §7.3 (default)"),
-    "txsim_printed": UpdateModel(kernels.MODEL_TXSIM_PRINTED, "TxSim non-linearity v",
+    "txsim_printed": UpdateModel(kernels.MODEL_TXSIM_PRINTED, "nl",
                                  "TxSim eq. (1) as printed, MODELS.md §7.1 (ablation only)"),
     "linear": UpdateModel(kernels.MODEL_LINEAR, "", "ideal linear device"),
-    "neurosim": UpdateModel(kernels.MODEL_TXSIM, "NeuroSim non-linearity label NL",
+    "neurosim": UpdateModel(kernels.MODEL_TXSIM, "nl_label",
                             "NeuroSim exponential LTP/LTD, MODELS.md §7.4 (v from NL by root "
                             "finding)"),
     "soft_bounds": UpdateModel(kernels.MODEL_SOFT_BOUNDS, "",
@@ -90,7 +91,7 @@ UPDATE_MODELS: dict[str, UpdateModel] = {
 WRITE_NOISE_MODELS: tuple[str, ...] = ("sqrt", "txsim_literal")
 """Write-noise models (MODELS.md §7.5)."""
 
-PV_DISTRIBUTIONS: tuple[str, ...] = ("gaussian", "lognormal")
+PV_DISTRIBUTIONS: tuple[str, ...] = ("normal", "lognormal")
 """Distributions of the process (chip-to-chip) variation factor."""
 
 # NeuroSim: max_x (g(x) - x) = 0.07 * sqrt(2) * NL  (perpendicular distance 0.07 * NL)
@@ -192,8 +193,12 @@ class Device:
     update_model : str
         Key of :data:`UPDATE_MODELS` (default ``"txsim"``, the corrected TxSim eq. (1)).
     nl : float
-        Non-linearity, >= 0: TxSim ``v`` for ``"txsim"`` / ``"txsim_printed"``, the NeuroSim label
-        NL for ``"neurosim"``; must be 0 for ``"linear"`` and ``"soft_bounds"``.
+        TxSim non-linearity ``v`` >= 0 of ``"txsim"`` / ``"txsim_printed"`` (first-to-last step
+        ratio ``e**v`` over the full range); ignored by the other models (so that one
+        configuration can switch models).
+    nl_label : float, optional
+        NeuroSim non-linearity label NL, ``0 < NL < 10.1``; required by ``"neurosim"`` (converted
+        to ``v`` by :func:`neurosim_v_from_nl`) and rejected by the other models.
     gamma : float
         Write-noise factor, >= 0 (TxSim's gamma; 5 in the TxSim preset).
     write_noise : {"sqrt", "txsim_literal"}
@@ -211,11 +216,11 @@ class Device:
         ``g_max - g_min``, >= 0 (uses the ``noise`` argument).
     sigma_pv : float
         Process (chip-to-chip) variation of programmed conductances, relative, >= 0
-        (MODELS.md §7.5): ``g * (1 + sigma_pv * xi)`` (Gaussian) or
+        (MODELS.md §7.5): ``g * (1 + sigma_pv * xi)`` (normal) or
         ``g * exp(sigma_pv * xi - sigma_pv**2 / 2)`` (log-normal), clipped to
         ``[g_min * (1 - 3 sigma_pv), g_max * (1 + 3 sigma_pv)]``. ``xi`` is drawn once from the
         named stream ``xbarsim.rng.stream(pv_seed, pv_stream)``.
-    pv_distribution : {"gaussian", "lognormal"}
+    pv_distribution : {"normal", "lognormal"}
         Distribution of the process-variation factor.
     pv_seed : int, optional
         Chip seed; required when ``sigma_pv > 0``.
@@ -240,16 +245,16 @@ class Device:
         Any argument out of range; the message names it and the allowed range.
     """
 
-    __slots__ = ("g_min", "g_max", "n_levels", "update_model", "nl", "v", "gamma", "write_noise",
+    __slots__ = ("g_min", "g_max", "n_levels", "update_model", "nl", "nl_label", "v", "gamma", "write_noise",
                  "sigma_c2c", "sigma_d2d", "sigma_nl_d2d", "sigma_program", "sigma_pv",
                  "pv_distribution", "dg_min", "shape", "step_gain", "v_device", "pv_factor",
                  "_params", "_code", "_frozen")
 
     def __init__(self, *, g_min: float, g_max: float, levels: int | None = None,
                  bits: int | None = None, update_model: str = "txsim", nl: float = 0.0,
-                 gamma: float = 0.0, write_noise: str = "sqrt", sigma_c2c: float = 0.0,
+                 nl_label: float | None = None, gamma: float = 0.0, write_noise: str = "sqrt", sigma_c2c: float = 0.0,
                  sigma_d2d: float = 0.0, sigma_nl_d2d: float = 0.0, sigma_program: float = 0.0,
-                 sigma_pv: float = 0.0, pv_distribution: str = "gaussian",
+                 sigma_pv: float = 0.0, pv_distribution: str = "normal",
                  pv_seed: int | None = None, pv_stream: str = "process_variation",
                  dg_min: float | None = None, n_pulses_max: int | None = None,
                  shape: tuple[int, ...] | None = None,
@@ -275,10 +280,18 @@ class Device:
             _check_choice("update_model", update_model, list(UPDATE_MODELS))
         assert entry is not None
         nl_f = nonneg_scalar("nl", nl)
-        if not entry.nl_meaning and nl_f != 0.0:
-            raise ValueError(f"nl: update_model={update_model!r} has no non-linearity parameter; "
-                             f"expected nl=0, got {nl_f:g}")
-        v = neurosim_v_from_nl(nl_f) if update_model == "neurosim" else nl_f
+        label: float | None = None
+        if entry.nl_meaning == "nl_label":
+            if nl_label is None:
+                raise ValueError("nl_label: required by update_model='neurosim' (NeuroSim "
+                                 "non-linearity label NL, e.g. 1.0)")
+            label = float(as_float_array("nl_label", nl_label, ndim=0, positive=True))
+            v = neurosim_v_from_nl(label)
+        elif nl_label is not None:
+            raise ValueError(f"nl_label: only used by update_model='neurosim', got "
+                             f"update_model={update_model!r}")
+        else:
+            v = nl_f if entry.nl_meaning == "nl" else 0.0
 
         write_noise = _check_choice("write_noise", write_noise, WRITE_NOISE_MODELS)
         gamma_f = nonneg_scalar("gamma", gamma)
@@ -288,8 +301,8 @@ class Device:
         prog = nonneg_scalar("sigma_program", sigma_program)
         pv = nonneg_scalar("sigma_pv", sigma_pv)
         pv_distribution = _check_choice("pv_distribution", pv_distribution, PV_DISTRIBUTIONS)
-        if pv >= 1.0 / 3.0 and pv_distribution == "gaussian":
-            raise ValueError(f"sigma_pv: must be < 1/3 for the Gaussian model (the clip range "
+        if pv >= 1.0 / 3.0 and pv_distribution == "normal":
+            raise ValueError(f"sigma_pv: must be < 1/3 for the normal model (the clip range "
                              f"g_min*(1 - 3 sigma_pv) must stay positive), got {pv:g}")
 
         if dg_min is not None and n_pulses_max is not None:
@@ -331,7 +344,7 @@ class Device:
         if pv > 0:
             assert shape is not None and pv_seed is not None
             xi = rng_streams.stream(int(pv_seed), str(pv_stream)).standard_normal(shape)
-            if pv_distribution == "gaussian":
+            if pv_distribution == "normal":
                 pv_factor = 1.0 + pv * xi
             else:
                 pv_factor = np.exp(pv * xi - 0.5 * pv * pv)
@@ -349,7 +362,8 @@ class Device:
         params[kernels.P_SIGMA_C2C] = c2c
 
         for name, value in (("g_min", g_min_f), ("g_max", g_max_f), ("n_levels", n_levels),
-                            ("update_model", update_model), ("nl", nl_f), ("v", v),
+                            ("update_model", update_model), ("nl", nl_f),
+                            ("nl_label", label), ("v", v),
                             ("gamma", gamma_f), ("write_noise", write_noise),
                             ("sigma_c2c", c2c), ("sigma_d2d", d2d), ("sigma_nl_d2d", nl_d2d),
                             ("sigma_program", prog), ("sigma_pv", pv),
@@ -407,7 +421,7 @@ class Device:
 
     def __repr__(self) -> str:
         return (f"Device(g_min={self.g_min:g}, g_max={self.g_max:g}, "
-                f"update_model={self.update_model!r}, nl={self.nl:g}, gamma={self.gamma:g}, "
+                f"update_model={self.update_model!r}, v={self.v:g}, gamma={self.gamma:g}, "
                 f"write_noise={self.write_noise!r}, n_levels={self.n_levels}, "
                 f"shape={self.shape})")
 
