@@ -175,8 +175,11 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
             if schedule is not None:
                 frac = epoch + (i / n_batches if n_batches else 0.0)
                 lr = optimizer.lr = float(schedule(frac))
-            out = model.forward(xb, training=True)
-            value = loss.forward(out, yb)
+            # overflow warnings are expected on the way to a divergence, which is detected
+            # explicitly below (non-finite loss or parameters) and raised with context
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out = model.forward(xb, training=True)
+                value = loss.forward(out, yb)
             if not math.isfinite(value) or (max_loss is not None and value > max_loss):
                 msg = (f"training diverged in epoch {epoch + 1}, batch {i}: loss = {value!r}"
                        + (f" > max_loss = {max_loss}" if math.isfinite(value) else "")
@@ -185,8 +188,9 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
                 logger.error(msg)
                 raise TrainingDiverged(msg, epoch=epoch + 1, batch=i, loss=value,
                                        history=history)
-            model.backward(loss.backward())
-            optimizer.step()
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                model.backward(loss.backward())
+                optimizer.step()
             nb = xb.shape[0]
             total_loss += value * nb
             total_n += nb
@@ -199,6 +203,13 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
         if total_n == 0:
             raise ValueError("train_batches: yielded no batches in epoch "
                              f"{epoch + 1}; check the dataset size and batch size")
+        bad = [n for n, p in model.named_parameters() if not np.all(np.isfinite(p.data()))]
+        if bad:
+            msg = (f"training diverged in epoch {epoch + 1}: non-finite parameters {bad} after "
+                   f"the last step (lr = {lr:.3g}); lower the learning rate")
+            logger.error(msg)
+            raise TrainingDiverged(msg, epoch=epoch + 1, batch=i, loss=float("nan"),
+                                   history=history)
         test_acc = (evaluate(model, eval_data[0], eval_data[1], eval_batch_size)
                     if eval_data is not None else float("nan"))
         history.epoch.append(epoch + 1)
