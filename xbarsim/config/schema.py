@@ -678,9 +678,12 @@ class UpdateConfig:
     alpha = (g_max - g_min)/W_s converts a weight change to a conductance change."""
     percentile: float = 99.9
     """Percentile [%] of |W| used when scale is 'percentile', in (0, 100]."""
+    headroom: float = 2.0
+    """W_s = headroom x the statistic of the weights being programmed (>= 1): weights may grow
+    to headroom times their initial scale before they saturate at g_max."""
 
     def __post_init__(self) -> None:
-        _finish(self, check_fields(self, percentile="in (0, 100]"))
+        _finish(self, check_fields(self, percentile="in (0, 100]", headroom=">= 1"))
 
 
 @_config

@@ -1,0 +1,250 @@
+"""Crossbar tile engine: ideal equivalence, converters in the loop, non-ideal paths, update."""
+
+from __future__ import annotations
+
+import dataclasses as dc
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+from xbarsim.config.schema import (
+    ADCConfig,
+    CrossbarConfig,
+    DACConfig,
+    DeviceConfig,
+    HardwareConfig,
+    MappingConfig,
+    PeripheryConfig,
+    SolverConfig,
+)
+from xbarsim.hardware.converters import stream_inputs
+from xbarsim.hardware.solvers import NodalSolver
+from xbarsim.hardware.tile import Tile
+from xbarsim.kernels import mvm
+from xbarsim.kernels.quantize import KIND_BOW, KIND_NONE
+
+IDEAL_IO = PeripheryConfig(dac=DACConfig(bits=None, input_bits=None), adc=ADCConfig(bits=None))
+
+
+def ideal_hw(n_rows=8, n_cols=6, scheme="signed_split", granularity="tile") -> HardwareConfig:
+    io = dc.replace(IDEAL_IO, adc=ADCConfig(bits=None, granularity=granularity))
+    return HardwareConfig(
+        crossbar=CrossbarConfig(n_rows=n_rows, n_cols=n_cols, r_row=0.0, r_col=0.0),
+        device=DeviceConfig(bits=None, update_model="linear", nl=0.0, gamma=0.0),
+        forward=io, backward=io,
+        mapping=MappingConfig(scheme=scheme, slice_bits=None, weight_bits=None),
+        solver=SolverConfig(method="ideal"))
+
+
+def parasitic_hw(**kw) -> HardwareConfig:
+    base = ideal_hw(**kw)
+    return dc.replace(base, crossbar=dc.replace(base.crossbar, r_row=2.0, r_col=5.0,
+                                                r_source=200.0, r_sense=150.0),
+                      solver=SolverConfig(method="fcm"))
+
+
+# ---------------------------------------------------------------- ideal equivalence
+
+@given(n_in=st.integers(1, 30), n_out=st.integers(1, 20), batch=st.integers(1, 5),
+       scheme=st.sampled_from(["signed_split", "differential", "offset"]),
+       granularity=st.sampled_from(["tile", "layer"]), seed=st.integers(0, 2**16))
+def test_ideal_tile_reproduces_matmuls(n_in, n_out, batch, scheme, granularity, seed):
+    """Ideal hardware = x @ W and delta @ W.T to float tolerance, tiling over several arrays."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((n_in, n_out))
+    tile = Tile(n_in, n_out, ideal_hw(7, 5, scheme, granularity), rng=rng, w_init=w)
+    x = rng.standard_normal((batch, n_in))
+    d = rng.standard_normal((batch, n_out))
+    tol = dict(rtol=1e-12, atol=1e-12 * (np.abs(x).sum() + np.abs(d).sum()) * np.abs(w).max())
+    assert_allclose(tile.forward(x), x @ w, **tol)
+    assert_allclose(tile.backward(d), d @ w.T, **tol)
+    assert_allclose(tile.get_weights(), w, rtol=1e-12, atol=1e-14)
+
+
+def test_ideal_update_is_exact_sgd(rng):
+    w = rng.standard_normal((13, 9))
+    tile = Tile(13, 9, ideal_hw(), rng=rng, w_init=w)
+    x, d = rng.standard_normal((4, 13)), rng.standard_normal((4, 9))
+    tile.update(x, d, lr=0.05)
+    assert_allclose(tile.get_weights(), w - 0.05 * x.T @ d, rtol=1e-12, atol=1e-14)
+    step = 0.01 * rng.standard_normal((13, 9))
+    tile.apply_step(step)
+    assert_allclose(tile.get_weights(), w - 0.05 * x.T @ d + step, rtol=1e-12, atol=1e-14)
+
+
+def test_zero_input_and_zero_request(rng):
+    w = rng.standard_normal((6, 4))
+    tile = Tile(6, 4, parasitic_hw(), rng=rng, w_init=w)
+    assert np.all(tile.forward(np.zeros((3, 6))) == 0.0)
+    before = tile.conductances()
+    tile.apply_step(np.zeros((6, 4)))
+    assert_allclose(tile.conductances(), before, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- converters in the loop
+
+@pytest.mark.parametrize("signed", ["two_pass", "twos_complement"])
+def test_bit_streaming_recombines_exactly_without_adc(rng, signed):
+    """1-bit DAC, 8-bit inputs, ideal ADC: forward = (x quantised to 8 bits) @ W exactly."""
+    io = PeripheryConfig(dac=DACConfig(bits=1, input_bits=8, signed=signed),
+                         adc=ADCConfig(bits=None))
+    hw = dc.replace(ideal_hw(), forward=io, backward=io)
+    w = rng.standard_normal((11, 7))
+    tile = Tile(11, 7, hw, rng=rng, w_init=w)
+    for x in (rng.uniform(0, 3, (4, 11)), rng.standard_normal((4, 11))):
+        s = np.abs(x).max()
+        sgn = None if np.all(x >= 0) else signed
+        x_q = s * stream_inputs(x / s, 8, 1, sgn).value()
+        assert np.abs(x_q - x).max() > 1e-4          # quantisation really happened
+        assert_allclose(tile.forward(x), x_q @ w, rtol=1e-12, atol=1e-12 * s)
+
+
+def test_bit_slicing_recombines_exactly_without_adc(rng):
+    """2-bit slices of 8-bit weights, ideal converters: forward = x @ W_q (W quantised)."""
+    hw = dc.replace(ideal_hw(), device=DeviceConfig(bits=2, update_model="linear", nl=0.0,
+                                                    gamma=0.0),
+                    mapping=MappingConfig(slice_bits=2, weight_bits=8))
+    w = rng.standard_normal((10, 9))
+    tile = Tile(10, 9, hw, rng=rng, w_init=w)
+    assert tile.n_slices == 4
+    levels = 2 ** 8 - 1
+    w_q = np.sign(w) * np.round(np.abs(w) / tile.w_scale * levels) * tile.w_scale / levels
+    x = rng.uniform(0, 1, (3, 10))
+    assert_allclose(tile.forward(x), x @ w_q, rtol=1e-12, atol=1e-13)
+    assert np.abs(x @ w_q - x @ w).max() > 1e-6
+
+
+def test_adc_quantises_and_calibration_freezes(rng):
+    io = PeripheryConfig(dac=DACConfig(bits=1, input_bits=4),
+                         adc=ADCConfig(bits=3, calibration_batches=2))
+    hw = dc.replace(ideal_hw(), forward=io)
+    w = np.abs(rng.standard_normal((8, 6)))
+    tile = Tile(8, 6, hw, rng=rng, w_init=w)
+    x = rng.uniform(0, 1, (16, 8))
+    y = tile.forward(x)
+    assert np.abs(y - x @ w).max() > 1e-3 * np.abs(x @ w).max()       # 3-bit ADC is lossy
+    tile.forward(x)
+    adc = tile.blocks[0].adc_fwd[0]
+    assert not adc.calibrating
+    frozen = adc.i_max
+    tile.forward(100 * x * (x > 0.99))   # much larger normalised currents would widen a live ADC
+    assert adc.i_max == frozen
+
+
+# ---------------------------------------------------------------- non-ideal paths
+
+@pytest.mark.parametrize("granularity", ["tile", "layer"])
+def test_parasitic_forward_and_backward_go_through_g_eff(rng, granularity):
+    """With ideal converters the products are exactly x @ W_eff and d @ W_eff.T (no shortcut)."""
+    hw = parasitic_hw()
+    hw = dc.replace(hw, forward=dc.replace(hw.forward, adc=ADCConfig(bits=None,
+                                                                     granularity=granularity)))
+    w = rng.standard_normal((20, 11))
+    tile = Tile(20, 11, hw, rng=rng, w_init=w)
+    w_eff = tile.effective_weights()
+    assert np.abs(w_eff - w).max() > 1e-4 * np.abs(w).max()        # parasitics matter here
+    x, d = rng.uniform(0, 1, (3, 20)), rng.standard_normal((3, 11))
+    assert_allclose(tile.forward(x), x @ w_eff, rtol=1e-9, atol=1e-12)
+    assert_allclose(tile.backward(d), d @ w_eff.T, rtol=1e-9, atol=1e-12)
+
+
+def test_effective_weights_match_nodal_solution_per_block(rng):
+    hw = parasitic_hw(n_rows=8, n_cols=6)
+    w = rng.standard_normal((8, 6))
+    tile = Tile(8, 6, hw, rng=rng, w_init=w)
+    blk = tile.blocks[0]
+    par = blk.masters[0].solver.parasitics
+    g_eff = [NodalSolver(par).g_eff(x.g) for x in blk.masters]
+    assert_allclose(tile.effective_weights(), (g_eff[0] - g_eff[1]) / tile.alpha, rtol=1e-8,
+                    atol=1e-12)
+
+
+def test_noisy_nonlinear_update_stays_in_range_and_follows_sign(rng):
+    hw = dc.replace(parasitic_hw(), device=DeviceConfig(bits=None, update_model="txsim",
+                                                        nl=2.0, gamma=5.0))
+    w = 0.1 * rng.standard_normal((9, 7))
+    tile = Tile(9, 7, hw, rng=np.random.default_rng(3), w_init=w)
+    step = np.full((9, 7), 0.02)
+    tile.apply_step(step)
+    g = tile.conductances()
+    assert np.nanmin(g) >= tile.g_min and np.nanmax(g) <= tile.g_max
+    assert np.mean(tile.get_weights() - w > 0) > 0.9
+
+
+def test_same_seed_same_numbers(rng):
+    hw = dc.replace(parasitic_hw(), device=DeviceConfig(bits=None, update_model="txsim",
+                                                        nl=0.5, gamma=5.0))
+    w = rng.standard_normal((9, 7))
+    x, d = rng.uniform(0, 1, (4, 9)), rng.standard_normal((4, 7))
+    outs = []
+    for _ in range(2):
+        tile = Tile(9, 7, hw, rng=np.random.default_rng(11), w_init=w)
+        tile.update(x, d, 0.1)
+        outs.append(tile.forward(x))
+    assert np.array_equal(outs[0], outs[1])
+
+
+def test_state_dict_round_trip(rng):
+    hw = dc.replace(parasitic_hw(), forward=PeripheryConfig(dac=DACConfig(bits=1, input_bits=6),
+                                                            adc=ADCConfig(bits=6)))
+    w = rng.standard_normal((9, 7))
+    a = Tile(9, 7, hw, rng=np.random.default_rng(1), w_init=w)
+    x = rng.uniform(0, 1, (5, 9))
+    a.forward(x)
+    a.apply_step(0.01 * rng.standard_normal((9, 7)))
+    b = Tile(9, 7, hw, rng=np.random.default_rng(2), w_init=np.ones((9, 7)))
+    b.load_state_dict(a.state_dict())
+    y = a.forward(x)
+    # same conductances; the two FCM solves agree to their bound (1e-10 of g_max, amplified by
+    # the G+ - G- difference), not bit for bit (one of them was warm-started)
+    assert_allclose(b.forward(x), y, rtol=0, atol=1e-8 * np.abs(y).max())
+    assert_allclose(b.conductances(), a.conductances(), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- fused kernel
+
+def _shift_add_reference(i, weights, coef, i_max, n_steps, bow):
+    """Plain NumPy: clip, bow transfer, round, ideal inverse, weighted plane sum."""
+    if n_steps == 0:
+        conv = i
+    else:
+        u = np.clip(i / i_max, 0.0, 1.0)
+        conv = i_max * np.rint((u + bow * u * (1 - u)) * n_steps) / n_steps
+    return coef * np.tensordot(weights, conv, axes=1)
+
+
+@pytest.mark.parametrize("n_steps,bow", [(0, 0.0), (255, 0.0), (15, 0.3)])
+def test_adc_shift_add_matches_reference(rng, n_steps, bow):
+    i = rng.uniform(-0.2, 1.3, (5, 4, 7)) * 1e-5
+    weights = np.array([1.0, 2.0, 4.0, 8.0, -16.0]) / 15
+    kind = KIND_BOW if bow else KIND_NONE
+    want = _shift_add_reference(i, weights, -0.7, 1e-5, n_steps, bow)
+    empty = np.zeros(2)
+    for fn in (mvm.adc_shift_add, mvm.adc_shift_add.py_func):
+        out = np.zeros((4, 7))
+        fn(i, weights, -0.7, 1e-5, n_steps, kind, bow, empty, empty, out)
+        assert_allclose(out, want, rtol=1e-12, atol=1e-20)
+
+
+# ---------------------------------------------------------------- bad settings
+
+def test_bad_settings_name_the_setting(rng):
+    with pytest.raises(ValueError, match="tile shape"):
+        Tile(0, 3, ideal_hw(), rng=rng)
+    with pytest.raises(ValueError, match="slice_bits"):
+        Tile(4, 3, dc.replace(ideal_hw(), mapping=MappingConfig(scheme="differential",
+                                                                 slice_bits=2)), rng=rng)
+    with pytest.raises(ValueError, match="r_min"):
+        DeviceConfig(r_min=1.0e6, r_max=1.0e5)
+    with pytest.raises(ValueError, match="bits"):
+        DACConfig(bits=0)
+    with pytest.raises(ValueError, match="sense_noise"):
+        ADCConfig(sense_noise=-1.0)
+    tile = Tile(4, 3, ideal_hw(), rng=rng)
+    with pytest.raises(ValueError, match=r"x: expected shape \(batch, 4\)"):
+        tile.forward(np.ones((2, 5)))
+    with pytest.raises(ValueError, match="dw: expected shape"):
+        tile.apply_step(np.ones((3, 4)))

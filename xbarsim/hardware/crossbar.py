@@ -1,0 +1,79 @@
+"""One physical crossbar array: programmed conductances, its device, solver and cached ``g_eff``.
+
+A weight block smaller than the physical array occupies its bottom-left corner (rows next to
+the sense amplifiers, columns next to the drivers). Unused rows are held at 0 V and unused
+cells are unformed (g = 0), so they carry no current; the used block is then *exactly* a
+crossbar of the used size with the same terminal resistances, which is what is simulated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xbarsim.hardware.device import Device
+from xbarsim.hardware.solvers import CircuitSolver
+
+FloatArray = NDArray[np.float64]
+
+
+class Crossbar:
+    """Conductances of one array and the solver that turns them into ``g_eff``.
+
+    Parameters
+    ----------
+    g : ndarray of shape (n_rows, n_cols)
+        Initial programmed conductances [S] (copied).
+    device : Device
+        Device model of this array (its per-device variations have this shape).
+    solver : CircuitSolver
+        Effective-conductance solver of this array (kept: it may hold warm-start state).
+
+    Notes
+    -----
+    Every change of ``g`` goes through :meth:`program` or :meth:`update`, which invalidate the
+    cached ``g_eff``; it is recomputed lazily by the next product.
+    """
+
+    def __init__(self, g: FloatArray, device: Device, solver: CircuitSolver) -> None:
+        self._g = np.array(g, dtype=np.float64, order="C")
+        self.device = device
+        self.solver = solver
+        self._g_eff: FloatArray | None = None
+        self.n_refresh = 0
+
+    @property
+    def g(self) -> FloatArray:
+        """Programmed conductances [S] (read-only view)."""
+        view = self._g.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_rows, n_cols) of the used block."""
+        return self._g.shape  # type: ignore[return-value]
+
+    def g_eff(self) -> FloatArray:
+        """Effective conductance [S] of the present ``g`` (cached until ``g`` changes)."""
+        if self._g_eff is None:
+            self._g_eff = self.solver.g_eff(self._g)
+            self.n_refresh += 1
+        return self._g_eff
+
+    def program(self, g_target: FloatArray, noise: FloatArray | None = None) -> None:
+        """Program target conductances [S] with the device's precision and variations."""
+        self._g = np.ascontiguousarray(self.device.program(g_target, noise))
+        self._g_eff = None
+
+    def update(self, dg_request: FloatArray, noise: FloatArray | None = None) -> None:
+        """Apply requested conductance changes [S] through the device's update model."""
+        self._g = np.ascontiguousarray(self.device.apply_update(self._g, dg_request, noise))
+        self._g_eff = None
+
+    def set_state(self, g: FloatArray) -> None:
+        """Restore conductances exactly (checkpoints); no device physics applied."""
+        if g.shape != self._g.shape:
+            raise ValueError(f"g: expected shape {self._g.shape}, got {g.shape}")
+        self._g = np.array(g, dtype=np.float64, order="C")
+        self._g_eff = None

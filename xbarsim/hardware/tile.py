@@ -1,0 +1,430 @@
+r"""A layer's weights on crossbar hardware: DAC -> arrays -> ADC, tiling, and the analog update.
+
+Forward (``y = x @ W``, MODELS.md §1, §5, §6)::
+
+    x --(per-batch scale s = max|x|)--> u = x / s --stream--> bit-planes --DAC--> row volts V_p
+    for every crossbar block and physical array a (polarity x slice):
+        I_ap = V_p @ g_eff_a                        (one BLAS product for all planes)
+        out += coef_a * sum_p w_p * ADC_a(I_ap)      (fused kernel, kernels.mvm)
+    y = s * out / (v_read * alpha)                   alpha = (g_max - g_min) / W_s
+
+Partial sums of blocks in the same tile column are added digitally after their ADCs
+(``granularity="tile"``). With ``granularity="layer"`` the arrays' ``g_eff`` are stitched into
+one effective layer matrix and the ADC acts once on the layer output (TxSim-like, faster).
+
+Backward (``delta_in = delta @ W.T``): columns are driven with the backward DAC (signed errors
+by two passes or two's complement), rows sensed with the backward ADC, through ``g_eff.T``
+(reciprocity, see :mod:`xbarsim.hardware`).
+
+Update: the requested weight step ``dW`` (``-lr x.T @ delta`` for plain SGD, or any optimizer
+step) is split by the mapping into per-device conductance requests, which each device realises
+with its non-linear, noisy update model (:class:`~xbarsim.hardware.device.Device`); the arrays'
+``g_eff`` are then refreshed by their solvers on the next product.
+
+Bit slicing (``mapping.slice_bits``): the update acts on one analog master conductance per
+weight and polarity (MODELS.md §13, question 5); the read path quantises the master weights to
+``weight_bits`` and programs ``ceil(weight_bits / slice_bits)`` slice arrays of
+``2**slice_bits``-level devices, recombined with shifts ``2**(k s)``.
+
+Input scaling is digital and per batch (block floating point): ``u = x / max|x|``; the ADC
+ranges are calibrated on the normalised currents (running max or percentile over the first
+``calibration_batches`` conversions, then frozen).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xbarsim.config.schema import HardwareConfig, PeripheryConfig
+from xbarsim.hardware.circuit import Parasitics
+from xbarsim.hardware.converters import ADC, DAC, stream_inputs
+from xbarsim.hardware.crossbar import Crossbar
+from xbarsim.hardware.device import Device
+from xbarsim.hardware.mapping import (
+    MAPPINGS,
+    TileBlock,
+    quantize_weights,
+    slice_shifts,
+    slice_to_conductance,
+    slice_weights,
+    tile_slices,
+    weight_scale,
+)
+from xbarsim.hardware.solvers import CircuitSolver, make_solver
+from xbarsim.kernels import mvm
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+
+def _solver_for(hw: HardwareConfig, parasitics: Parasitics) -> CircuitSolver:
+    s = hw.solver
+    if s.method == "fcm":
+        return make_solver("fcm", parasitics, rtol=s.rtol)
+    if s.method == "aam":
+        return make_solver("aam", parasitics, order=s.aam_order)
+    if s.method == "interpolated":
+        exact_opts: dict[str, Any] = ({"rtol": s.rtol} if s.refresh_method == "fcm"
+                                      else {"order": s.aam_order})
+        return make_solver("interpolated", parasitics, refresh_every=s.refresh_every,
+                           refresh_threshold=s.refresh_threshold, exact=s.refresh_method,
+                           **exact_opts)
+    return make_solver(s.method, parasitics)
+
+
+def _dac(cfg: PeripheryConfig) -> DAC:
+    d = cfg.dac
+    return DAC(d.bits, d.v_read, nonlinearity=d.nonlinearity, bow=d.bow, lut=d.lut)
+
+
+def _adc(cfg: PeripheryConfig, *, bipolar: bool = False) -> ADC:
+    a = cfg.adc
+    i_max = None if a.range == "calibrated" else float(a.range)
+    return ADC(a.bits, i_max, nonlinearity=a.nonlinearity, bow=a.bow, tanh_beta=a.tanh_beta,
+               lut=a.lut, sense_noise=a.sense_noise, bipolar=bipolar,
+               calibration=a.calibration, percentile=a.percentile,
+               calibration_window=a.calibration_batches)
+
+
+@dataclass
+class _Block:
+    """One crossbar-sized block: master arrays (update path) and read arrays (products)."""
+
+    block: TileBlock
+    masters: list[Crossbar]
+    reads: list[Crossbar]
+    coefs: FloatArray          # (n_read,) signed shift-and-add coefficient of each read array
+    adc_fwd: list[ADC]
+    adc_bwd: list[ADC]
+    slices_stale: bool = True
+
+
+class Tile:
+    """Weights ``W`` (n_in, n_out) of one layer held on simulated crossbars.
+
+    Implements the weight-backend protocol of :mod:`xbarsim.nn.base` (``forward``,
+    ``backward``, ``update``, ``apply_step``, ``get_weights``, ``set_weights``).
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Layer shape; ``W`` is tiled onto ``crossbar.n_rows x crossbar.n_cols`` arrays.
+    hw : HardwareConfig
+        Crossbar, device, periphery, mapping, solver and variation settings.
+    rng : numpy.random.Generator
+        This tile's own stream (device-to-device draws, write noise, sense noise).
+    name : str
+        Layer name, used to name the process-variation streams of its arrays.
+    w_init : ndarray of shape (n_in, n_out), optional
+        Initial weights, programmed at construction (zeros if omitted, with ``w_scale`` 1).
+
+    Raises
+    ------
+    ValueError
+        Impossible settings (naming the setting), or a bad ``w_init`` shape.
+    """
+
+    def __init__(self, n_in: int, n_out: int, hw: HardwareConfig, *,
+                 rng: np.random.Generator, name: str = "tile",
+                 w_init: FloatArray | None = None) -> None:
+        if n_in < 1 or n_out < 1:
+            raise ValueError(f"tile shape: n_in and n_out must be >= 1, got ({n_in}, {n_out})")
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.hw = hw
+        self.name = name
+        self.rng = rng
+        dev = hw.device
+        self.g_min, self.g_max = 1.0 / dev.r_max, 1.0 / dev.r_min
+        self.mapping = MAPPINGS[hw.mapping.scheme](self.g_min, self.g_max)
+        self.slice_bits = hw.mapping.slice_bits
+        self.weight_bits = hw.mapping.weight_bits
+        if self.slice_bits is not None:
+            if hw.mapping.scheme != "signed_split":
+                raise ValueError(f"mapping.slice_bits: bit slicing is implemented for the "
+                                 f"signed_split scheme, got scheme {hw.mapping.scheme!r}; set "
+                                 f"mapping.slice_bits to null")
+            if self.weight_bits is None:
+                raise ValueError("mapping.weight_bits: bit slicing needs an integer weight "
+                                 "precision, got null")
+            self.n_slices = math.ceil(self.weight_bits / self.slice_bits)
+        else:
+            self.n_slices = 1
+        self.granularity = hw.forward.adc.granularity
+        self.dac_fwd, self.dac_bwd = _dac(hw.forward), _dac(hw.backward)
+        self._adc_layer_fwd = _adc(hw.forward, bipolar=True)
+        self._adc_layer_bwd = _adc(hw.backward, bipolar=True)
+        self.w_scale = 1.0
+        self.blocks = [self._make_block(b) for b in
+                       tile_slices(self.n_in, self.n_out, hw.crossbar.n_rows, hw.crossbar.n_cols)]
+        self.set_weights(np.zeros((self.n_in, self.n_out)) if w_init is None else w_init,
+                         rescale=w_init is not None)
+
+    # ------------------------------------------------------------------ construction
+    def _device(self, shape: tuple[int, int], stream: str, bits: int | None) -> Device:
+        dev, var = self.hw.device, self.hw.variation
+        return Device(g_min=self.g_min, g_max=self.g_max, bits=bits,
+                      update_model=dev.update_model, nl=dev.nl, nl_label=dev.nl_label,
+                      gamma=dev.gamma, write_noise=dev.write_noise, sigma_c2c=dev.sigma_c2c,
+                      sigma_d2d=dev.sigma_d2d, sigma_pv=var.sigma_pv,
+                      pv_distribution=var.distribution, pv_seed=var.chip_seed,
+                      pv_stream=stream, n_pulses_max=dev.n_pulses_max, shape=shape,
+                      rng=self.rng)
+
+    def _make_block(self, block: TileBlock) -> _Block:
+        cb = self.hw.crossbar
+        shape = (block.rows.stop - block.rows.start, block.cols.stop - block.cols.start)
+        par = Parasitics.build(*shape, r_source=cb.r_source, r_sense=cb.r_sense,
+                               r_row=cb.r_row, r_col=cb.r_col)
+        tag = f"{self.name}/block{block.tile_row}.{block.tile_col}"
+        n_arrays = self.mapping.n_arrays
+        sliced = self.slice_bits is not None
+        masters = [Crossbar(np.full(shape, self.g_min),
+                            self._device(shape, f"{tag}/master{a}",
+                                         None if sliced else self.hw.device.bits),
+                            _solver_for(self.hw, par))
+                   for a in range(n_arrays)]
+        # combine() of every mapping is linear: coefficient +1 / -1 per polarity (offset: 2)
+        base = {"signed_split": [1.0, -1.0], "differential": [1.0, -1.0], "offset": [2.0]}
+        base_coef = base[self.mapping.name]
+        if sliced:
+            assert self.slice_bits is not None and self.weight_bits is not None
+            k = self.slice_bits
+            shifts = slice_shifts(k, self.n_slices) * ((1 << k) - 1) / ((1 << self.weight_bits) - 1)
+            reads, coefs = [], []
+            for a in range(n_arrays):
+                for s in range(self.n_slices):
+                    reads.append(Crossbar(np.full(shape, self.g_min),
+                                          self._device(shape, f"{tag}/slice{a}.{s}", k),
+                                          _solver_for(self.hw, par)))
+                    coefs.append(base_coef[a] * shifts[s])
+        else:
+            reads, coefs = masters, list(base_coef)
+        n_read = len(reads)
+        return _Block(block, masters, reads, np.array(coefs),
+                      [_adc(self.hw.forward) for _ in range(n_read)],
+                      [_adc(self.hw.backward) for _ in range(n_read)])
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_in, n_out)``."""
+        return self.n_in, self.n_out
+
+    @property
+    def alpha(self) -> float:
+        """Conductance per weight unit ``(g_max - g_min) / w_scale`` [S]."""
+        return self.mapping.alpha(self.w_scale)
+
+    def set_weights(self, w: FloatArray, *, rescale: bool = True) -> None:
+        """Program weights ``w`` (n_in, n_out); ``rescale`` recomputes ``w_scale`` from them.
+
+        ``w_scale = headroom * max|W|`` (or the configured percentile): weights up to
+        ``+-w_scale`` are representable, larger ones saturate at ``g_max``.
+        """
+        w = np.asarray(w, dtype=np.float64)
+        if w.shape != self.shape:
+            raise ValueError(f"w: expected shape {self.shape}, got {w.shape}")
+        if not np.all(np.isfinite(w)):
+            raise ValueError("w: weights must be finite")
+        if rescale and np.any(w != 0):
+            up = self.hw.update
+            self.w_scale = up.headroom * weight_scale(w, up.scale, up.percentile)
+        for blk in self.blocks:
+            targets = self.mapping.to_conductance(w[blk.block.rows, blk.block.cols],
+                                                  self.w_scale)
+            for a, xbar in enumerate(blk.masters):
+                xbar.program(targets[a])
+            blk.slices_stale = True
+
+    def get_weights(self) -> FloatArray:
+        """Weights represented by the programmed (master) conductances, (n_in, n_out)."""
+        w = np.empty(self.shape)
+        for blk in self.blocks:
+            g = np.stack([x.g for x in blk.masters])
+            w[blk.block.rows, blk.block.cols] = self.mapping.to_weight(g, self.w_scale)
+        return w
+
+    def apply_step(self, dw: FloatArray) -> None:
+        """Realise a requested weight step ``dw`` (n_in, n_out) through the devices."""
+        dw = np.asarray(dw, dtype=np.float64)
+        if dw.shape != self.shape:
+            raise ValueError(f"dw: expected shape {self.shape}, got {dw.shape}")
+        for blk in self.blocks:
+            g = np.stack([x.g for x in blk.masters])
+            requests = self.mapping.split_update(dw[blk.block.rows, blk.block.cols], g,
+                                                 self.w_scale)
+            for a, xbar in enumerate(blk.masters):
+                noisy = xbar.device.gamma > 0 or xbar.device.sigma_c2c > 0
+                noise = Device.draw_noise(self.rng, xbar.shape) if noisy else None
+                xbar.update(requests[a], noise)
+            blk.slices_stale = True
+
+    def update(self, x: FloatArray, delta: FloatArray, lr: float) -> None:
+        """Plain-SGD outer-product update: ``dW = -lr * x.T @ delta``, realised by the devices."""
+        self.apply_step(-lr * (np.asarray(x).T @ np.asarray(delta)))
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        """``x @ W`` through DAC, arrays and ADC: (batch, n_in) -> (batch, n_out)."""
+        x = self._check(x, self.n_in, "x")
+        return self._product(x, forward=True)
+
+    def backward(self, delta: FloatArray) -> FloatArray:
+        """``delta @ W.T`` through the backward DAC, ``g_eff.T`` and ADC: (batch, n_out) -> (batch, n_in)."""
+        delta = self._check(delta, self.n_out, "delta")
+        return self._product(delta, forward=False)
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _check(x: Any, n: int, name: str) -> FloatArray:
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != n:
+            raise ValueError(f"{name}: expected shape (batch, {n}), got {arr.shape}")
+        return np.ascontiguousarray(arr)
+
+    def _refresh_slices(self, blk: _Block) -> None:
+        """Program the slice arrays from the master conductances (bit-sliced read path)."""
+        assert self.slice_bits is not None and self.weight_bits is not None
+        g = np.stack([x.g for x in blk.masters])
+        mags = (g - self.g_min) / self.alpha                      # (n_arrays, rows, cols) >= 0
+        k = 0
+        for a in range(len(blk.masters)):
+            q = quantize_weights(np.maximum(mags[a], 0.0), self.w_scale, self.weight_bits)
+            digits = slice_weights(q, self.slice_bits, self.n_slices)   # (n_slices, rows, cols)
+            targets = slice_to_conductance(digits, self.slice_bits, self.g_min, self.g_max)
+            for s in range(self.n_slices):
+                blk.reads[k].program(targets[s])
+                k += 1
+        blk.slices_stale = False
+
+    def read_arrays(self, blk: _Block) -> list[Crossbar]:
+        """The arrays used by products (slices refreshed from the masters when stale)."""
+        if self.slice_bits is not None and blk.slices_stale:
+            self._refresh_slices(blk)
+        return blk.reads
+
+    def effective_weights(self) -> FloatArray:
+        """The layer matrix the hardware computes without converters: stitched ``g_eff`` / alpha.
+
+        (n_in, n_out); equals :meth:`get_weights` for ideal arrays.
+        """
+        w = np.zeros(self.shape)
+        for blk in self.blocks:
+            acc = w[blk.block.rows, blk.block.cols]
+            for coef, xbar in zip(blk.coefs, self.read_arrays(blk)):
+                acc += coef * xbar.g_eff()
+            if self.mapping.name == "offset":
+                acc -= 2.0 * self.mapping.g_mid   # the reference column (MODELS §6.1)
+        return w / self.alpha
+
+    def _product(self, x: FloatArray, *, forward: bool) -> FloatArray:
+        periphery = self.hw.forward if forward else self.hw.backward
+        dac = self.dac_fwd if forward else self.dac_bwd
+        n_out = self.n_out if forward else self.n_in
+        scale = float(np.max(np.abs(x))) if x.size else 0.0
+        if scale == 0.0:
+            return np.zeros((x.shape[0], n_out))
+        u = x / scale
+        signed = periphery.dac.signed if np.any(u < 0) else None
+        if periphery.dac.input_bits is None:
+            input_bits = periphery.dac.bits or 52
+            if signed is not None:
+                input_bits = max(input_bits, 2)
+        else:
+            input_bits = periphery.dac.input_bits
+        stream = stream_inputs(u, input_bits, dac.bits, signed)
+        volts = dac.drive(stream)                                  # (P, B, n_in) [V]
+        weights = stream.plane_weights                             # (P,)
+        if self.granularity == "layer":
+            out = self._layer_product(volts, weights, forward)
+        else:
+            out = self._tile_product(volts, weights, forward)
+        return out * (scale / (dac.v_max * self.alpha))
+
+    def _layer_product(self, volts: FloatArray, weights: FloatArray, forward: bool) -> FloatArray:
+        """Stitched effective matrix, one product, one (bipolar) ADC on the layer output."""
+        w_eff = self.effective_weights() * self.alpha             # (n_in, n_out) [S]
+        v = np.tensordot(weights, volts, axes=1)                  # (B, n_in) [V]
+        i = v @ w_eff if forward else v @ w_eff.T                 # (B, n) [A]
+        adc = self._adc_layer_fwd if forward else self._adc_layer_bwd
+        noise = (self.rng.standard_normal(i.shape) if adc.sense_noise > 0 else None)
+        return adc(i, noise)
+
+    def _tile_product(self, volts: FloatArray, weights: FloatArray, forward: bool) -> FloatArray:
+        n_planes, batch = volts.shape[:2]
+        n_out = self.n_out if forward else self.n_in
+        out = np.zeros((batch, n_out))
+        for blk in self.blocks:
+            rows, cols = blk.block.rows, blk.block.cols
+            src, dst = (rows, cols) if forward else (cols, rows)
+            v = np.ascontiguousarray(volts[:, :, src]).reshape(n_planes * batch, -1)
+            acc = np.zeros((batch, dst.stop - dst.start))
+            adcs = blk.adc_fwd if forward else blk.adc_bwd
+            for coef, xbar, adc in zip(blk.coefs, self.read_arrays(blk), adcs):
+                g_eff = xbar.g_eff()
+                i = (v @ g_eff if forward else v @ g_eff.T).reshape(n_planes, batch, -1)
+                if adc.sense_noise > 0:
+                    i = i + adc.sense_noise * self.rng.standard_normal(i.shape)
+                if adc.bits is not None and adc.calibrating:
+                    adc.calibrate(i)
+                t = adc._transfer
+                mvm.adc_shift_add(i, weights, float(coef), adc.i_max or 0.0,
+                                  adc.n_steps if adc.bits is not None else 0,
+                                  t.kind, t.param, t.table_x, t.table_y, acc)
+            if self.mapping.name == "offset":
+                # reference column of g_mid devices, computed digitally (MODELS §6.1)
+                acc -= 2.0 * self.mapping.g_mid * (
+                    weights @ volts[:, :, src].sum(axis=2))[:, None]
+            out[:, dst] += acc
+        return out
+
+    # ------------------------------------------------------------------ state
+    def solver_stats(self) -> dict[str, float]:
+        """Totals over the tile's arrays: exact solves, calls, fallbacks, max iterations."""
+        solvers = [x.solver for blk in self.blocks for x in blk.reads]
+        return {"n_solves": float(sum(s.stats.n_solves for s in solvers)),
+                "n_calls": float(sum(s.stats.n_calls for s in solvers)),
+                "n_fallbacks": float(sum(s.stats.n_fallbacks for s in solvers)),
+                "max_iter": float(max((s.stats.n_iter for s in solvers), default=0))}
+
+    def conductances(self) -> FloatArray:
+        """Master conductances [S], shape (n_blocks, n_arrays, rows, cols) padded with NaN."""
+        hw = self.hw.crossbar
+        out = np.full((len(self.blocks), self.mapping.n_arrays, hw.n_rows, hw.n_cols), np.nan)
+        for b, blk in enumerate(self.blocks):
+            for a, x in enumerate(blk.masters):
+                out[b, a, :x.shape[0], :x.shape[1]] = x.g
+        return out
+
+    def state_dict(self) -> dict[str, FloatArray]:
+        """Everything needed to resume: conductances, weight scale, ADC ranges."""
+        adcs = [a for blk in self.blocks for a in (*blk.adc_fwd, *blk.adc_bwd)]
+        adcs += [self._adc_layer_fwd, self._adc_layer_bwd]
+        return {"g": self.conductances(), "w_scale": np.array(self.w_scale),
+                "adc_i_max": np.array([np.nan if a.i_max is None else a.i_max for a in adcs]),
+                "adc_calibrating": np.array([a.calibrating for a in adcs])}
+
+    def load_state_dict(self, state: dict[str, FloatArray]) -> None:
+        """Restore :meth:`state_dict` exactly (no device physics applied)."""
+        self.w_scale = float(state["w_scale"])
+        g = state["g"]
+        for b, blk in enumerate(self.blocks):
+            for a, x in enumerate(blk.masters):
+                x.set_state(g[b, a, :x.shape[0], :x.shape[1]])
+            blk.slices_stale = True
+        adcs = [a for blk in self.blocks for a in (*blk.adc_fwd, *blk.adc_bwd)]
+        adcs += [self._adc_layer_fwd, self._adc_layer_bwd]
+        for a, i_max, cal in zip(adcs, state["adc_i_max"], state["adc_calibrating"]):
+            a.i_max = None if np.isnan(i_max) else float(i_max)
+            a.calibrating = bool(cal)
+
+    def __repr__(self) -> str:
+        return (f"Tile({self.n_in}x{self.n_out}, blocks={len(self.blocks)}, "
+                f"mapping={self.mapping.name}, slices={self.n_slices}, "
+                f"solver={self.hw.solver.method})")
