@@ -272,7 +272,7 @@ def test_synthetic_is_seeded_and_learnable():
     a = synthetic(50, 20, shape=(1, 4, 4), seed=3)
     b = synthetic(50, 20, shape=(1, 4, 4), seed=3)
     c = synthetic(50, 20, shape=(1, 4, 4), seed=4)
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         assert_array_equal(u, v)
     assert not np.array_equal(a[0], c[0])
     x_tr, y_tr, x_te, y_te = synthetic(400, 200, shape=(1, 6, 6), noise=0.2, seed=0)

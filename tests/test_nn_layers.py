@@ -11,11 +11,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 from xbarsim.kernels.im2col import col2im, im2col, maxpool_backward, maxpool_forward
 from xbarsim.nn import (
     ACTIVATIONS,
+    SGD,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
-    Conv2d,
     ConstantLR,
+    Conv2d,
     CosineLR,
     DigitalWeights,
     Dropout,
@@ -27,7 +28,6 @@ from xbarsim.nn import (
     MSELoss,
     ReLU,
     ResidualBlock,
-    SGD,
     Sigmoid,
     SoftmaxCrossEntropy,
     StepLR,
@@ -504,6 +504,10 @@ def test_schedules():
     c = CosineLR(0.1, 10, min_lr=0.001)
     assert_allclose([c(0), c(5), c(10)], [0.1, 0.0505, 0.001], rtol=1e-12)
     assert c(2) > c(3)
+    w = CosineLR(0.1, 11, warmup=1)
+    assert_allclose([w(0.5), w(1), w(6), w(11)], [0.05, 0.1, 0.05, 0.0], rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="warmup"):
+        CosineLR(0.1, 2, warmup=2)
     assert isinstance(make_schedule("cosine", 0.1, epochs=5), CosineLR)
     with pytest.raises(ValueError, match="choose one of"):
         make_schedule("exp", 0.1)

@@ -225,7 +225,8 @@ def test_mlp_one_sgd_step_equals_numpy_reference(rng):
     assert_allclose(dx, (dh1 @ W[0].T).reshape(x.shape), rtol=EQ_RTOL, atol=EQ_ATOL)
     SGD(model.parameters(), lr=0.3).step()
     s2 = model.state_dict()
-    for i, (g, db) in enumerate(zip(grads, [dh1.sum(0), dh2.sum(0), dz.sum(0)]), start=1):
+    dbs = [dh1.sum(0), dh2.sum(0), dz.sum(0)]
+    for i, (g, db) in enumerate(zip(grads, dbs, strict=True), start=1):
         assert_allclose(s2[f"fc{i}.weight"], W[i - 1] - 0.3 * g, rtol=EQ_RTOL, atol=EQ_ATOL)
         assert_allclose(s2[f"fc{i}.bias"], b[i - 1] - 0.3 * db, rtol=EQ_RTOL, atol=EQ_ATOL)
 

@@ -48,7 +48,7 @@ class DataError(XbarsimError):
 
 
 class DataNotFoundError(DataError, FileNotFoundError):
-    """Dataset files are absent (and could not be downloaded); the message says what to put where."""
+    """Dataset files are absent (and could not be downloaded); says what to put where."""
 
 
 class DataFormatError(DataError, ValueError):
@@ -153,7 +153,7 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 
 
 def _complete_set(folder: Path) -> dict[str, Path] | None:
-    """The four MNIST files in ``folder`` (60k train preferred over 6k), or None."""
+    """Return the four MNIST files in ``folder`` (60k train preferred over 6k), or None."""
     test = [_find_file(folder, s) for s in _TEST_FILES]
     if None in test:
         return None
@@ -373,7 +373,8 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, *, n_train: int |
 _CIFAR_RECORD = 1 + 3 * 32 * 32
 
 
-def read_cifar10_batch(path: str | os.PathLike[str]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+def read_cifar10_batch(
+        path: str | os.PathLike[str]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Read one CIFAR-10 binary batch (``data_batch_k.bin`` / ``test_batch.bin``).
 
     Each record is 1 label byte followed by 3072 bytes: the 1024 red, 1024 green and 1024 blue
@@ -440,7 +441,7 @@ def synthetic(n_train: int, n_test: int, *, shape: tuple[int, ...] = (1, 28, 28)
               n_classes: int = 10, noise: float = 0.3, seed: int = 0
               ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64],
                          NDArray[np.int64]]:
-    """A seeded, learnable classification set for benchmarks and smoke tests.
+    """Make a seeded, learnable classification set for benchmarks and smoke tests.
 
     Each class has a random prototype in ``[0, 1]``; a sample is its class prototype plus
     Gaussian noise of standard deviation ``noise``, clipped to ``[0, 1]``. Labels are drawn

@@ -89,7 +89,7 @@ ACTIVATIONS: dict[str, type[Layer]] = {
 
 
 def get_activation(name: str, *, layer_name: str | None = None) -> Layer:
-    """A new activation layer by name.
+    """Create an activation layer by name.
 
     Raises
     ------
@@ -99,5 +99,6 @@ def get_activation(name: str, *, layer_name: str | None = None) -> Layer:
     try:
         cls = ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"activation: unknown {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+        raise ValueError(f"activation: unknown {name!r}; choose one of "
+                         f"{sorted(ACTIVATIONS)}") from None
     return cls(name=layer_name)

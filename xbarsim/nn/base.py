@@ -89,7 +89,7 @@ class WeightBackend(Protocol):
         ...
 
     def get_weights(self) -> NDArray[np.float64]:
-        """Current (effective) weights, a new (n_in, n_out) array."""
+        """Return the current (effective) weights as a new (n_in, n_out) array."""
         ...
 
     def set_weights(self, w: NDArray[np.float64]) -> None:
@@ -109,7 +109,8 @@ class DigitalWeights:
     def __init__(self, w: NDArray[np.float64]) -> None:
         w = np.array(w, dtype=np.float64, order="C")
         if w.ndim != 2 or w.size == 0:
-            raise ValueError(f"w: expected a non-empty 2-D (n_in, n_out) array, got shape {w.shape}")
+            raise ValueError(f"w: expected a non-empty 2-D (n_in, n_out) array, "
+                             f"got shape {w.shape}")
         if not np.all(np.isfinite(w)):
             raise ValueError("w: must be finite")
         self.w = w
@@ -138,7 +139,7 @@ class DigitalWeights:
         self.w += dw
 
     def get_weights(self) -> NDArray[np.float64]:
-        """A copy of ``W`` (n_in, n_out)."""
+        """Return a copy of ``W`` (n_in, n_out)."""
         return self.w.copy()
 
     def set_weights(self, w: NDArray[np.float64]) -> None:
@@ -152,7 +153,8 @@ class DigitalWeights:
         return f"DigitalWeights(shape={self.shape})"
 
 
-def digital_factory(name: str, n_in: int, n_out: int, w_init: NDArray[np.float64]) -> DigitalWeights:
+def digital_factory(name: str, n_in: int, n_out: int,
+                    w_init: NDArray[np.float64]) -> DigitalWeights:
     """Default ``weight_factory`` of the model builders: software weights initialised to ``w_init``.
 
     Parameters
@@ -191,7 +193,7 @@ class Parameter:
         self.decay = decay
 
     def data(self) -> NDArray[np.float64]:
-        """The current value (a view for digital parameters)."""
+        """Return the current value (a view for digital parameters)."""
         return self.value
 
     def set_data(self, value: NDArray[np.float64]) -> None:
@@ -237,7 +239,7 @@ class BackendParameter(Parameter):
         return self.backend.get_weights()
 
     def data(self) -> NDArray[np.float64]:
-        """The backend's current weights (a copy)."""
+        """Return the backend's current weights (a copy)."""
         return self.backend.get_weights()
 
     def set_data(self, value: NDArray[np.float64]) -> None:
@@ -255,7 +257,7 @@ class BackendParameter(Parameter):
         self.backend.apply_step(dw)
 
     def sgd_native(self, lr: float) -> None:
-        """The backend's own outer-product update with the cached ``x`` and ``delta``."""
+        """Run the backend's own outer-product update with the cached ``x`` and ``delta``."""
         if self.x is None or self.delta is None:
             raise RuntimeError(f"{self.name}: update called before backward; run forward and "
                                "backward on a training batch first")
@@ -287,6 +289,7 @@ class Layer(ABC):
         """Return ``dL/dx`` given ``dL/dy``; fill the parameters' ``grad``."""
 
     def __call__(self, x: NDArray[np.float64], *, training: bool = True) -> NDArray[np.float64]:
+        """Alias of :meth:`forward`."""
         return self.forward(x, training=training)
 
     # -- parameters -----------------------------------------------------------------------
@@ -313,7 +316,7 @@ class Layer(ABC):
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, NDArray[np.float64]]:
-        """Copies of all parameters and buffers, keyed by dotted names."""
+        """Return copies of all parameters and buffers, keyed by dotted names."""
         out: dict[str, NDArray[np.float64]] = {}
         self._collect_state("", out)
         return out
@@ -326,7 +329,8 @@ class Layer(ABC):
         for cname, child in self._children.items():
             child._collect_state(prefix + cname + ".", out)
 
-    def load_state_dict(self, state: dict[str, NDArray[np.float64]], *, strict: bool = True) -> None:
+    def load_state_dict(self, state: dict[str, NDArray[np.float64]], *,
+                        strict: bool = True) -> None:
         """Load arrays produced by :meth:`state_dict` (weights go through the backend).
 
         Raises

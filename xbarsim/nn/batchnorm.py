@@ -57,7 +57,8 @@ class _BatchNorm(Layer):
                                 + self.momentum * var * m / (m - 1))
             self._xhat, self._inv_std = xhat, inv_std
         else:
-            xhat = (x - self.running_mean.reshape(bs)) / np.sqrt(self.running_var + self.eps).reshape(bs)
+            std = np.sqrt(self.running_var + self.eps)
+            xhat = (x - self.running_mean.reshape(bs)) / std.reshape(bs)
             self._xhat, self._inv_std = None, None
         return self.gamma.value.reshape(bs) * xhat + self.beta.value.reshape(bs)
 

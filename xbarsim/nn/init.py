@@ -57,4 +57,5 @@ def get_init(name: str) -> Callable[[np.random.Generator, int, int], NDArray[np.
     try:
         return INITS[name]
     except KeyError:
-        raise ValueError(f"init: unknown initialiser {name!r}; choose one of {sorted(INITS)}") from None
+        raise ValueError(f"init: unknown initialiser {name!r}; choose one of "
+                         f"{sorted(INITS)}") from None

@@ -56,6 +56,7 @@ class Loss:
         return y, t
 
     def __call__(self, y: NDArray[np.float64], labels: NDArray) -> float:
+        """Alias of :meth:`forward`."""
         return self.forward(y, labels)
 
     def forward(self, y: NDArray[np.float64], labels: NDArray) -> float:  # pragma: no cover
@@ -75,7 +76,7 @@ class SoftmaxCrossEntropy(Loss):
     """``L = -(1/B) sum_b sum_k t_bk log softmax(z_b)_k``; ``dL/dz = (softmax(z) - t) / B``."""
 
     def forward(self, y: NDArray[np.float64], labels: NDArray) -> float:
-        """y : logits (batch, k); labels (batch,) int or (batch, k) probabilities."""
+        """Y : logits (batch, k); labels (batch,) int or (batch, k) probabilities."""
         z, t = self._targets(y, labels)
         logp = log_softmax(z, axis=1)
         self._y, self._t = np.exp(logp), t
@@ -89,10 +90,13 @@ class SoftmaxCrossEntropy(Loss):
 
 
 class MSELoss(Loss):
-    """``L = mean over all elements of (y - t)^2`` (PyTorch ``MSELoss``); ``dL/dy = 2(y-t)/(B k)``."""
+    """``L = mean over all elements of (y - t)^2`` (PyTorch ``MSELoss``).
+
+    ``dL/dy = 2 (y - t) / (B k)``.
+    """
 
     def forward(self, y: NDArray[np.float64], labels: NDArray) -> float:
-        """y : (batch, k); labels (batch,) int (one-hot targets) or (batch, k)."""
+        """Y : (batch, k); labels (batch,) int (one-hot targets) or (batch, k)."""
         y, t = self._targets(y, labels)
         self._y, self._t = y, t
         return float(np.mean((y - t) ** 2))

@@ -174,7 +174,7 @@ def lenet5(*, in_channels: int = 1, n_classes: int = 10, seed: int = 0,
 def vgg_small(*, in_channels: int = 3, n_classes: int = 10, input_size: int = 32,
               widths: Sequence[int] = (32, 64, 128), batchnorm: bool = True, seed: int = 0,
               weight_factory: WeightFactory | None = None, init: str = "he_normal") -> Sequential:
-    """A small VGG-style CNN: per width two 3x3 conv(-bn)-relu then a 2x2 max pool; one fc.
+    """Build a small VGG-style CNN: per width two 3x3 conv(-bn)-relu then a 2x2 max pool; one fc.
 
     Parameters
     ----------

@@ -125,23 +125,28 @@ class StepLR:
 class CosineLR:
     """Cosine annealing from ``lr`` to ``min_lr`` over ``epochs``, with optional linear warm-up.
 
-    ``lr(e) = min_lr + (lr - min_lr) * (1 + cos(pi * e / epochs)) / 2`` for ``e >= warmup``;
-    evaluated per step with a fractional epoch ``e``.
+    During the first ``warmup`` epochs the rate rises linearly to ``lr``; afterwards
+    ``lr(e) = min_lr + (lr - min_lr) * (1 + cos(pi * (e - warmup) / (epochs - warmup))) / 2``.
+    Evaluated per step with a fractional, 0-based epoch ``e``.
     """
 
     def __init__(self, lr: float, epochs: float, *, min_lr: float = 0.0,
                  warmup: float = 0.0) -> None:
         if not epochs > 0:
             raise ValueError(f"epochs: expected a value > 0, got {epochs!r}")
+        if not 0 <= warmup < epochs:
+            raise ValueError(f"warmup: expected 0 <= warmup < epochs = {epochs}, got {warmup!r}")
         self.lr, self.epochs, self.min_lr, self.warmup = float(lr), float(epochs), float(min_lr), \
             float(warmup)
 
     def __call__(self, epoch: float) -> float:
         """Learning rate at (fractional, 0-based) ``epoch``."""
         if epoch < self.warmup:
-            return self.lr * (epoch + 1e-3) / self.warmup
-        e = min(max(epoch, 0.0), self.epochs)
-        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * e / self.epochs))
+            # linear ramp; the first step uses a small but non-zero rate
+            return self.lr * max(epoch, 1e-3) / self.warmup
+        span = self.epochs - self.warmup
+        e = min(epoch - self.warmup, span)
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * e / span))
 
 
 SCHEDULES: dict[str, type] = {"constant": ConstantLR, "step": StepLR, "cosine": CosineLR}

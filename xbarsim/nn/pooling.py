@@ -61,7 +61,8 @@ class MaxPool2d(_Pool):
         assert self._arg is not None
         g = np.ascontiguousarray(grad_out, dtype=np.float64)
         if g.shape != self._arg.shape:
-            raise ValueError(f"MaxPool2d: grad_out shape {g.shape} != output shape {self._arg.shape}")
+            raise ValueError(f"MaxPool2d: grad_out shape {g.shape} != output shape "
+                             f"{self._arg.shape}")
         return maxpool_backward(g, self._arg, self._hw[0], self._hw[1])
 
 

@@ -68,7 +68,7 @@ class ResidualBlock(Layer):
                              BatchNorm2d(c_out, name="shortcut_bn")]
             keys += ["shortcut", "shortcut_bn"]
         # local keys (a factory may give its convolutions full dotted names)
-        for key, layer in zip(keys, self.main + self.shortcut):
+        for key, layer in zip(keys, self.main + self.shortcut, strict=True):
             self._children[key] = layer
 
     def forward(self, x: NDArray[np.float64], *, training: bool = True) -> NDArray[np.float64]:
