@@ -151,6 +151,10 @@ def lenet5(*, in_channels: int = 1, n_classes: int = 10, seed: int = 0,
     the 32x32 field of the original on 28x28 images. 61,706 parameters; the crossbars hold
     weight matrices 25x6, 150x16, 400x120, 120x84 and 84x10.
 
+    Tested recipe (software, 6k MNIST training images, 10k test): He-normal init, seed 0,
+    batch 64, ``SGD(lr=0.05, momentum=0.9, weight_decay=1e-3)``, ``CosineLR(0.05, 10,
+    warmup=1)`` -> 97.9 % test accuracy after 10 epochs (>= 97.5 % from epoch 7).
+
     Parameters
     ----------
     in_channels, n_classes : int
