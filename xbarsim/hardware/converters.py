@@ -233,6 +233,12 @@ class Converter(ABC):
         """``2**bits - 1`` quantisation steps over the full scale (0 = ideal)."""
         return _n_steps(self.bits)
 
+    @property
+    def transfer(self) -> tuple[int, float, FloatArray, FloatArray]:
+        """Transfer curve as kernel arguments ``(kind, param, table_x, table_y)``."""
+        t = self._transfer  # type: ignore[attr-defined]
+        return t.kind, t.param, t.table_x, t.table_y
+
 
 class DAC(Converter):
     """Digital-to-analog converter driving crossbar rows.
@@ -410,6 +416,30 @@ class ADC(Converter):
             stat = float(np.max(mag))
         else:
             stat = float(np.percentile(mag, self.percentile))
+        self.i_max = stat if self.i_max is None else max(self.i_max, stat)
+        self.n_calibration_calls += 1
+        if self.calibration_window is not None and \
+                self.n_calibration_calls >= self.calibration_window:
+            self.calibrating = False
+        return self.i_max
+
+    def observe_max(self, stat: float) -> float:
+        """Calibrate from the largest current of one call [A], computed by the caller.
+
+        Equivalent to :meth:`calibrate` for ``calibration="max"`` (the fused tile kernels
+        compute the statistic without a copy); returns the present ``i_max``.
+
+        Raises
+        ------
+        ValueError
+            The ADC calibrates from a percentile, which needs the currents themselves.
+        """
+        if self.calibration != "max":
+            raise ValueError("calibration: observe_max needs calibration='max'; call "
+                             "calibrate(i) for percentile calibration")
+        if not self.calibrating:
+            return self.i_max if self.i_max is not None else math.nan
+        stat = max(float(stat), 0.0)
         self.i_max = stat if self.i_max is None else max(self.i_max, stat)
         self.n_calibration_calls += 1
         if self.calibration_window is not None and \

@@ -41,6 +41,8 @@ class Crossbar:
         self.solver = solver
         self._g_eff: FloatArray | None = None
         self.n_refresh = 0
+        self.version = 0
+        """Incremented at every change of ``g`` (lets users cache products of ``g_eff``)."""
 
     @property
     def g(self) -> FloatArray:
@@ -54,6 +56,11 @@ class Crossbar:
         """(n_rows, n_cols) of the used block."""
         return self._g.shape  # type: ignore[return-value]
 
+    @property
+    def stale(self) -> bool:
+        """True when ``g`` changed since ``g_eff`` was last computed."""
+        return self._g_eff is None
+
     def g_eff(self) -> FloatArray:
         """Effective conductance [S] of the present ``g`` (cached until ``g`` changes)."""
         if self._g_eff is None:
@@ -65,11 +72,13 @@ class Crossbar:
         """Program target conductances [S] with the device's precision and variations."""
         self._g = np.ascontiguousarray(self.device.program(g_target, noise))
         self._g_eff = None
+        self.version += 1
 
     def update(self, dg_request: FloatArray, noise: FloatArray | None = None) -> None:
         """Apply requested conductance changes [S] through the device's update model."""
         self._g = np.ascontiguousarray(self.device.apply_update(self._g, dg_request, noise))
         self._g_eff = None
+        self.version += 1
 
     def set_state(self, g: FloatArray) -> None:
         """Restore conductances exactly (checkpoints); no device physics applied."""
@@ -77,3 +86,4 @@ class Crossbar:
             raise ValueError(f"g: expected shape {self._g.shape}, got {g.shape}")
         self._g = np.array(g, dtype=np.float64, order="C")
         self._g_eff = None
+        self.version += 1

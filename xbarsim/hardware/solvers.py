@@ -118,6 +118,22 @@ class NodalSolver(CircuitSolver):
         return NodalSystem(g_arr, self.parasitics).g_eff()
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def default_threads() -> int:
+    """Threads for parallel solves: ``NUMBA_NUM_THREADS`` if set, else the CPU count."""
+    return int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1)
+
+
+def shared_pool() -> ThreadPoolExecutor:
+    """One process-wide thread pool for the nogil solver kernels (created on first use)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=default_threads(), thread_name_prefix="xbarsim")
+    return _POOL
+
+
 def _cg_iterations(rho: float, rtol: float) -> int:
     """Iterations CG needs on a spectrum in [1, 1 + rho] to reduce the error by ``rtol``."""
     kappa = 1.0 + max(rho, 0.0)
@@ -174,8 +190,7 @@ class FCMSolver(CircuitSolver):
         self.max_iter = max_iter
         self.fallback = fallback
         self.warm_start = warm_start
-        env_threads = os.environ.get("NUMBA_NUM_THREADS")
-        self.n_threads = n_threads or int(env_threads or os.cpu_count() or 1)
+        self.n_threads = n_threads or default_threads()
         # orientation with fewer drives: the flipped circuit drives the columns (reciprocity)
         n_rows, n_cols = self.shape
         self._flip = n_cols < n_rows
@@ -191,9 +206,9 @@ class FCMSolver(CircuitSolver):
     def _layout(self, n_rows: int, n_cols: int) -> None:
         n_drv = n_rows  # drives of the (possibly flipped) circuit
         # blocks of drives: one per thread, at most ~16 MB per workspace array
-        per_block = max(1, min(math.ceil(n_drv / self.n_threads),
-                               (2 << 20) // max(1, n_rows * n_cols)))
-        per_block = max(per_block, min(n_drv, 4))
+        # one block per thread, at most ~16 MB per workspace array, at least 8 drives (SIMD)
+        per_block = min(math.ceil(n_drv / self.n_threads), (2 << 20) // max(1, n_rows * n_cols))
+        per_block = max(per_block, min(n_drv, 8))
         self._blocks = [(d0, min(n_drv, d0 + per_block)) for d0 in range(0, n_drv, per_block)]
         self._work = [tuple(np.empty((n_rows, n_cols, d1 - d0)) for _ in range(4))
                       for d0, d1 in self._blocks]
@@ -240,8 +255,7 @@ class FCMSolver(CircuitSolver):
         if len(self._blocks) == 1 or self.n_threads == 1:
             results = [run(k) for k in range(len(self._blocks))]
         else:
-            with ThreadPoolExecutor(max_workers=min(self.n_threads, len(self._blocks))) as ex:
-                results = list(ex.map(run, range(len(self._blocks))))
+            results = list(shared_pool().map(run, range(len(self._blocks))))
         n_iter = max(r[0] for r in results)
         residual = max(r[1] for r in results)
         self.stats.n_iter = n_iter
@@ -286,8 +300,7 @@ class AAMSolver(CircuitSolver):
         if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 0:
             raise ValueError(f"order: expected an integer >= 0, got {order!r}")
         self.order = int(order)
-        self.n_threads = n_threads or int(os.environ.get("NUMBA_NUM_THREADS") or
-                                          os.cpu_count() or 1)
+        self.n_threads = n_threads or default_threads()
         self.rho_bound = float("nan")
 
     def g_eff(self, g: FloatArray) -> FloatArray:
@@ -323,8 +336,7 @@ class AAMSolver(CircuitSolver):
         if len(blocks) == 1:
             parts = [run(blocks[0])]
         else:
-            with ThreadPoolExecutor(max_workers=len(blocks)) as ex:
-                parts = list(ex.map(run, blocks))
+            parts = list(shared_pool().map(run, blocks))
         return np.concatenate(parts, axis=0)
 
 

@@ -56,7 +56,7 @@ from xbarsim.hardware.mapping import (
     tile_slices,
     weight_scale,
 )
-from xbarsim.hardware.solvers import CircuitSolver, make_solver
+from xbarsim.hardware.solvers import CircuitSolver, default_threads, make_solver, shared_pool
 from xbarsim.kernels import mvm
 
 logger = logging.getLogger(__name__)
@@ -67,12 +67,14 @@ FloatArray = NDArray[np.float64]
 def _solver_for(hw: HardwareConfig, parasitics: Parasitics) -> CircuitSolver:
     s = hw.solver
     if s.method == "fcm":
-        return make_solver("fcm", parasitics, rtol=s.rtol)
+        # one thread per solve: a tile refreshes its arrays in parallel instead
+        return make_solver("fcm", parasitics, rtol=s.rtol, n_threads=1)
     if s.method == "aam":
-        return make_solver("aam", parasitics, order=s.aam_order)
+        return make_solver("aam", parasitics, order=s.aam_order, n_threads=1)
     if s.method == "interpolated":
-        exact_opts: dict[str, Any] = ({"rtol": s.rtol} if s.refresh_method == "fcm"
-                                      else {"order": s.aam_order})
+        exact_opts: dict[str, Any] = ({"rtol": s.rtol, "n_threads": 1}
+                                      if s.refresh_method == "fcm"
+                                      else {"order": s.aam_order, "n_threads": 1})
         return make_solver("interpolated", parasitics, refresh_every=s.refresh_every,
                            refresh_threshold=s.refresh_threshold, exact=s.refresh_method,
                            **exact_opts)
@@ -91,6 +93,23 @@ def _adc(cfg: PeripheryConfig, *, bipolar: bool = False) -> ADC:
                lut=a.lut, sense_noise=a.sense_noise, bipolar=bipolar,
                calibration=a.calibration, percentile=a.percentile,
                calibration_window=a.calibration_batches)
+
+
+def _plane_weights(input_bits: int, dac_bits: int | None, signed: str | None) -> FloatArray:
+    """Shift-and-add weights of the DAC planes (exactly those of ``stream_inputs``)."""
+    return stream_inputs(np.zeros(1), input_bits, dac_bits, signed).plane_weights
+
+
+@dataclass
+class _Stack:
+    """Arrays driven by the same block of lines, as one concatenated product."""
+
+    src: slice                 # driven lines (rows forward, columns backward)
+    g_cat: FloatArray          # (n_driven, total width) [S]: g_eff (or g_eff.T) side by side
+    seg_start: NDArray[np.int64]   # (n_seg + 1,) column offsets of the arrays in g_cat
+    seg_dst: NDArray[np.int64]     # (n_seg,) first output line of each array
+    seg_coef: FloatArray       # (n_seg,) signed shift-and-add coefficient
+    adcs: list[ADC]
 
 
 @dataclass
@@ -161,6 +180,7 @@ class Tile:
         self._adc_layer_fwd = _adc(hw.forward, bipolar=True)
         self._adc_layer_bwd = _adc(hw.backward, bipolar=True)
         self.w_scale = 1.0
+        self._stacks: dict[str, tuple[tuple[int, ...], list[_Stack]]] = {}
         self.blocks = [self._make_block(b) for b in
                        tile_slices(self.n_in, self.n_out, hw.crossbar.n_rows, hw.crossbar.n_cols)]
         self.set_weights(np.zeros((self.n_in, self.n_out)) if w_init is None else w_init,
@@ -330,22 +350,33 @@ class Tile:
         scale = float(np.max(np.abs(x))) if x.size else 0.0
         if scale == 0.0:
             return np.zeros((x.shape[0], n_out))
-        u = x / scale
+        u = x / scale                                              # (B, n) in [-1, 1]
         signed = periphery.dac.signed if np.any(u < 0) else None
-        if periphery.dac.input_bits is None:
-            input_bits = periphery.dac.bits or 52
-            if signed is not None:
-                input_bits = max(input_bits, 2)
-        else:
-            input_bits = periphery.dac.input_bits
-        stream = stream_inputs(u, input_bits, dac.bits, signed)
-        volts = dac.drive(stream)                                  # (P, B, n_in) [V]
-        weights = stream.plane_weights                             # (P,)
+        input_bits = periphery.dac.input_bits
+        if input_bits is None:        # no streaming: the DAC converts the input in one go
+            input_bits = max(dac.bits or 52, 2 if signed else 1)
+        if signed == "twos_complement" and dac.bits is None:
+            signed = "two_pass"       # an ideal DAC has no bits to hold a two's complement
+        mode = {None: mvm.MODE_UNSIGNED, "two_pass": mvm.MODE_TWO_PASS,
+                "twos_complement": mvm.MODE_TWOS_COMPLEMENT}[signed]
+        volts = mvm.dac_planes(u, input_bits, dac.bits or 0, mode, *dac.transfer,
+                               dac.v_max)                          # (P, B, n) [V]
+        weights = _plane_weights(input_bits, dac.bits, signed)      # (P,)
+        self._refresh()
         if self.granularity == "layer":
             out = self._layer_product(volts, weights, forward)
         else:
             out = self._tile_product(volts, weights, forward)
         return out * (scale / (dac.v_max * self.alpha))
+
+    def _refresh(self) -> None:
+        """Recompute every stale ``g_eff`` (in parallel threads when there are several)."""
+        stale = [x for blk in self.blocks for x in self.read_arrays(blk) if x.stale]
+        if len(stale) > 1 and default_threads() > 1:
+            list(shared_pool().map(Crossbar.g_eff, stale))
+        else:
+            for x in stale:
+                x.g_eff()
 
     def _layer_product(self, volts: FloatArray, weights: FloatArray, forward: bool) -> FloatArray:
         """Stitched effective matrix, one product, one (bipolar) ADC on the layer output."""
@@ -356,32 +387,61 @@ class Tile:
         noise = (self.rng.standard_normal(i.shape) if adc.sense_noise > 0 else None)
         return adc(i, noise)
 
-    def _tile_product(self, volts: FloatArray, weights: FloatArray, forward: bool) -> FloatArray:
-        n_planes, batch = volts.shape[:2]
-        n_out = self.n_out if forward else self.n_in
-        out = np.zeros((batch, n_out))
+    def _stack(self, forward: bool) -> list[_Stack]:
+        """Products grouped by driven line block: concatenated ``g_eff`` (cached by version)."""
+        key = "fwd" if forward else "bwd"
+        versions = tuple(x.version for blk in self.blocks for x in self.read_arrays(blk))
+        cached = self._stacks.get(key)
+        if cached is not None and cached[0] == versions:
+            return cached[1]
+        groups: dict[int, list[tuple[_Block, int]]] = {}
         for blk in self.blocks:
-            rows, cols = blk.block.rows, blk.block.cols
-            src, dst = (rows, cols) if forward else (cols, rows)
-            v = np.ascontiguousarray(volts[:, :, src]).reshape(n_planes * batch, -1)
-            acc = np.zeros((batch, dst.stop - dst.start))
-            adcs = blk.adc_fwd if forward else blk.adc_bwd
-            for coef, xbar, adc in zip(blk.coefs, self.read_arrays(blk), adcs):
-                g_eff = xbar.g_eff()
-                i = (v @ g_eff if forward else v @ g_eff.T).reshape(n_planes, batch, -1)
-                if adc.sense_noise > 0:
-                    i = i + adc.sense_noise * self.rng.standard_normal(i.shape)
-                if adc.bits is not None and adc.calibrating:
-                    adc.calibrate(i)
-                t = adc._transfer
-                mvm.adc_shift_add(i, weights, float(coef), adc.i_max or 0.0,
-                                  adc.n_steps if adc.bits is not None else 0,
-                                  t.kind, t.param, t.table_x, t.table_y, acc)
+            lead = blk.block.tile_row if forward else blk.block.tile_col
+            for a in range(len(blk.reads)):
+                groups.setdefault(lead, []).append((blk, a))
+        stacks = []
+        for members in groups.values():
+            blk0 = members[0][0]
+            src = blk0.block.rows if forward else blk0.block.cols
+            mats, starts, dsts, coefs, adcs = [], [0], [], [], []
+            for blk, a in members:
+                g_eff = blk.reads[a].g_eff()
+                mats.append(g_eff if forward else g_eff.T)
+                starts.append(starts[-1] + mats[-1].shape[1])
+                dsts.append((blk.block.cols if forward else blk.block.rows).start)
+                coefs.append(blk.coefs[a])
+                adcs.append((blk.adc_fwd if forward else blk.adc_bwd)[a])
+            stacks.append(_Stack(src, np.ascontiguousarray(np.hstack(mats)),
+                                 np.array(starts, dtype=np.int64),
+                                 np.array(dsts, dtype=np.int64), np.array(coefs), adcs))
+        self._stacks[key] = (versions, stacks)
+        return stacks
+
+    def _tile_product(self, volts: FloatArray, weights: FloatArray, forward: bool) -> FloatArray:
+        """Per-array products (one GEMM per driven block), per-array ADCs, digital partial sums."""
+        n_planes, batch = volts.shape[:2]
+        out = np.zeros((batch, self.n_out if forward else self.n_in))
+        for st in self._stack(forward):
+            v = np.ascontiguousarray(volts[:, :, st.src]).reshape(n_planes * batch, -1)
+            i = v @ st.g_cat                                      # (P*B, width) [A]
+            adc0 = st.adcs[0]
+            if adc0.sense_noise > 0:
+                i += adc0.sense_noise * self.rng.standard_normal(i.shape)
+            if adc0.bits is not None and any(a.calibrating for a in st.adcs):
+                if adc0.calibration == "max":
+                    for a, stat in zip(st.adcs, mvm.segment_max(i, st.seg_start)):
+                        a.observe_max(stat)
+                else:
+                    for s, a in enumerate(st.adcs):
+                        a.calibrate(i[:, st.seg_start[s]:st.seg_start[s + 1]])
+            i_max = np.array([a.i_max or 0.0 for a in st.adcs])
+            mvm.adc_shift_add_segments(i, n_planes, st.seg_start, st.seg_dst, st.seg_coef,
+                                       i_max, weights, adc0.n_steps, *adc0.transfer, out)
             if self.mapping.name == "offset":
-                # reference column of g_mid devices, computed digitally (MODELS §6.1)
-                acc -= 2.0 * self.mapping.g_mid * (
-                    weights @ volts[:, :, src].sum(axis=2))[:, None]
-            out[:, dst] += acc
+                # reference column of g_mid devices per block, computed digitally (MODELS §6.1)
+                ref = 2.0 * self.mapping.g_mid * (weights @ volts[:, :, st.src].sum(axis=2))
+                for d0, s0, s1 in zip(st.seg_dst, st.seg_start[:-1], st.seg_start[1:]):
+                    out[:, d0:d0 + s1 - s0] -= ref[:, None]
         return out
 
     # ------------------------------------------------------------------ state

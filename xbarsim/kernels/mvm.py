@@ -69,3 +69,157 @@ def max_positive(i):
         if flat[k] > m:
             m = flat[k]
     return m
+
+
+MODE_UNSIGNED = 0
+MODE_TWO_PASS = 1
+MODE_TWOS_COMPLEMENT = 2
+
+
+@jit
+def dac_planes(u, input_bits, dac_bits, mode, kind, param, table_x, table_y, v_max):
+    """Bit-plane row voltages of normalised inputs, fused streaming + DAC transfer.
+
+    Same decomposition as :func:`xbarsim.hardware.converters.stream_inputs` (LSB first):
+
+    * unsigned: ``q = rint(clip(u, 0, 1) (2**b - 1))``, ``ceil(b / d)`` planes of its
+      base-``2**d`` digits;
+    * two-pass: ``q = rint(clip(u, -1, 1) (2**(b-1) - 1))``, digits of ``max(q, 0)`` then of
+      ``max(-q, 0)`` (``ceil((b-1) / d)`` planes each);
+    * two's complement: the low ``b - 1`` bits of ``q mod 2**b`` in ``d``-bit planes, then the
+      sign bit as one plane.
+
+    ``dac_bits == 0`` is an ideal DAC: no quantisation, one plane (two for two-pass).
+
+    Parameters
+    ----------
+    u : (batch, n) — normalised inputs.
+    input_bits, dac_bits : int — ``b`` and ``d`` (``d = 0``: ideal DAC).
+    mode : int — MODE_UNSIGNED, MODE_TWO_PASS or MODE_TWOS_COMPLEMENT.
+    kind, param, table_x, table_y — DAC transfer curve (``kernels.quantize``).
+    v_max : float — full-scale voltage [V].
+
+    Returns
+    -------
+    volts : (n_planes, batch, n) [V]
+    """
+    batch, n = u.shape
+    if dac_bits == 0:
+        n_planes = 2 if mode == MODE_TWO_PASS else 1
+        out = np.zeros((n_planes, batch, n))
+        for b in range(batch):
+            for k in range(n):
+                x = u[b, k]
+                if mode == MODE_UNSIGNED:
+                    out[0, b, k] = v_max * min(max(x, 0.0), 1.0)
+                else:
+                    x = min(max(x, -1.0), 1.0)
+                    if x >= 0.0:
+                        out[0, b, k] = v_max * x
+                    else:
+                        out[1, b, k] = -v_max * x
+        return out
+    code_max = (1 << dac_bits) - 1
+    mag_bits = input_bits if mode == MODE_UNSIGNED else input_bits - 1
+    per_pass = (mag_bits + dac_bits - 1) // dac_bits
+    if mode == MODE_UNSIGNED:
+        n_planes = per_pass
+    elif mode == MODE_TWO_PASS:
+        n_planes = 2 * per_pass
+    else:
+        n_planes = per_pass + 1
+    # DAC output of each code value (the transfer curve acts on the normalised code)
+    level = np.empty(code_max + 1)
+    for c in range(code_max + 1):
+        level[c] = v_max * transfer_scalar(c / code_max, kind, param, table_x, table_y)
+    out = np.empty((n_planes, batch, n))
+    mask = code_max
+    if mode == MODE_UNSIGNED:
+        scale = float((1 << input_bits) - 1)
+    else:
+        scale = float((1 << (input_bits - 1)) - 1)
+    for b in range(batch):
+        for k in range(n):
+            x = u[b, k]
+            if mode == MODE_UNSIGNED:
+                q = np.int64(np.rint(min(max(x, 0.0), 1.0) * scale))
+                for s in range(per_pass):
+                    out[s, b, k] = level[(q >> (dac_bits * s)) & mask]
+            else:
+                q = np.int64(np.rint(min(max(x, -1.0), 1.0) * scale))
+                if mode == MODE_TWO_PASS:
+                    pos = q if q > 0 else 0
+                    neg = -q if q < 0 else 0
+                    for s in range(per_pass):
+                        out[s, b, k] = level[(pos >> (dac_bits * s)) & mask]
+                        out[per_pass + s, b, k] = level[(neg >> (dac_bits * s)) & mask]
+                else:
+                    r = q & ((np.int64(1) << input_bits) - 1)
+                    low = r & ((np.int64(1) << (input_bits - 1)) - 1)
+                    for s in range(per_pass):
+                        out[s, b, k] = level[(low >> (dac_bits * s)) & mask]
+                    out[per_pass, b, k] = level[(r >> (input_bits - 1)) & 1]   # code 0 or 1
+    return out
+
+
+@jit
+def segment_max(i, seg_start):
+    """Largest positive current of each column segment: ``(n_seg,)`` from ``i`` (rows, width).
+
+    Segment ``s`` covers columns ``seg_start[s] : seg_start[s + 1]`` (ADC range calibration).
+    """
+    n_seg = seg_start.shape[0] - 1
+    out = np.zeros(n_seg)
+    rows = i.shape[0]
+    for s in range(n_seg):
+        m = 0.0
+        for r in range(rows):
+            for c in range(seg_start[s], seg_start[s + 1]):
+                if i[r, c] > m:
+                    m = i[r, c]
+        out[s] = m
+    return out
+
+
+@jit
+def adc_shift_add_segments(i, n_planes, seg_start, seg_dst, seg_coef, seg_imax, plane_weight,
+                           n_steps, kind, param, table_x, table_y, out):
+    """Segmented :func:`adc_shift_add` for one stacked product of several arrays.
+
+    ``i`` has shape (n_planes * batch, width): the planes of one block of rows driven against
+    the concatenated ``g_eff`` of several arrays. Segment ``s`` (columns
+    ``seg_start[s]:seg_start[s+1]``) is one array, digitised with full scale ``seg_imax[s]``
+    and added with ``seg_coef[s]`` into ``out[:, seg_dst[s] : seg_dst[s] + width_s]``.
+    """
+    rows, width = i.shape
+    batch = rows // n_planes
+    n_seg = seg_start.shape[0] - 1
+    for s in range(n_seg):
+        c0 = seg_start[s]
+        c1 = seg_start[s + 1]
+        d0 = seg_dst[s]
+        i_max = seg_imax[s]
+        inv = 1.0 / i_max if i_max > 0.0 else 0.0
+        for p in range(n_planes):
+            w = seg_coef[s] * plane_weight[p]
+            if w == 0.0:
+                continue
+            if n_steps == 0:
+                for b in range(batch):
+                    r = p * batch + b
+                    for c in range(c0, c1):
+                        out[b, d0 + c - c0] += w * i[r, c]
+                continue
+            if i_max <= 0.0:
+                continue
+            scale = w * i_max
+            for b in range(batch):
+                r = p * batch + b
+                for c in range(c0, c1):
+                    u = i[r, c] * inv
+                    if u < 0.0:
+                        u = 0.0
+                    elif u > 1.0:
+                        u = 1.0
+                    out[b, d0 + c - c0] += scale * quantize_scalar(
+                        transfer_scalar(u, kind, param, table_x, table_y), n_steps)
