@@ -234,9 +234,9 @@ def test_bad_ranges_name_the_dotted_key_and_value(section, expected):
 
 
 @pytest.mark.parametrize(("section", "fragment"), [
-    ({"hardware": {"mapping": {"slice_bits": 3}}},
+    ({"hardware": {"mapping": {"slice_bits": 3, "weight_bits": 16}, "device": {"bits": 2}}},
      "hardware.mapping.slice_bits: a 3-bit slice needs devices with at least 3 bits"),
-    ({"hardware": {"mapping": {"weight_bits": None}}},
+    ({"hardware": {"mapping": {"weight_bits": None, "slice_bits": 2}, "device": {"bits": 2}}},
      "hardware.mapping.slice_bits: bit slicing needs a finite weight precision"),
     ({"hardware": {"forward": {"dac": {"bits": 4, "input_bits": 2}}}},
      "hardware.forward.dac.input_bits: expected input_bits >= bits = 4, got 2"),
@@ -373,7 +373,9 @@ def test_presets_cite_their_sources_and_are_as_documented():
     hw = tx.hardware
     assert (hw.crossbar.n_rows, hw.crossbar.n_cols) == (64, 64)
     assert (hw.crossbar.r_row, hw.crossbar.r_col) == (1.0, 4.6)
-    assert (hw.device.r_min, hw.device.r_max, hw.device.bits) == (1.0e5, 1.0e6, 2)
+    # one analog device per weight and polarity (TxSim's slicing is an override away)
+    assert (hw.device.r_min, hw.device.r_max, hw.device.bits) == (1.0e5, 1.0e6, None)
+    assert (hw.mapping.slice_bits, hw.mapping.weight_bits) == (None, None)
     assert (hw.device.nl, hw.device.gamma, hw.device.update_model) == (0.01, 5.0, "txsim")
     assert (hw.forward.dac.bits, hw.forward.dac.input_bits, hw.forward.adc.bits) == (1, 8, 8)
     assert hw.forward.adc.range == "calibrated" and hw.mapping.scheme == "signed_split"

@@ -60,9 +60,13 @@ def txsim() -> RunConfig:
 
     * 64x64 crossbars [V]; r_row = 1 Ohm, r_col = 4.6 Ohm per cell (from layout) [V];
       r_source = r_sense = 0 (not given by TxSim) [P].
-    * Ag/Si ReRAM, R_min = 100 kOhm, R_max = 1 MOhm [V]; 2-bit devices [V]; 32-bit weight
-      data [V] sliced into 2-bit slices (16 slices per polarity) [S]+[P]. TxSim also evaluated
-      a 16-bit system on MNIST [V]: ``--set hardware.mapping.weight_bits=16`` halves the work.
+    * Ag/Si ReRAM, R_min = 100 kOhm, R_max = 1 MOhm [V]. TxSim uses 2-bit devices holding
+      32-bit weights in slices [V]; how its update acts on sliced weights is not published
+      (MODELS §13 Q5). This preset follows MODELS' proposal and models each weight and
+      polarity as one analog device (``device.bits: null``, ``mapping.slice_bits: null``),
+      which is also 16x cheaper. The sliced read path is one override away:
+      ``--set hardware.mapping.slice_bits=2 hardware.mapping.weight_bits=16
+      hardware.device.bits=2`` (TxSim's 16-bit MNIST system [V]).
     * Inputs 0-1 V [V] streamed through 1-bit DACs [V] as 8-bit inputs [P]; signed backward
       errors in two passes [P].
     * 8-bit ADC per bit-plane (lossless for 64 rows x 2-bit devices x 1-bit DAC, PUMA rule)
@@ -81,13 +85,13 @@ def txsim() -> RunConfig:
         hardware=HardwareConfig(
             crossbar=CrossbarConfig(n_rows=64, n_cols=64, r_row=1.0, r_col=4.6,
                                     r_source=0.0, r_sense=0.0),
-            device=DeviceConfig(r_min=1.0e5, r_max=1.0e6, bits=2, update_model="txsim",
+            device=DeviceConfig(r_min=1.0e5, r_max=1.0e6, bits=None, update_model="txsim",
                                 nl=0.01, nl_label=None, write_noise="sqrt", gamma=5.0,
                                 sigma_c2c=0.0, sigma_d2d=0.0, n_pulses_max=None),
             forward=_txsim_periphery(),
             backward=_txsim_periphery(),
             update=UpdateConfig(scale="max"),
-            mapping=MappingConfig(scheme="signed_split", weight_bits=32, slice_bits=2),
+            mapping=MappingConfig(scheme="signed_split", weight_bits=None, slice_bits=None),
             solver=SolverConfig(method="fcm", rtol=1.0e-10, refresh_every=10,
                                 refresh_method="fcm"),
             variation=VariationConfig(sigma_pv=0.0, distribution="normal", chip_seed=0),
@@ -102,12 +106,12 @@ def _ideal_hardware() -> HardwareConfig:
     return HardwareConfig(
         crossbar=CrossbarConfig(n_rows=64, n_cols=64, r_row=0.0, r_col=0.0, r_source=0.0,
                                 r_sense=0.0),
-        device=DeviceConfig(r_min=1.0e5, r_max=1.0e6, bits=2, update_model="linear", nl=0.0,
-                            gamma=0.0, sigma_c2c=0.0, sigma_d2d=0.0, n_pulses_max=None),
+        device=DeviceConfig(r_min=1.0e5, r_max=1.0e6, bits=None, update_model="linear",
+                            nl=0.0, gamma=0.0, sigma_c2c=0.0, sigma_d2d=0.0, n_pulses_max=None),
         forward=ideal_dir,
         backward=ideal_dir,
         update=UpdateConfig(scale="max"),
-        mapping=MappingConfig(scheme="signed_split", weight_bits=32, slice_bits=2),
+        mapping=MappingConfig(scheme="signed_split", weight_bits=None, slice_bits=None),
         solver=SolverConfig(method="ideal"),
         variation=VariationConfig(sigma_pv=0.0),
     )
@@ -120,11 +124,12 @@ def cross_ideal() -> RunConfig:
     exact switch-off list is [P].
 
     Same as ``txsim`` in crossbar geometry (64x64), conductance range (100 kOhm-1 MOhm),
-    mapping (signed split, 32-bit weights in 2-bit slices), model, data and training, but:
+    mapping (signed split, one analog device per weight and polarity), model, data and
+    training, but:
     ideal solver (g_eff = g) with all parasitic resistances 0; ideal DAC and ADC (bits null:
     no streaming, clipping or quantisation); linear device update (nl = 0) without write noise,
-    cycle-to-cycle, device-to-device or process variation. Should match ``software`` to within
-    the 32-bit weight quantisation.
+    cycle-to-cycle, device-to-device or process variation. Should match ``software`` to float
+    round-off, except that weights saturate at ``+-w_scale`` (``update.headroom``).
     """
     base = txsim()
     return RunConfig(seed=base.seed, data=base.data, model=base.model,

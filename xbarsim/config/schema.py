@@ -514,9 +514,10 @@ class DeviceConfig:
     """Low-resistance (ON) state [Ohm], > 0; g_max = 1/r_min (TxSim: 100 kOhm)."""
     r_max: float = 1.0e6
     """High-resistance (OFF) state [Ohm], > r_min; g_min = 1/r_max (TxSim: 1 MOhm)."""
-    bits: int | None = 2
+    bits: int | None = None
     """Device precision: 2**bits evenly spaced conductance levels in [g_min, g_max], the
-    capacity of one bit slice (MODELS §6.2; TxSim: 2). None = analog (continuous)."""
+    capacity of one bit slice (MODELS §6.2; TxSim: 2 with slicing). None = analog
+    (continuous), the txsim preset's choice (one device per weight and polarity)."""
     update_model: UpdateModel = "txsim"
     """Conductance response to an update request: 'txsim' (corrected TxSim eq. (1), MODELS
     §7.3), 'txsim_printed' (eq. (1) as printed, for ablation), 'linear', 'neurosim'
@@ -693,10 +694,10 @@ class MappingConfig:
     scheme: MappingScheme = "signed_split"
     """'signed_split' (W+ and W- on two crossbars, TxSim), 'differential' (pair around g_mid)
     or 'offset' (one array, g_mid reference subtracted)."""
-    weight_bits: int | None = 32
+    weight_bits: int | None = None
     """Precision B_w of the weight magnitude on the read path [bits], >= 1: |W|/W_s is
     quantised to 2**B_w - 1 levels (TxSim: 32-bit data). None = unquantised."""
-    slice_bits: int | None = 2
+    slice_bits: int | None = None
     """Bits k per device slice, >= 1 and <= device.bits: the B_w-bit magnitude is split into
     ceil(B_w/k) slices on separate columns, recombined by shift-and-add (TxSim: 2). None = no
     slicing (one device per weight and polarity)."""
