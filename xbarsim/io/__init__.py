@@ -1,1 +1,1 @@
-"""Input/output: HDF5 result files (:mod:`xbarsim.io.hdf5`) and ngspice netlists (:mod:`xbarsim.io.spice`)."""
+"""Input/output: HDF5 result files (:mod:`.hdf5`) and ngspice netlists (:mod:`.spice`)."""

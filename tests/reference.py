@@ -1,0 +1,185 @@
+"""Slow, obviously-correct oracles for the circuit core (dense NumPy; for tests only).
+
+Two independent formulations of the same crossbar (MODELS.md top box and §2):
+
+* :func:`dense_nodal` writes Kirchhoff's current law for *every* node of the circuit (the
+  ``2 * n_rows * n_cols`` row/column nodes, one source node per row and one ground node per
+  column), merges the nodes joined by a zero resistance (union-find, exact: a 0 Ω branch is a
+  short), fixes the nodes merged with a source or a ground (Dirichlet elimination) and solves
+  the rest with ``numpy.linalg.solve``.
+* :func:`path_g_eff` solves the device-voltage formulation (MODELS.md eq. 2.3-2.4):
+  ``(I + Z D) x = E v`` with the path-resistance kernels ``P_row`` / ``P_col``. Zero
+  resistances simply give zero entries of ``Z``, so no special case is needed.
+
+Nothing here is fast or clever on purpose.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+def _lines(value: ArrayLike, n: int) -> FloatArray:
+    arr = np.asarray(value, dtype=np.float64)
+    return np.full(n, float(arr)) if arr.ndim == 0 else arr.copy()
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, a: int) -> int:
+        while self.parent[a] != a:
+            a = self.parent[a]
+        return a
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def dense_nodal(g: ArrayLike, v: ArrayLike, *, r_source: ArrayLike = 0.0,
+                r_sense: ArrayLike = 0.0, r_row: float = 0.0, r_col: float = 0.0
+                ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Dense nodal solve of one crossbar.
+
+    Parameters
+    ----------
+    g : (n_rows, n_cols) conductances [S].
+    v : (n_rows,) or (batch, n_rows) source voltages [V].
+    r_source : scalar or (n_rows,) [Ohm]; r_sense : scalar or (n_cols,) [Ohm].
+    r_row, r_col : wire resistance per cell segment [Ohm].
+
+    Returns
+    -------
+    i_out : (batch, n_cols) currents into the column grounds [A].
+    u, w : (batch, n_rows, n_cols) row-node and column-node voltages [V].
+    (The batch axis is dropped for 1-D ``v``.)
+    """
+    g = np.asarray(g, dtype=np.float64)
+    v2 = np.atleast_2d(np.asarray(v, dtype=np.float64))
+    batch = v2.shape[0]
+    m, n = g.shape
+    rs, rk = _lines(r_source, m), _lines(r_sense, n)
+
+    # node numbering: U[i, j], W[i, j], source S_i, ground K_j
+    def node_u(i: int, j: int) -> int:
+        return i * n + j
+
+    def node_w(i: int, j: int) -> int:
+        return m * n + i * n + j
+
+    def node_s(i: int) -> int:
+        return 2 * m * n + i
+
+    def node_k(j: int) -> int:
+        return 2 * m * n + m + j
+
+    n_nodes = 2 * m * n + m + n
+    resistors: list[tuple[int, int, float]] = []     # (a, b, resistance [Ohm])
+    devices: list[tuple[int, int, float]] = []       # (a, b, conductance [S])
+    for i in range(m):
+        resistors.append((node_s(i), node_u(i, 0), rs[i]))
+        for j in range(n - 1):
+            resistors.append((node_u(i, j), node_u(i, j + 1), float(r_row)))
+    for j in range(n):
+        for i in range(m - 1):
+            resistors.append((node_w(i, j), node_w(i + 1, j), float(r_col)))
+        resistors.append((node_w(m - 1, j), node_k(j), rk[j]))
+    for i in range(m):
+        for j in range(n):
+            devices.append((node_u(i, j), node_w(i, j), g[i, j]))
+
+    # 1. merge the nodes joined by 0 Ohm (exact short circuits)
+    uf = _UnionFind(n_nodes)
+    for a, b, r in resistors:
+        if r == 0.0:
+            uf.union(a, b)
+    # 2. conductance branches between merged classes (a branch inside one class carries none)
+    branches = [(uf.find(a), uf.find(b), 1.0 / r) for a, b, r in resistors if r != 0.0]
+    branches += [(uf.find(a), uf.find(b), gg) for a, b, gg in devices]
+    branches = [(a, b, cond) for a, b, cond in branches if a != b]
+    # 3. fixed classes: a source (v_i) or a ground (0 V); never both (no 0-Ohm path exists)
+    fixed: dict[int, FloatArray] = {}
+    for i in range(m):
+        fixed[uf.find(node_s(i))] = v2[:, i]
+    for j in range(n):
+        c = uf.find(node_k(j))
+        assert c not in fixed, "a source is shorted to a ground"
+        fixed[c] = np.zeros(batch)
+    classes = sorted({uf.find(a) for a in range(n_nodes)})
+    free = [c for c in classes if c not in fixed]
+    index = {c: k for k, c in enumerate(free)}
+    # 4. KCL at every free class: sum over branches of G (x_p - x_q) = 0, fixed x_q to the RHS
+    y = np.zeros((len(free), len(free)))
+    rhs = np.zeros((len(free), batch))
+    for a, b, cond in branches:
+        for p, q in ((a, b), (b, a)):
+            if p in index:
+                y[index[p], index[p]] += cond
+                if q in index:
+                    y[index[p], index[q]] -= cond
+                else:
+                    rhs[index[p]] += cond * fixed[q]
+    x = np.linalg.solve(y, rhs) if free else np.zeros((0, batch))
+
+    def volt(node: int) -> FloatArray:
+        c = uf.find(node)
+        return fixed[c] if c in fixed else x[index[c]]
+
+    # 5. current into ground K_j = sum of the currents of all branches entering the class of
+    #    K_j (at 0 V; that class holds only nodes of column j)
+    i_out = np.zeros((batch, n))
+    for j in range(n):
+        kc = uf.find(node_k(j))
+        for a, b, cond in branches:
+            if b == kc:
+                i_out[:, j] += cond * volt(a)
+            elif a == kc:
+                i_out[:, j] += cond * volt(b)
+    u = np.stack([volt(node_u(i, j)) for i in range(m) for j in range(n)], axis=1)
+    w = np.stack([volt(node_w(i, j)) for i in range(m) for j in range(n)], axis=1)
+    u, w = u.reshape(batch, m, n), w.reshape(batch, m, n)
+    if np.ndim(v) == 1:
+        return i_out[0], u[0], w[0]
+    return i_out, u, w
+
+
+def dense_currents(g: ArrayLike, v: ArrayLike, **parasitics: ArrayLike) -> FloatArray:
+    """:func:`dense_nodal` sense currents [A], shape (n_cols,) or (batch, n_cols)."""
+    return dense_nodal(g, v, **parasitics)[0]
+
+
+def dense_g_eff(g: ArrayLike, **parasitics: ArrayLike) -> FloatArray:
+    """Effective conductance [S], (n_rows, n_cols), from unit drives: row i = currents for e_i."""
+    g = np.asarray(g, dtype=np.float64)
+    return dense_currents(g, np.eye(g.shape[0]), **parasitics)
+
+
+def path_g_eff(g: ArrayLike, *, r_source: ArrayLike = 0.0, r_sense: ArrayLike = 0.0,
+               r_row: float = 0.0, r_col: float = 0.0) -> FloatArray:
+    """Effective conductance [S] from MODELS.md eq. 2.3-2.4 (device voltages as unknowns).
+
+    ``Z[(i,j),(i,l)] += r_source[i] + r_row * min(j, l)`` (shared row path) and
+    ``Z[(i,j),(k,j)] += r_sense[j] + r_col * (n_rows - 1 - max(i, k))`` (shared column path);
+    ``(I + Z D) x = E v``; ``g_eff.T = S D (I + Z D)^-1 E``.
+    """
+    g = np.asarray(g, dtype=np.float64)
+    m, n = g.shape
+    rs, rk = _lines(r_source, m), _lines(r_sense, n)
+    z = np.zeros((m * n, m * n))
+    for i in range(m):
+        for j in range(n):
+            for ll in range(n):
+                z[i * n + j, i * n + ll] += rs[i] + r_row * min(j, ll)
+            for k in range(m):
+                z[i * n + j, k * n + j] += rk[j] + r_col * (m - 1 - max(i, k))
+    dg = np.diag(g.reshape(-1))
+    e = np.kron(np.eye(m), np.ones((n, 1)))          # (mn, m): copies v_i to the cells of row i
+    s = np.kron(np.ones((1, m)), np.eye(n))          # (n, mn): column sums
+    x = np.linalg.solve(np.eye(m * n) + z @ dg, e)   # device voltages per unit drive
+    return (s @ dg @ x).T
