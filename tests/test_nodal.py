@@ -403,3 +403,12 @@ def test_bad_input_names_the_argument(func, g, v, override, name):
 def test_backward_bad_input_names_the_argument(d, override, name):
     with pytest.raises(ValueError, match=rf"^{name}:"):
         backward_currents(G_OK, d, **{**GOOD, **override})
+
+
+def test_subnormal_resistance_is_rejected_not_singular():
+    """A resistance below 1 nOhm would overflow 1/r: rejected with the argument's name."""
+    g = np.full((2, 3), 1e-6)
+    for kw in (dict(r_row=5e-324), dict(r_col=1e-12), dict(r_source=[0.0, 1e-20]),
+               dict(r_sense=1e-10)):
+        with pytest.raises(ValueError, match=f"{next(iter(kw))}: a resistance must be 0"):
+            sense_currents(g, np.ones(2), **kw)

@@ -52,13 +52,16 @@ def as_float_array(name: str, x: Any, *, ndim: int | tuple[int, ...] | None = No
         raise ValueError(f"{name}: must not be empty, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name}: must be finite, got {arr[tuple(bad)]} at index {tuple(bad)}")
+        where = f" at index {tuple(bad)}" if arr.ndim else ""
+        raise ValueError(f"{name}: must be finite, got {arr[tuple(bad)]}{where}")
     if positive and np.any(arr <= 0):
         bad = np.argwhere(arr <= 0)[0]
-        raise ValueError(f"{name}: must be > 0, got {arr[tuple(bad)]:g} at index {tuple(bad)}")
+        where = f" at index {tuple(bad)}" if arr.ndim else ""
+        raise ValueError(f"{name}: must be > 0, got {arr[tuple(bad)]:g}{where}")
     if nonneg and np.any(arr < 0):
         bad = np.argwhere(arr < 0)[0]
-        raise ValueError(f"{name}: must be >= 0, got {arr[tuple(bad)]:g} at index {tuple(bad)}")
+        where = f" at index {tuple(bad)}" if arr.ndim else ""
+        raise ValueError(f"{name}: must be >= 0, got {arr[tuple(bad)]:g}{where}")
     return arr
 
 
@@ -71,6 +74,7 @@ def per_line(name: str, value: Any, n: int) -> NDArray[np.float64]:
         Negative, non-finite, or a vector whose length is not ``n``.
     """
     arr = as_float_array(name, value, ndim=(0, 1), nonneg=True)
+    _check_not_tiny(name, arr)
     if arr.ndim == 0:
         return np.full(n, float(arr))
     if arr.shape != (n,):
@@ -78,9 +82,27 @@ def per_line(name: str, value: Any, n: int) -> NDArray[np.float64]:
     return arr
 
 
+MIN_RESISTANCE = 1e-9
+"""Smallest non-zero resistance accepted [Ohm]; below it 1/r overflows the nodal matrix."""
+
+
+def _check_not_tiny(name: str, arr: NDArray[np.float64]) -> None:
+    tiny = (arr > 0) & (arr < MIN_RESISTANCE)
+    if np.any(tiny):
+        raise ValueError(f"{name}: a resistance must be 0 (ideal connection) or >= "
+                         f"{MIN_RESISTANCE:g} Ohm, got {arr[tiny].flat[0]:g}")
+
+
 def nonneg_scalar(name: str, value: Any) -> float:
     """A finite scalar >= 0, as float."""
     return float(as_float_array(name, value, ndim=0, nonneg=True))
+
+
+def resistance(name: str, value: Any) -> float:
+    """A wire resistance [Ohm]: finite, 0 or >= ``MIN_RESISTANCE``."""
+    arr = as_float_array(name, value, ndim=0, nonneg=True)
+    _check_not_tiny(name, arr)
+    return float(arr)
 
 
 def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:

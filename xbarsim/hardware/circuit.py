@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
-from xbarsim.checks import as_float_array, nonneg_scalar, per_line
+from xbarsim.checks import as_float_array, per_line, resistance
 from xbarsim.kernels import nodal as nodal_kernels
 
 logger = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ class Parasitics:
         """Validate scalars or per-line vectors and expand them to shape (n_rows,) / (n_cols,)."""
         return cls(r_source=per_line("r_source", r_source, n_rows),
                    r_sense=per_line("r_sense", r_sense, n_cols),
-                   r_row=nonneg_scalar("r_row", r_row),
-                   r_col=nonneg_scalar("r_col", r_col))
+                   r_row=resistance("r_row", r_row),
+                   r_col=resistance("r_col", r_col))
 
     @property
     def is_ideal(self) -> bool:
@@ -164,10 +164,15 @@ class NodalSystem:
         return expand(self.u_label), expand(self.w_label)
 
     def kcl_residual(self, v: FloatArray) -> float:
-        """Relative residual ``||Y x - B v|| / ||B v||`` of the solution for drives ``v``."""
+        """Normwise backward error ``||Y x - b|| / (||Y|| ||x|| + ||b||)`` for drives ``v``.
+
+        ``b = B v``; Frobenius norms. This is the scale-free measure of a direct solve (it stays
+        at round-off level when low-resistance wires meet weak drives, where ``||b||`` alone
+        would be a misleading denominator).
+        """
         rhs = np.asarray(self.b @ v.T)
         x = self.solve(rhs)
-        den = np.linalg.norm(rhs)
+        den = spla.norm(self.y) * np.linalg.norm(x) + np.linalg.norm(rhs)
         return float(np.linalg.norm(self.y @ x - rhs) / den) if den > 0 else 0.0
 
 
