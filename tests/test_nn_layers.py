@@ -419,8 +419,10 @@ def test_digital_weights_follow_protocol(rng):
 
 
 def test_plain_sgd_uses_native_backend_update(rng):
+    """A backend declaring ``native_outer_update`` receives (x, delta, lr) itself."""
     w0 = rng.standard_normal((3, 2))
     be = RecordingBackend(w0)
+    be.native_outer_update = True
     layer = Linear(3, 2, backend=be)
     x, g = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
     layer.forward(x)
@@ -432,6 +434,21 @@ def test_plain_sgd_uses_native_backend_update(rng):
     assert_array_equal(dr, g)
     assert_allclose(be.get_weights(), w0 - 0.5 * x.T @ g, rtol=1e-14)
     assert_allclose(layer.bias.value, -0.5 * g.sum(axis=0), rtol=1e-14)
+
+
+def test_plain_sgd_reuses_the_layer_gradient(rng):
+    """Other backends get apply_step(-lr * x.T @ delta), computed once by the layer."""
+    w0 = rng.standard_normal((3, 2))
+    be = RecordingBackend(w0)
+    layer = Linear(3, 2, backend=be)
+    x, g = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    layer.forward(x)
+    layer.backward(g)
+    SGD(layer.parameters(), lr=0.5).step()
+    (kind, dw), = be.calls
+    assert kind == "apply_step"
+    assert_allclose(dw, -0.5 * x.T @ g, rtol=1e-14)
+    assert_allclose(be.get_weights(), w0 - 0.5 * x.T @ g, rtol=1e-14)
 
 
 def test_momentum_and_decay_are_exact_and_sent_as_steps(rng):

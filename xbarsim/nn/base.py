@@ -26,8 +26,10 @@ The layer always computes the gradient ``grad_W = x.T @ delta`` *digitally* from
 ``x`` and ``delta`` (one BLAS call) and keeps ``x`` and ``delta`` on the parameter. The optimizer
 (:class:`xbarsim.nn.optim.SGD`) then decides:
 
-* plain SGD (``momentum == 0`` and ``weight_decay == 0``): it calls
-  ``backend.update(x, delta, lr)``, the hardware's own update path;
+* plain SGD (``momentum == 0`` and ``weight_decay == 0``): a backend that declares
+  ``native_outer_update = True`` gets ``backend.update(x, delta, lr)`` (its own rank-B
+  outer-product path, e.g. stochastic pulse coincidence); every other backend gets
+  ``apply_step(-lr * grad_W)``, the same step without recomputing ``x.T @ delta``;
 * SGD with momentum and/or weight decay: it computes the step
   ``dW = -lr * (mu * v + grad_W + wd * W)`` in NumPy (with ``W = backend.get_weights()``) and
   calls ``backend.apply_step(dW)``.
@@ -261,7 +263,12 @@ class BackendParameter(Parameter):
         if self.x is None or self.delta is None:
             raise RuntimeError(f"{self.name}: update called before backward; run forward and "
                                "backward on a training batch first")
-        self.backend.update(self.x, self.delta, lr)
+        if getattr(self.backend, "native_outer_update", False):
+            # a backend that realises the rank-B outer product itself (e.g. stochastic pulses)
+            self.backend.update(self.x, self.delta, lr)
+        else:
+            # same step, without recomputing x.T @ delta (already held in self.grad)
+            self.backend.apply_step(-lr * self.grad)
 
 
 class Layer(ABC):

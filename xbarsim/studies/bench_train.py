@@ -1,0 +1,160 @@
+"""Benchmark of one training step (batch 128): software, crossbar and PyTorch (issue 4, item 9).
+
+Models: LeNet-5 (MNIST shape) and an MLP 784-256-128-10. One step is forward, softmax
+cross-entropy, backward and a plain SGD update. Measured in the same run:
+
+* ``software``: xbarsim with digital weights;
+* ``torch``: the same network in PyTorch on the CPU (only when ``torch`` is installed; the
+  optional baseline, ``pip install torch==2.13.0``);
+* ``cross_ni_exact``: the TxSim preset hardware (Cross-NI) with an exact FCM refresh of every
+  array after every update;
+* ``cross_ni_interp``: the same with interpolated FCM (exact refresh every L = 10 steps).
+
+Times are medians over ``repeats`` steps after warm-up steps (JIT compilation, ADC
+calibration); ratios are against PyTorch when present, else against ``software``.
+"""
+
+from __future__ import annotations
+
+import dataclasses as dc
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from xbarsim.config.presets import PRESETS
+from xbarsim.config.schema import HardwareConfig, SolverConfig
+
+
+def _median_step(step: Callable[[], Any], repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _xbarsim_step(model_name: str, hw: HardwareConfig | None, batch: int, seed: int
+                  ) -> Callable[[], None]:
+    from xbarsim.hardware.tile import Tile  # noqa: PLC0415
+    from xbarsim.nn import models  # noqa: PLC0415
+    from xbarsim.nn.losses import SoftmaxCrossEntropy  # noqa: PLC0415
+    from xbarsim.nn.optim import SGD  # noqa: PLC0415
+    from xbarsim.rng import stream  # noqa: PLC0415
+
+    factory = None
+    if hw is not None:
+        def factory(name: str, n_in: int, n_out: int, w_init: np.ndarray) -> Tile:
+            return Tile(n_in, n_out, hw, rng=stream(seed, f"tile/{name}"), name=name,
+                        w_init=w_init)
+    if model_name == "lenet5":
+        model = models.lenet5(seed=seed, weight_factory=factory)
+        shape: tuple[int, ...] = (batch, 1, 28, 28)
+    else:
+        model = models.mlp([784, 256, 128, 10], seed=seed, weight_factory=factory)
+        shape = (batch, 784)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, shape)
+    labels = rng.integers(0, 10, batch)
+    loss = SoftmaxCrossEntropy()
+    opt = SGD(model.parameters(), lr=0.01)
+
+    def step() -> None:
+        loss(model.forward(x), labels)
+        model.backward(loss.backward())
+        opt.step()
+
+    return step
+
+
+def _torch_step(model_name: str, batch: int, seed: int) -> Callable[[], None] | None:
+    try:
+        import torch  # noqa: PLC0415
+    except ImportError:
+        return None
+    torch.manual_seed(seed)
+    nn = torch.nn
+    if model_name == "lenet5":
+        net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                            nn.Linear(84, 10)).double()
+        x = torch.rand(batch, 1, 28, 28, dtype=torch.float64)
+    else:
+        net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                            nn.Linear(128, 10)).double()
+        x = torch.rand(batch, 784, dtype=torch.float64)
+    y = torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    lossf = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        opt.zero_grad()
+        lossf(net(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def cross_ni_hardware(method: str = "fcm") -> HardwareConfig:
+    """TxSim preset hardware; ``method`` "fcm" (exact each step) or "interpolated" (L = 10)."""
+    hw = PRESETS["txsim"]().hardware
+    return dc.replace(hw, solver=SolverConfig(method=method, refresh_every=10,
+                                              refresh_method="fcm"))
+
+
+def run_train_bench(models: tuple[str, ...] = ("lenet5", "mlp"), batch: int = 128,
+                    repeats: int = 5, warmup: int = 2, seed: int = 0) -> list[dict[str, Any]]:
+    """Median step times [s] per model and mode, measured side by side in one run."""
+    rows = []
+    for name in models:
+        row: dict[str, Any] = {"model": name}
+        torch_step = _torch_step(name, batch, seed)
+        row["torch"] = (_median_step(torch_step, repeats, warmup) if torch_step else None)
+        row["software"] = _median_step(_xbarsim_step(name, None, batch, seed), repeats, warmup)
+        row["cross_ni_exact"] = _median_step(
+            _xbarsim_step(name, cross_ni_hardware("fcm"), batch, seed), repeats, warmup)
+        # interpolated: median over whole refresh periods (one exact refresh in every 10)
+        interp = _xbarsim_step(name, cross_ni_hardware("interpolated"), batch, seed)
+        row["cross_ni_interp"] = _mean_over_periods(interp, repeats, warmup)
+        rows.append(row)
+    return rows
+
+
+def _mean_over_periods(step: Callable[[], Any], periods: int, warmup: int) -> float:
+    """Mean step time over whole refresh periods of 10 steps (median of the period means)."""
+    for _ in range(warmup):
+        step()
+    means = []
+    for _ in range(max(1, periods)):
+        t0 = time.perf_counter()
+        for _ in range(10):
+            step()
+        means.append((time.perf_counter() - t0) / 10)
+    return statistics.median(means)
+
+
+def format_train_bench(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`run_train_bench` results with ratios."""
+    out = ["| model | torch [ms] | software [ms] | Cross-NI exact [ms] | Cross-NI interp. L=10 [ms]"
+           " | software/torch | exact/torch | interp/torch |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        base = r["torch"] or r["software"]
+
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{1e3 * v:.1f}"
+
+        def ratio(v: float) -> str:
+            return f"{v / base:.1f}x" if r["torch"] else "-"
+
+        out.append(f"| {r['model']} | {ms(r['torch'])} | {ms(r['software'])} | "
+                   f"{ms(r['cross_ni_exact'])} | {ms(r['cross_ni_interp'])} | "
+                   f"{ratio(r['software'])} | {ratio(r['cross_ni_exact'])} | "
+                   f"{ratio(r['cross_ni_interp'])} |")
+    return "\n".join(out)
