@@ -119,7 +119,7 @@ def test_bit_slicing_recombines_exactly_without_adc(rng):
 
 def test_adc_quantises_and_calibration_freezes(rng):
     io = PeripheryConfig(dac=DACConfig(bits=1, input_bits=4),
-                         adc=ADCConfig(bits=3, calibration_batches=2))
+                         adc=ADCConfig(bits=3, calibration_batches=2, granularity="tile"))
     hw = dc.replace(ideal_hw(), forward=io)
     w = np.abs(rng.standard_normal((8, 6)))
     tile = Tile(8, 6, hw, rng=rng, w_init=w)

@@ -47,7 +47,7 @@ def _txsim_periphery() -> PeripheryConfig:
                       nonlinearity="none", bow=0.0, lut=None),
         adc=ADCConfig(bits=8, range="calibrated", calibration="max", percentile=99.99,
                       calibration_batches=50, nonlinearity="none", sense_noise=0.0,
-                      granularity="tile"),
+                      granularity="layer"),
     )
 
 
@@ -69,9 +69,13 @@ def txsim() -> RunConfig:
       hardware.device.bits=2`` (TxSim's 16-bit MNIST system [V]).
     * Inputs 0-1 V [V] streamed through 1-bit DACs [V] as 8-bit inputs [P]; signed backward
       errors in two passes [P].
-    * 8-bit ADC per bit-plane (lossless for 64 rows x 2-bit devices x 1-bit DAC, PUMA rule)
-      [C]; range calibrated from output statistics [S], running max over the first 50 batches
-      then frozen [P].
+    * 8-bit ADC [P] (PUMA's lossless rule for 64 rows x 2-bit devices x 1-bit DAC [C]); range
+      calibrated from output statistics [S], running max over the first 50 batches then
+      frozen [P]. Granularity ``layer``: the arrays' non-ideal conductances are stitched into
+      one layer matrix, multiplied with BLAS and the ADC acts on the output, as TxSim
+      describes its pipeline [S] (MODELS §5.2, §6.4). The physical per-array, per-bit-plane
+      ADC is ``hardware.forward.adc.granularity: tile`` (8 bit-planes x 2 polarities of GEMMs
+      per product: about 16x the work).
     * Positive and negative weights on separate crossbars (signed split) [S].
     * Exact effective conductance after every update (FCM) [S]+[P].
     * Update: corrected eq. (1) (MODELS §7.3) [P] with v = 0.01 [V]; write noise gamma = 5

@@ -641,7 +641,7 @@ class ADCConfig:
     sense_noise: float = 0.0
     """Input-referred Gaussian current noise std added to every column current before the ADC
     [A], >= 0. 0 = noiseless sensing."""
-    granularity: ADCGranularity = "tile"
+    granularity: ADCGranularity = "layer"
     """'tile': one conversion per crossbar column, bit-plane and slice, partial sums added
     digitally (physical); 'layer': tiles stitched into one effective layer matrix and the ADC
     applied once to the layer output (fast, TxSim-like)."""

@@ -26,10 +26,13 @@ from xbarsim.config.schema import CrossbarConfig, HardwareConfig
 
 
 def txsim_layer_hardware() -> HardwareConfig:
-    """TxSim preset hardware with the issue-3 benchmark's parasitics (100 Ohm terminals)."""
+    """TxSim preset hardware, ADC per array and bit-plane, 100 Ohm terminals (issue 3 setup)."""
     hw = PRESETS["txsim"]().hardware
+    per_plane = [dc.replace(p, adc=dc.replace(p.adc, granularity="tile"))
+                 for p in (hw.forward, hw.backward)]
     return dc.replace(hw, crossbar=CrossbarConfig(n_rows=64, n_cols=64, r_row=1.0, r_col=4.6,
-                                                  r_source=100.0, r_sense=100.0))
+                                                  r_source=100.0, r_sense=100.0),
+                      forward=per_plane[0], backward=per_plane[1])
 
 
 def _median(fn: Callable[[], Any], repeats: int) -> float:
