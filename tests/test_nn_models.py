@@ -296,3 +296,19 @@ def test_sequential_state_dict_roundtrip_changes_outputs(rng):
     assert_allclose(b.forward(x, training=False), a.forward(x, training=False), rtol=1e-13)
     assert_allclose(b.predict(x, batch_size=2), a.forward(x, training=False), rtol=1e-13,
                     atol=1e-13)
+
+
+@pytest.mark.parametrize(("build", "shape"), [(lambda: lenet5(seed=3), (3, 1, 28, 28)),
+                                              (lambda: mlp([12, 7, 5], seed=3), (3, 12))])
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(build, shape):
+    """Training skips dL/dx of the first weighted layer; the parameter gradients are unchanged."""
+    grads = []
+    for input_grad in (True, False):
+        model = build()
+        x = np.random.default_rng(5).uniform(0, 1, shape)
+        y = model.forward(x)
+        out = model.backward(np.ones_like(y), input_grad=input_grad)
+        assert (out is None) == (not input_grad)
+        grads.append([p.grad.copy() for p in model.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)

@@ -122,8 +122,12 @@ class Conv2d(Layer):
         # (b, h_out, w_out, c_out) -> NCHW
         return np.ascontiguousarray(y.reshape(b, h_out, w_out, self.c_out).transpose(0, 3, 1, 2))
 
-    def backward(self, grad_out: NDArray[np.float64]) -> NDArray[np.float64]:
-        """(batch, c_out, h_out, w_out) -> (batch, c_in, h, w); fills the parameters' grads."""
+    def backward(self, grad_out: NDArray[np.float64], *, input_grad: bool = True
+                 ) -> NDArray[np.float64] | None:
+        """(batch, c_out, h_out, w_out) -> (batch, c_in, h, w); fills the parameters' grads.
+
+        ``input_grad=False`` skips ``dL/dx`` (backward product and col2im) and returns None.
+        """
         self._need(self._cols)
         assert self._cols is not None and self._x_shape is not None
         g = np.asarray(grad_out, dtype=np.float64)
@@ -135,6 +139,8 @@ class Conv2d(Layer):
         self.weight.set_gradient(self._cols, delta)
         if self.bias is not None:
             self.bias.grad = delta.sum(axis=0)
+        if not input_grad:
+            return None
         dcols = self.backend.backward(delta)  # (b*h_out*w_out, c_in*kh*kw)
         return col2im(np.ascontiguousarray(dcols), self._x_shape, self.kh, self.kw,
                       self.stride, self.padding)

@@ -77,15 +77,20 @@ class Linear(Layer):
             y = y + self.bias.value
         return y
 
-    def backward(self, grad_out: NDArray[np.float64]) -> NDArray[np.float64]:
-        """(batch, n_out) -> (batch, n_in); fills ``weight.grad`` and ``bias.grad``."""
+    def backward(self, grad_out: NDArray[np.float64], *, input_grad: bool = True
+                 ) -> NDArray[np.float64] | None:
+        """(batch, n_out) -> (batch, n_in); fills ``weight.grad`` and ``bias.grad``.
+
+        ``input_grad=False`` skips ``dL/dx`` (the backward product) and returns None: the
+        first layer of a network needs only its parameter gradients.
+        """
         self._need(self._x)
         assert self._x is not None
         delta = np.ascontiguousarray(grad_out, dtype=np.float64)
         self.weight.set_gradient(self._x, delta)
         if self.bias is not None:
             self.bias.grad = delta.sum(axis=0)
-        return self.backend.backward(delta)
+        return self.backend.backward(delta) if input_grad else None
 
     def __repr__(self) -> str:
         return f"Linear({self.n_in}, {self.n_out}, name={self.name!r}, backend={self.backend!r})"

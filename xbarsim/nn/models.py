@@ -60,9 +60,23 @@ class Sequential(Layer):
             x = layer.forward(x, training=training)
         return x
 
-    def backward(self, grad: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Back-propagate through the layers in reverse order; returns ``dL/dx``."""
-        for layer in reversed(self.layers):
+    def backward(self, grad: NDArray[np.float64], *, input_grad: bool = True
+                 ) -> NDArray[np.float64] | None:
+        """Back-propagate through the layers in reverse order; returns ``dL/dx``.
+
+        ``input_grad=False`` (training): the network input needs no gradient, so the first
+        weighted layer skips its backward product and the layers before it are not visited;
+        returns None.
+        """
+        # the first layer with parameters; if it is Linear / Conv2d, it and the parameter-free
+        # layers before it need no dL/dx when the network input needs none
+        first = next((k for k, layer in enumerate(self.layers) if layer.parameters()), 0)
+        skip = not input_grad and isinstance(self.layers[first], (Linear, Conv2d))
+        stop = first if skip else 0
+        for k in range(len(self.layers) - 1, stop - 1, -1):
+            layer = self.layers[k]
+            if skip and k == first:
+                return layer.backward(grad, input_grad=False)  # type: ignore[call-arg]
             grad = layer.backward(grad)
         return grad
 

@@ -66,7 +66,7 @@ def _xbarsim_step(model_name: str, hw: HardwareConfig | None, batch: int, seed: 
 
     def step() -> None:
         loss(model.forward(x), labels)
-        model.backward(loss.backward())
+        model.backward(loss.backward(), input_grad=False)
         opt.step()
 
     return step

@@ -189,7 +189,7 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
                 raise TrainingDiverged(msg, epoch=epoch + 1, batch=i, loss=value,
                                        history=history)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                model.backward(loss.backward())
+                model.backward(loss.backward(), input_grad=False)
                 optimizer.step()
             nb = xb.shape[0]
             total_loss += value * nb
