@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["heatmap", "require_matplotlib", "tile_figures"]
+__all__ = ["heatmap", "require_matplotlib", "tile_figures", "training_curves"]
 
 INSTALL_HINT = "install it with: pip install 'xbarsim[plot]' (or pip install matplotlib)"
 
@@ -177,3 +177,62 @@ def tile_figures(study: Any, out_dir: str | os.PathLike[str], *, force: bool = F
                   r"$|g_{\mathrm{eff}}^{\mathrm{AAM}} - g_{\mathrm{eff}}| / g_{\mathrm{eff}}$",
             cbar_label="relative error per cell (dimensionless)"))
     return written
+
+
+def training_curves(history: Any, path: str | os.PathLike[str], *,
+                    title: str | None = None) -> Path:
+    """Write the training curves of a run as one PNG: loss (left) and accuracies (right).
+
+    Parameters
+    ----------
+    history : mapping of str to array_like
+        Per-epoch metrics as in ``/history`` of a run file (:func:`xbarsim.io.hdf5.read_run`):
+        ``epoch``, ``train_loss``, ``train_acc``, ``test_acc`` and optionally ``val_acc``.
+    path : path-like
+        Output PNG; its directory is created if missing. An existing file is replaced (the
+        run driver decides whether that is allowed).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    ValueError
+        ``history`` has no epochs.
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    epoch = np.asarray(history["epoch"], dtype=np.float64)
+    if epoch.size == 0:
+        raise ValueError("history: no completed epoch to plot")
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss.plot(epoch, np.asarray(history["train_loss"]), "o-", label="train loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("mean training loss (dimensionless)")
+    ax_loss.set_title("Loss")
+    for key, label in (("train_acc", "train"), ("val_acc", "validation"), ("test_acc", "test")):
+        if key in history and np.asarray(history[key]).size == epoch.size:
+            ax_acc.plot(epoch, 100.0 * np.asarray(history[key], dtype=np.float64), "o-",
+                        label=label)
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy [%]")
+    ax_acc.set_title("Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

@@ -1,5 +1,60 @@
 """HDF5 result files: the only module of xbarsim that imports h5py.
 
+Three kinds of file are written here, told apart by the root attribute ``kind``: a training
+run (``"run"``), a training checkpoint (``"checkpoint"``) and a tile study (``"tile_study"``).
+Every file is written to a temporary file next to the target and renamed into place
+(``os.replace``), so a reader never sees a half-written file; an existing file is replaced
+only when the caller says so (``force=True``; the run driver also rewrites its own files).
+
+Layout of a run file (``xbarsim run CONFIG --out run.h5``, layout version 1)::
+
+    /                        root attributes
+        kind                 "run"
+        layout_version       1
+        xbarsim_version, created_utc (ISO 8601, UTC),
+        numpy_version, scipy_version, numba_version, h5py_version
+        config_yaml          the resolved configuration (xbarsim.config.dump_config); the
+                             file is self-describing: load_config(yaml.safe_load(...))
+        seed                 master seed of the run
+        mode                 "software" | "crossbar"
+        model                model name (config model.name)
+        status               "running" (written after every epoch), "completed",
+                             "diverged" or "evaluated" (evaluate-only run)
+        epochs_done          completed epochs (length of the history)
+        test_acc             test accuracy of the stored weights (NaN when unknown)
+        message              "" or why the run stopped (divergence)
+        diverged_epoch       1-based epoch that diverged (only when status is "diverged")
+        weights_source       file the weights came from (evaluate-only runs / train.weights)
+    /history/<metric>        (n_epochs,) float64, resizable (maxshape (None,)), units attr;
+                             metrics: epoch, train_loss, train_acc, test_acc, lr, seconds
+                             [, val_acc with data.validation_fraction > 0]
+    /layers/<layer>/weights  (n_in, n_out) float64, units "1": the layer's weight matrix
+                             (for a crossbar layer: the weights its master conductances hold)
+    /layers/<layer>/<param>  every other array of the model state, e.g. bias, gamma, beta,
+                             running_mean, running_var (units "1")
+    /layers/<layer>/g        crossbar mode only: (n_blocks, n_arrays, n_rows, n_cols) float64,
+                             units "S", master conductances, NaN-padded partial blocks
+                             (xbarsim.hardware.tile.Tile.conductances)
+    /layers/<layer>/w_scale  crossbar mode only: scalar, units "1", weight of full scale
+    /normalization/mean,std  (channels,) input standardisation of the training set (units
+                             "1"); absent when data.normalize is false
+    /solver/<layer>/{n_solves, n_calls, n_fallbacks, max_iter}
+                             crossbar mode only: scalars (units "1"), totals over the run
+
+``<layer>`` is the dotted layer name of the model (``fc1``, ``conv2``,
+``stage2.block0.conv1``); the model state key ``<layer>.weight`` is stored as
+``/layers/<layer>/weights`` and ``<layer>.<param>`` as ``/layers/<layer>/<param>``, so
+:func:`read_weights` turns the group back into a state dict. The weights are those of the
+last completed epoch: after a divergence the file keeps the last good weights.
+
+Layout of a checkpoint file (``<out stem>.ckpt.h5``, written after every epoch)::
+
+    /                  attrs: kind "checkpoint", layout_version, provenance, plus the
+                       scalar attributes of the checkpoint (epoch, config_yaml,
+                       rng_states as JSON, ...)
+    /<group>/.../<name>  nested groups of arrays, mirroring the nested dict given to
+                       :func:`write_checkpoint` (model, tiles, optimizer, history, ...)
+
 Layout of a tile-study file (``xbarsim tile --out tile.h5``, layout version 1)::
 
     /                       root attributes
@@ -39,10 +94,15 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["LAYOUT_VERSION", "provenance", "read_dataset", "read_tile_study", "write_tile_study"]
+__all__ = ["LAYOUT_VERSION", "RUN_LAYOUT_VERSION", "provenance", "read_checkpoint",
+           "read_dataset", "read_run", "read_tile_study", "read_weights", "write_checkpoint",
+           "write_run", "write_tile_study"]
 
 LAYOUT_VERSION = 1
 """Version of the tile-study layout documented above; bump on incompatible changes."""
+
+RUN_LAYOUT_VERSION = 1
+"""Version of the run and checkpoint layouts documented above."""
 
 
 def _version(dist: str) -> str:
@@ -220,3 +280,262 @@ def read_dataset(path: str | os.PathLike[str], name: str | None = None) -> NDArr
             raise ValueError(f"{path}: no dataset {name!r}; available: "
                              f"{', '.join(found) or 'none'}")
         return np.asarray(obj[()])
+
+
+# ---------------------------------------------------------------------------------------------
+# training runs and checkpoints
+
+
+def _check_target(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory, expected an output file name")
+    if path.exists() and not force:
+        raise FileExistsError(f"{path}: file exists; use --force (force=True) to overwrite it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path}: directory {path.parent} does not exist")
+
+
+def _atomic_write(path: Path, fill: Any, force: bool) -> Path:
+    """Create ``path`` through a temporary sibling file and ``os.replace``."""
+    _check_target(path, force)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            fill(f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_run(path: str | os.PathLike[str], *, attrs: Mapping[str, Any],
+              history: Mapping[str, Any],
+              layers: Mapping[str, Mapping[str, tuple[Any, str]]],
+              solver: Mapping[str, Mapping[str, float]] | None = None,
+              normalization: Mapping[str, Any] | None = None,
+              force: bool = False) -> Path:
+    """Write a training run in the layout documented in this module.
+
+    Parameters
+    ----------
+    path : path-like
+        Output file (conventionally ``*.h5``).
+    attrs : mapping
+        Root attributes (``config_yaml``, ``seed``, ``status``, ...). ``None`` values are
+        skipped; provenance attributes are added.
+    history : mapping of str to array_like of shape (n_epochs,)
+        Per-epoch metrics, stored as resizable float64 datasets under ``/history``.
+    layers : mapping of str to mapping of str to (ndarray, str)
+        Layer name -> dataset name -> (array, units).
+    solver : mapping of str to mapping of str to float, optional
+        Layer name -> solver statistic -> value (``/solver/<layer>/<stat>``).
+    normalization : mapping of str to ndarray, optional
+        ``{"mean": ..., "std": ...}`` input standardisation (``/normalization``).
+    force : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``force`` is False.
+    OSError
+        The directory does not exist or is not writable.
+    """
+    def fill(f: h5py.File) -> None:
+        f.attrs["kind"] = "run"
+        f.attrs["layout_version"] = RUN_LAYOUT_VERSION
+        for key, value in {**provenance(), **attrs}.items():
+            if value is not None:
+                f.attrs[key] = _attr_value(key, value)
+        hist = f.create_group("history")
+        for name, values in history.items():
+            arr = np.asarray(values, dtype=np.float64).reshape(-1)
+            dset = hist.create_dataset(name, data=arr, maxshape=(None,), chunks=(64,))
+            dset.attrs["units"] = "s" if name == "seconds" else "1"
+        grp = f.create_group("layers")
+        for lname, items in layers.items():
+            lg = grp.create_group(lname)
+            for dname, (data, units) in items.items():
+                dset = lg.create_dataset(dname, data=np.asarray(data))
+                dset.attrs["units"] = units
+        if solver:
+            sg = f.create_group("solver")
+            for lname, stats in solver.items():
+                lg = sg.create_group(lname)
+                for key, value in stats.items():
+                    lg.create_dataset(key, data=np.float64(value)).attrs["units"] = "1"
+        if normalization:
+            ng = f.create_group("normalization")
+            for key, value in normalization.items():
+                ng.create_dataset(key, data=np.asarray(value, dtype=np.float64)
+                                  ).attrs["units"] = "1"
+
+    return _atomic_write(Path(path), fill, force)
+
+
+def _open_kind(path: Path, kinds: tuple[str, ...]) -> h5py.File:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise OSError(f"{path}: cannot open as HDF5 ({exc})") from None
+    kind = _plain(f.attrs.get("kind"))
+    if kind not in kinds:
+        f.close()
+        raise ValueError(f"{path}: not an xbarsim {' or '.join(kinds)} file (attribute "
+                         f"kind={kind!r})")
+    return f
+
+
+def _read_group(g: h5py.Group) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, obj in g.items():
+        out[key] = _read_group(obj) if isinstance(obj, h5py.Group) else np.asarray(obj[()])
+    return out
+
+
+def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a run file written by :func:`write_run` (for tests, notebooks and the CLI).
+
+    Parameters
+    ----------
+    path : path-like
+        A run HDF5 file.
+
+    Returns
+    -------
+    dict
+        ``{"attrs": {...}, "history": {metric: ndarray}, "layers": {layer: {name: ndarray}},
+        "units": {"layers/<layer>/<name>" or "history/<metric>": str},
+        "solver": {layer: {stat: float}}, "normalization": {name: ndarray}}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The file is HDF5 but not a run file.
+    """
+    path = Path(path)
+    with _open_kind(path, ("run",)) as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        units: dict[str, str] = {}
+        history = {k: np.asarray(d[()]) for k, d in f["history"].items()}
+        units.update({f"history/{k}": _plain(d.attrs.get("units", ""))
+                      for k, d in f["history"].items()})
+        layers: dict[str, dict[str, Any]] = {}
+        for lname, lg in f["layers"].items():
+            layers[lname] = {k: np.asarray(d[()]) for k, d in lg.items()}
+            units.update({f"layers/{lname}/{k}": _plain(d.attrs.get("units", ""))
+                          for k, d in lg.items()})
+        solver = {lname: {k: float(d[()]) for k, d in lg.items()}
+                  for lname, lg in f["solver"].items()} if "solver" in f else {}
+        norm = _read_group(f["normalization"]) if "normalization" in f else {}
+    return {"attrs": attrs, "history": history, "layers": layers, "units": units,
+            "solver": solver, "normalization": norm}
+
+
+_HARDWARE_DATASETS = ("g", "g_eff", "w_scale")
+
+
+def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, NDArray[np.float64]],
+                                                        dict[str, NDArray[np.float64]]]:
+    """Model state and input normalisation stored in a run file or a checkpoint.
+
+    Parameters
+    ----------
+    path : path-like
+        A run file (``/layers``) or a checkpoint (``/model``).
+
+    Returns
+    -------
+    state : dict of str to ndarray
+        Model state dict (``"fc1.weight"``, ``"fc1.bias"``, ...), as
+        :meth:`xbarsim.nn.base.Layer.load_state_dict` expects it.
+    normalization : dict of str to ndarray
+        ``{"mean", "std"}`` when the file has them, else empty.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, or not a run / checkpoint file.
+    """
+    path = Path(path)
+    with _open_kind(path, ("run", "checkpoint")) as f:
+        kind = _plain(f.attrs["kind"])
+        norm = _read_group(f["normalization"]) if "normalization" in f else {}
+        if kind == "checkpoint":
+            return _read_group(f["model"]) if "model" in f else {}, norm
+        state: dict[str, NDArray[np.float64]] = {}
+        for lname, lg in f["layers"].items():
+            for k, d in lg.items():
+                if k in _HARDWARE_DATASETS:
+                    continue
+                state[f"{lname}.{'weight' if k == 'weights' else k}"] = np.asarray(d[()])
+    return state, norm
+
+
+def _write_tree(g: h5py.Group, tree: Mapping[str, Any]) -> None:
+    for key, value in tree.items():
+        if "/" in key:
+            raise ValueError(f"checkpoint key {key!r}: '/' is not allowed in names")
+        if isinstance(value, Mapping):
+            _write_tree(g.create_group(key), value)
+        else:
+            g.create_dataset(key, data=np.asarray(value))
+
+
+def write_checkpoint(path: str | os.PathLike[str], tree: Mapping[str, Any], *,
+                     attrs: Mapping[str, Any]) -> Path:
+    """Write (or atomically replace) a checkpoint: nested dict of arrays plus root attributes.
+
+    Parameters
+    ----------
+    path : path-like
+        Checkpoint file; an existing one is replaced (a run owns its checkpoint).
+    tree : mapping
+        Nested mapping whose leaves are array-likes; each level becomes an HDF5 group.
+    attrs : mapping
+        Scalar or string root attributes (provenance is added).
+
+    Returns
+    -------
+    Path
+    """
+    def fill(f: h5py.File) -> None:
+        f.attrs["kind"] = "checkpoint"
+        f.attrs["layout_version"] = RUN_LAYOUT_VERSION
+        for key, value in {**provenance(), **attrs}.items():
+            if value is not None:
+                f.attrs[key] = _attr_value(key, value)
+        _write_tree(f, tree)
+
+    return _atomic_write(Path(path), fill, force=True)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a checkpoint written by :func:`write_checkpoint`.
+
+    Returns
+    -------
+    tree : dict
+        The nested dict of arrays.
+    attrs : dict
+        Root attributes.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, or not a checkpoint.
+    """
+    with _open_kind(Path(path), ("checkpoint",)) as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        tree = _read_group(f)
+    return tree, attrs
