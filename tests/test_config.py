@@ -379,7 +379,8 @@ def test_presets_cite_their_sources_and_are_as_documented():
     assert (hw.device.nl, hw.device.gamma, hw.device.update_model) == (0.01, 5.0, "txsim")
     assert (hw.forward.dac.bits, hw.forward.dac.input_bits, hw.forward.adc.bits) == (1, 8, 8)
     assert hw.forward.adc.range == "calibrated" and hw.mapping.scheme == "signed_split"
-    assert tx.train.batch_size == 128 and tx.train.mode == "crossbar"
+    assert tx.train.batch_size == 64 and tx.train.mode == "crossbar"
+    assert (tx.train.schedule, tx.train.warmup_epochs) == ("cosine", 1.0)
     ideal = PRESETS["cross_ideal"]().hardware
     assert ideal.crossbar.n_rows == 64 and ideal.mapping == hw.mapping
     assert ideal.solver.method == "ideal" and ideal.device.update_model == "linear"

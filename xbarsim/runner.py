@@ -486,7 +486,7 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
     if t.schedule == "step":
         kwargs = {"step_size": t.step_size, "gamma": t.gamma}
     elif t.schedule == "cosine":
-        kwargs = {"epochs": t.epochs, "min_lr": t.lr_min}
+        kwargs = {"epochs": t.epochs, "min_lr": t.lr_min, "warmup": t.warmup_epochs}
     schedule = make_schedule(t.schedule, t.lr, **kwargs)
     shuffle_rng = stream(cfg.seed, "data/shuffle")
     rngs = {"data/shuffle": shuffle_rng, **tile_rngs}

@@ -13,6 +13,8 @@ that could not be opened (treat as a hypothesis).
 
 from __future__ import annotations
 
+import dataclasses as dc
+
 from collections.abc import Callable
 
 from xbarsim.config.schema import (
@@ -36,9 +38,13 @@ __all__ = ["PRESETS", "txsim", "cross_ideal", "software", "chakraborty"]
 
 
 def _txsim_train() -> TrainConfig:
-    # batch 128 [V] (TxSim §V); plain SGD [S] (MODELS §7.6); lr, epochs, schedule [P]
-    return TrainConfig(mode="crossbar", loss="cross_entropy", epochs=10, batch_size=128,
-                       lr=0.1, momentum=0.0, weight_decay=0.0, schedule="constant")
+    # TxSim trains with batch 128 [V] and SGD [S]; lr, momentum, decay, schedule, epochs and
+    # the batch of 64 are [P]: the recipe that brings software LeNet-5 to >= 97.5 % in 10
+    # epochs on the 6k MNIST subset (xbarsim.nn.models.lenet5), shared by every preset so
+    # software, Cross-Ideal and Cross-NI runs differ only in the hardware.
+    return TrainConfig(mode="crossbar", loss="cross_entropy", epochs=10, batch_size=64,
+                       lr=0.05, momentum=0.9, weight_decay=1.0e-3, schedule="cosine",
+                       warmup_epochs=1.0)
 
 
 def _txsim_periphery() -> PeripheryConfig:
@@ -80,7 +86,8 @@ def txsim() -> RunConfig:
     * Exact effective conductance after every update (FCM) [S]+[P].
     * Update: corrected eq. (1) (MODELS §7.3) [P] with v = 0.01 [V]; write noise gamma = 5
       [V] in the square-root/percent reading (MODELS §7.5) [P]; no process variation [P].
-    * Batch 128 [V]; plain SGD [S]; lr = 0.1, 10 epochs [P].
+    * Training [P]: batch 64 (TxSim: 128 [V]), SGD lr 0.05, momentum 0.9, weight decay 1e-3,
+      cosine schedule with one warm-up epoch, 10 epochs (see ``_txsim_train``).
     """
     return RunConfig(
         seed=0,
@@ -150,9 +157,7 @@ def software() -> RunConfig:
     """
     base = cross_ideal()
     t = _txsim_train()
-    train = TrainConfig(mode="software", loss=t.loss, epochs=t.epochs, batch_size=t.batch_size,
-                        lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
-                        schedule=t.schedule)
+    train = dc.replace(t, mode="software")
     return RunConfig(seed=base.seed, data=base.data, model=base.model, hardware=base.hardware,
                      train=train, output=base.output)
 

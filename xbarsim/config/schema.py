@@ -423,6 +423,9 @@ class TrainConfig:
     """Multiplicative learning-rate drop of the 'step' schedule, in (0, 1]."""
     lr_min: float = 0.0
     """Final learning rate of the 'cosine' schedule, in [0, lr]."""
+    warmup_epochs: float = 0.0
+    """'cosine' only: epochs of linear warm-up from ~0 to `lr` before the cosine decay,
+    in [0, epochs)."""
     evaluate_only: bool = False
     """Do not train: load `weights` onto the configured hardware and evaluate the test set
     (deploy an ideally trained network on non-ideal crossbars)."""
@@ -438,9 +441,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         errors = check_fields(self, epochs=">= 1", batch_size=">= 1", lr="> 0",
                               momentum="in [0, 1)", weight_decay=">= 0", step_size=">= 1",
-                              gamma="in (0, 1]", lr_min=">= 0", divergence_threshold="> 0")
+                              gamma="in (0, 1]", lr_min=">= 0", divergence_threshold="> 0",
+                              warmup_epochs=">= 0")
         if errors.clean("lr", "lr_min") and self.lr_min > self.lr:
             errors.append(f"lr_min: expected lr_min <= lr = {self.lr!r}, got {self.lr_min!r}")
+        if errors.clean("epochs", "warmup_epochs") and self.warmup_epochs >= self.epochs \
+                and self.warmup_epochs > 0:
+            errors.append(f"warmup_epochs: expected warmup_epochs < epochs = {self.epochs!r}, "
+                          f"got {self.warmup_epochs!r}")
         if errors.clean("evaluate_only", "weights") and self.evaluate_only \
                 and self.weights is None:
             errors.append("weights: required when evaluate_only is true; give the path of a "
