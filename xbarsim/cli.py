@@ -302,7 +302,7 @@ def _check_new_file(path: Path | None, option: str, force: bool) -> None:
 def tile(ctx: click.Context, config_path: Path | None, g_file: str | None, v_file: str | None,
          out: Path | None, plot_dir: Path | None, spice_file: Path | None, force: bool,
          **options: Any) -> None:
-    r"""Study one crossbar: ideal vs nodal vs FCM vs AAM currents, IR drop and rho bound.
+    """Study one crossbar: ideal vs nodal vs FCM vs AAM currents, IR drop and rho bound.
 
     The tile is random (uniform g in [g-min, g-max], inputs in [0, v-max], from --seed), or
     read with --g/--v, or described by --config. Errors are max|i - i_nodal| / max|i_nodal|;
@@ -314,7 +314,7 @@ def tile(ctx: click.Context, config_path: Path | None, g_file: str | None, v_fil
       xbarsim tile --rows 64 --cols 64 --out tile.h5 --plot figs/
       xbarsim tile --config examples/tile.yaml --spice tile.cir
       xbarsim tile --g g.npy --v data.h5:inputs --r-row 2.5
-    """
+    """  # noqa: D301 (click needs a real backspace, \b, to keep the examples unwrapped)
     # the ordering matters: fail on every input problem before the (possibly long) solve
     _check_new_file(out, "--out", force)
     _check_new_file(spice_file, "--spice", force)
@@ -393,7 +393,7 @@ def _netlist_writer() -> Callable[..., Any]:
 
 @main.group()
 def bench() -> None:
-    """Benchmarks of the circuit solvers."""
+    """Benchmarks: circuit solvers (tile), one crossbar layer (layer), training steps (train)."""
 
 
 @bench.command("tile")
@@ -421,3 +421,25 @@ def bench_tile(sizes: str, regimes: str, repeats: int, seed: int,
     records = bench_mod.run_tile_bench(size_list, regime_list, repeats, seed=seed,
                                        nodal_max_size=nodal_max_size)
     click.echo(bench_mod.format_bench_table(records))
+
+
+@bench.command("layer")
+@click.option("--repeats", type=int, default=5, show_default=True,
+              help="Timed steps per measurement (median reported; a first step is excluded).")
+@_echo_warnings
+def bench_layer(repeats: int) -> None:
+    """Time forward + backward + update of a 400x120 crossbar layer vs NumPy (batch 128)."""
+    from xbarsim.studies.bench_layer import format_layer_bench, run_layer_bench
+
+    click.echo(format_layer_bench(run_layer_bench(repeats=repeats)))
+
+
+@bench.command("train")
+@click.option("--repeats", type=int, default=5, show_default=True,
+              help="Timed steps (refresh periods for the interpolated solver) per measurement.")
+@_echo_warnings
+def bench_train(repeats: int) -> None:
+    """Time one training step (batch 128): software, Cross-NI and PyTorch when installed."""
+    from xbarsim.studies.bench_train import format_train_bench, run_train_bench
+
+    click.echo(format_train_bench(run_train_bench(repeats=repeats)))
