@@ -462,13 +462,18 @@ class Tile:
                 out[b, a, :x.shape[0], :x.shape[1]] = x.g
         return out
 
-    def state_dict(self) -> dict[str, FloatArray]:
-        """Everything needed to resume: conductances, weight scale, ADC ranges."""
+    def _adcs(self) -> list[ADC]:
+        """Every ADC of the tile, in a fixed order (state dicts)."""
         adcs = [a for blk in self.blocks for a in (*blk.adc_fwd, *blk.adc_bwd)]
-        adcs += [self._adc_layer_fwd, self._adc_layer_bwd]
+        return adcs + [self._adc_layer_fwd, self._adc_layer_bwd]
+
+    def state_dict(self) -> dict[str, FloatArray]:
+        """Everything needed to resume: conductances, weight scale, ADC ranges and counters."""
+        adcs = self._adcs()
         return {"g": self.conductances(), "w_scale": np.array(self.w_scale),
                 "adc_i_max": np.array([np.nan if a.i_max is None else a.i_max for a in adcs]),
-                "adc_calibrating": np.array([a.calibrating for a in adcs])}
+                "adc_calibrating": np.array([a.calibrating for a in adcs]),
+                "adc_n_calls": np.array([a.n_calibration_calls for a in adcs], dtype=np.int64)}
 
     def load_state_dict(self, state: dict[str, FloatArray]) -> None:
         """Restore :meth:`state_dict` exactly (no device physics applied)."""
@@ -478,11 +483,13 @@ class Tile:
             for a, x in enumerate(blk.masters):
                 x.set_state(g[b, a, :x.shape[0], :x.shape[1]])
             blk.slices_stale = True
-        adcs = [a for blk in self.blocks for a in (*blk.adc_fwd, *blk.adc_bwd)]
-        adcs += [self._adc_layer_fwd, self._adc_layer_bwd]
-        for a, i_max, cal in zip(adcs, state["adc_i_max"], state["adc_calibrating"]):
+        adcs = self._adcs()
+        n_calls = state.get("adc_n_calls", np.zeros(len(adcs), dtype=np.int64))
+        for a, i_max, cal, n in zip(adcs, state["adc_i_max"], state["adc_calibrating"], n_calls,
+                                    strict=True):
             a.i_max = None if np.isnan(i_max) else float(i_max)
             a.calibrating = bool(cal)
+            a.n_calibration_calls = int(n)
 
     def __repr__(self) -> str:
         return (f"Tile({self.n_in}x{self.n_out}, blocks={len(self.blocks)}, "

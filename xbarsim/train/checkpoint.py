@@ -5,8 +5,7 @@ the same numbers as an uninterrupted one:
 
 * ``model``: :meth:`~xbarsim.nn.base.Layer.state_dict` (weights, biases, batch-norm buffers);
 * ``tiles``: per hardware layer, the backend's own ``state_dict()`` (exact conductances, weight
-  scale, ADC ranges) plus ``adc_n_calls`` (calls of each ADC's range calibration, which decide
-  when calibration freezes);
+  scale, ADC ranges and calibration counters, which decide when a range freezes);
 * ``optimizer``: learning rate and momentum buffers (:meth:`xbarsim.nn.optim.SGD.state_dict`);
 * ``history``: the per-epoch metrics so far;
 * ``solver``: cumulative solver statistics per hardware layer;
@@ -60,24 +59,6 @@ def hardware_layers(model: Layer) -> dict[str, Any]:
             name = key[:-len(_WEIGHT_SUFFIX)] if key.endswith(_WEIGHT_SUFFIX) else key
             out[name] = p.backend
     return out
-
-
-def _tile_adcs(tile: Any) -> list[Any] | None:
-    """Return the ADCs of a tile in the order of ``Tile.state_dict()['adc_i_max']``, or None.
-
-    ``Tile.state_dict`` saves the ADC ranges and whether they still calibrate, but not how many
-    calibration calls were made, which decides when a range freezes
-    (``calibration_batches``); without it a run resumed during calibration would calibrate
-    longer than the uninterrupted run.
-    """
-    try:
-        adcs = [a for blk in tile.blocks for a in (*blk.adc_fwd, *blk.adc_bwd)]
-        adcs += [tile._adc_layer_fwd, tile._adc_layer_bwd]
-    except AttributeError:
-        return None
-    if not all(hasattr(a, "n_calibration_calls") for a in adcs):
-        return None
-    return adcs
 
 
 def history_arrays(history: History, extra: Mapping[str, list[float]] | None = None
@@ -138,12 +119,7 @@ def capture(model: Layer, optimizer: SGD | None, *, epoch: int, history: History
     tiles: dict[str, Any] = {}
     solver: dict[str, dict[str, float]] = {}
     for name, tile in hardware_layers(model).items():
-        state = {k: np.array(v, copy=True) for k, v in tile.state_dict().items()}
-        adcs = _tile_adcs(tile)
-        if adcs is not None and "adc_n_calls" not in state:
-            state["adc_n_calls"] = np.array([a.n_calibration_calls for a in adcs],
-                                            dtype=np.int64)
-        tiles[name] = state
+        tiles[name] = {k: np.array(v, copy=True) for k, v in tile.state_dict().items()}
         solver[name] = total_solver_stats(tile, (solver_offsets or {}).get(name))
     opt: dict[str, Any] = {}
     if optimizer is not None:
@@ -216,13 +192,7 @@ def restore(state: Mapping[str, Any], model: Layer, optimizer: SGD | None, *,
         if name not in tiles:
             raise ValueError(f"checkpoint has no hardware state for layer {name!r}; it was "
                              "written in software mode")
-        tstate = dict(tiles[name])
-        n_calls = tstate.pop("adc_n_calls", None)
-        tile.load_state_dict(tstate)
-        adcs = _tile_adcs(tile)
-        if n_calls is not None and adcs is not None:
-            for adc, n in zip(adcs, np.asarray(n_calls).tolist(), strict=True):
-                adc.n_calibration_calls = int(n)
+        tile.load_state_dict(dict(tiles[name]))
     if optimizer is not None and state.get("optimizer"):
         ost = state["optimizer"]
         optimizer.load_state_dict({"lr": float(ost["lr"]),
