@@ -6,6 +6,6 @@ from xbarsim.studies.bench_layer import format_layer_bench, run_layer_bench
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
     print(format_layer_bench(run_layer_bench(repeats=args.repeats)))

@@ -248,3 +248,38 @@ def test_bad_settings_name_the_setting(rng):
         tile.forward(np.ones((2, 5)))
     with pytest.raises(ValueError, match="dw: expected shape"):
         tile.apply_step(np.ones((3, 4)))
+
+
+@pytest.mark.parametrize(("mode", "signed", "lo"), [(mvm.MODE_UNSIGNED, None, 0.0),
+                                                   (mvm.MODE_TWO_PASS, "two_pass", -1.0),
+                                                   (mvm.MODE_TWOS_COMPLEMENT,
+                                                    "twos_complement", -1.0)])
+@pytest.mark.parametrize(("input_bits", "dac_bits"), [(8, 1), (8, 2), (6, 3), (5, 5), (3, 1)])
+def test_dac_planes_equal_streaming_then_dac(rng, mode, signed, lo, input_bits, dac_bits):
+    """The fused kernel reproduces stream_inputs + DAC.drive exactly (bow DAC included)."""
+    from xbarsim.hardware.converters import DAC
+
+    u = rng.uniform(lo, 1.0, (7, 9))
+    dac = DAC(dac_bits, 0.7, nonlinearity="bow", bow=0.2)
+    want = dac.drive(stream_inputs(u, input_bits, dac_bits, signed))
+    for fn in (mvm.dac_planes, mvm.dac_planes.py_func):
+        got = fn(u, input_bits, dac_bits, mode, *dac.transfer, dac.v_max)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_planes_product_convert_equals_stacked_reference(rng):
+    v_src = (rng.random((5, 4, 6)) > 0.5) * 0.8
+    v_src[2] = 0.0                                     # an all-zero plane is skipped
+    g_cat = rng.uniform(1e-6, 1e-5, (6, 7))
+    seg_start, seg_dst = np.array([0, 3, 7]), np.array([0, 1])
+    seg_coef, seg_imax = np.array([1.0, -1.0]), np.array([2e-5, 3e-5])
+    weights = np.array([1.0, 2.0, 4.0, 8.0, -16.0]) / 15
+    want = np.zeros((4, 5))
+    stacked = v_src.reshape(20, 6) @ g_cat
+    mvm.adc_shift_add_segments(stacked, 5, seg_start, seg_dst, seg_coef, seg_imax, weights,
+                               63, 0, 0.0, np.zeros(2), np.zeros(2), want)
+    for fn in (mvm.planes_product_convert, mvm.planes_product_convert.py_func):
+        out = np.zeros((4, 5))
+        fn(v_src, g_cat, seg_start, seg_dst, seg_coef, seg_imax, weights,
+           np.array([63.0, 0.0, 0.0]), np.zeros(2), np.zeros(2), out)
+        assert_allclose(out, want, rtol=1e-13, atol=1e-20)

@@ -424,7 +424,7 @@ def bench_tile(sizes: str, regimes: str, repeats: int, seed: int,
 
 
 @bench.command("layer")
-@click.option("--repeats", type=int, default=5, show_default=True,
+@click.option("--repeats", type=int, default=15, show_default=True,
               help="Timed steps per measurement (median reported; a first step is excluded).")
 @_echo_warnings
 def bench_layer(repeats: int) -> None:

@@ -422,27 +422,64 @@ class Tile:
         n_planes, batch = volts.shape[:2]
         out = np.zeros((batch, self.n_out if forward else self.n_in))
         for st in self._stack(forward):
-            v = np.ascontiguousarray(volts[:, :, st.src]).reshape(n_planes * batch, -1)
-            i = v @ st.g_cat                                      # (P*B, width) [A]
             adc0 = st.adcs[0]
-            if adc0.sense_noise > 0:
-                i += adc0.sense_noise * self.rng.standard_normal(i.shape)
             if adc0.bits is not None and any(a.calibrating for a in st.adcs):
-                if adc0.calibration == "max":
-                    for a, stat in zip(st.adcs, mvm.segment_max(i, st.seg_start)):
-                        a.observe_max(stat)
-                else:
-                    for s, a in enumerate(st.adcs):
-                        a.calibrate(i[:, st.seg_start[s]:st.seg_start[s + 1]])
-            i_max = np.array([a.i_max or 0.0 for a in st.adcs])
-            mvm.adc_shift_add_segments(i, n_planes, st.seg_start, st.seg_dst, st.seg_coef,
-                                       i_max, weights, adc0.n_steps, *adc0.transfer, out)
+                self._convert_calibrating(st, volts, weights, out)
+            else:
+                self._convert_per_plane(st, volts, weights, out)
             if self.mapping.name == "offset":
                 # reference column of g_mid devices per block, computed digitally (MODELS §6.1)
                 ref = 2.0 * self.mapping.g_mid * (weights @ volts[:, :, st.src].sum(axis=2))
                 for d0, s0, s1 in zip(st.seg_dst, st.seg_start[:-1], st.seg_start[1:]):
                     out[:, d0:d0 + s1 - s0] -= ref[:, None]
         return out
+
+    def _convert_calibrating(self, st: _Stack, volts: FloatArray, weights: FloatArray,
+                             out: FloatArray) -> None:
+        """All planes in one GEMM; the ADC ranges first see this batch's largest currents."""
+        n_planes, batch = volts.shape[:2]
+        v = np.ascontiguousarray(volts[:, :, st.src]).reshape(n_planes * batch, -1)
+        i = v @ st.g_cat                                          # (P*B, width) [A]
+        adc0 = st.adcs[0]
+        if adc0.sense_noise > 0:
+            i += adc0.sense_noise * self.rng.standard_normal(i.shape)
+        if adc0.calibration == "max":
+            for a, stat in zip(st.adcs, mvm.segment_max(i, st.seg_start)):
+                a.observe_max(stat)
+        else:
+            for s, a in enumerate(st.adcs):
+                a.calibrate(i[:, st.seg_start[s]:st.seg_start[s + 1]])
+        i_max = np.array([a.i_max or 0.0 for a in st.adcs])
+        mvm.adc_shift_add_segments(i, n_planes, st.seg_start, st.seg_dst, st.seg_coef, i_max,
+                                   weights, adc0.n_steps, *adc0.transfer, out)
+
+    def _convert_per_plane(self, st: _Stack, volts: FloatArray, weights: FloatArray,
+                           out: FloatArray) -> None:
+        """Frozen ranges: one GEMM per bit-plane into a cache-sized buffer, converted at once.
+
+        Same result as one stacked GEMM (sense noise is drawn plane by plane); the (batch, width)
+        buffer stays in cache between the product and its conversion, and planes whose drives
+        are all 0 V are skipped.
+        """
+        adc0 = st.adcs[0]
+        i_max = np.array([a.i_max or 0.0 for a in st.adcs])
+        v_src = np.ascontiguousarray(volts[:, :, st.src])        # (P, B, n_src) [V]
+        kind, param, table_x, table_y = adc0.transfer
+        if adc0.sense_noise > 0:
+            # noisy sensing: the noise is added between product and conversion, plane by plane
+            buf = np.empty((volts.shape[1], st.g_cat.shape[1]))
+            for p in range(volts.shape[0]):
+                if weights[p] == 0.0 or not v_src[p].any():
+                    continue
+                np.matmul(v_src[p], st.g_cat, out=buf)               # (B, width) [A]
+                buf += adc0.sense_noise * self.rng.standard_normal(buf.shape)
+                mvm.adc_shift_add_segments(buf, 1, st.seg_start, st.seg_dst, st.seg_coef,
+                                           i_max, weights[p:p + 1], adc0.n_steps, kind, param,
+                                           table_x, table_y, out)
+            return
+        mvm.planes_product_convert(v_src, st.g_cat, st.seg_start, st.seg_dst, st.seg_coef,
+                                   i_max, weights, np.array([adc0.n_steps, kind, param]),
+                                   table_x, table_y, out)
 
     # ------------------------------------------------------------------ state
     def solver_stats(self) -> dict[str, float]:
@@ -461,6 +498,12 @@ class Tile:
             for a, x in enumerate(blk.masters):
                 out[b, a, :x.shape[0], :x.shape[1]] = x.g
         return out
+
+    def freeze_adcs(self) -> None:
+        """End the range calibration of every ADC that has seen data (later ranges stay)."""
+        for adc in self._adcs():
+            if adc.bits is not None and adc.i_max is not None:
+                adc.freeze()
 
     def _adcs(self) -> list[ADC]:
         """Every ADC of the tile, in a fixed order (state dicts)."""

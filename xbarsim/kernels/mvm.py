@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from xbarsim.kernels._jit import jit
-from xbarsim.kernels.quantize import quantize_scalar, transfer_scalar
+from xbarsim.kernels.quantize import KIND_NONE, quantize_scalar, transfer_scalar
 
 
 @jit
@@ -138,27 +138,33 @@ def dac_planes(u, input_bits, dac_bits, mode, kind, param, table_x, table_y, v_m
         scale = float((1 << input_bits) - 1)
     else:
         scale = float((1 << (input_bits - 1)) - 1)
+    # integer codes once, then plane by plane with contiguous writes
+    q = np.empty((batch, n), dtype=np.int64)
     for b in range(batch):
         for k in range(n):
-            x = u[b, k]
             if mode == MODE_UNSIGNED:
-                q = np.int64(np.rint(min(max(x, 0.0), 1.0) * scale))
-                for s in range(per_pass):
-                    out[s, b, k] = level[(q >> (dac_bits * s)) & mask]
+                q[b, k] = np.int64(np.rint(min(max(u[b, k], 0.0), 1.0) * scale))
             else:
-                q = np.int64(np.rint(min(max(x, -1.0), 1.0) * scale))
-                if mode == MODE_TWO_PASS:
-                    pos = q if q > 0 else 0
-                    neg = -q if q < 0 else 0
-                    for s in range(per_pass):
-                        out[s, b, k] = level[(pos >> (dac_bits * s)) & mask]
-                        out[per_pass + s, b, k] = level[(neg >> (dac_bits * s)) & mask]
+                q[b, k] = np.int64(np.rint(min(max(u[b, k], -1.0), 1.0) * scale))
+    for s in range(per_pass):
+        shift = dac_bits * s
+        for b in range(batch):
+            for k in range(n):
+                qk = q[b, k]
+                if mode == MODE_UNSIGNED:
+                    out[s, b, k] = level[(qk >> shift) & mask]
+                elif mode == MODE_TWO_PASS:
+                    out[s, b, k] = level[((qk if qk > 0 else 0) >> shift) & mask]
+                    out[per_pass + s, b, k] = level[((-qk if qk < 0 else 0) >> shift) & mask]
                 else:
-                    r = q & ((np.int64(1) << input_bits) - 1)
-                    low = r & ((np.int64(1) << (input_bits - 1)) - 1)
-                    for s in range(per_pass):
-                        out[s, b, k] = level[(low >> (dac_bits * s)) & mask]
-                    out[per_pass, b, k] = level[(r >> (input_bits - 1)) & 1]   # code 0 or 1
+                    low = (qk & ((np.int64(1) << input_bits) - 1)) & \
+                        ((np.int64(1) << (input_bits - 1)) - 1)
+                    out[s, b, k] = level[(low >> shift) & mask]
+    if mode == MODE_TWOS_COMPLEMENT:
+        for b in range(batch):
+            for k in range(n):
+                r = q[b, k] & ((np.int64(1) << input_bits) - 1)
+                out[per_pass, b, k] = level[(r >> (input_bits - 1)) & 1]   # code 0 or 1
     return out
 
 
@@ -190,36 +196,76 @@ def adc_shift_add_segments(i, n_planes, seg_start, seg_dst, seg_coef, seg_imax, 
     the concatenated ``g_eff`` of several arrays. Segment ``s`` (columns
     ``seg_start[s]:seg_start[s+1]``) is one array, digitised with full scale ``seg_imax[s]``
     and added with ``seg_coef[s]`` into ``out[:, seg_dst[s] : seg_dst[s] + width_s]``.
+    Inner loops run over 1-D row views, which the compiler vectorises.
     """
-    rows, width = i.shape
+    rows = i.shape[0]
     batch = rows // n_planes
     n_seg = seg_start.shape[0] - 1
+    top = float(n_steps)
     for s in range(n_seg):
         c0 = seg_start[s]
-        c1 = seg_start[s + 1]
+        width = seg_start[s + 1] - c0
         d0 = seg_dst[s]
         i_max = seg_imax[s]
-        inv = 1.0 / i_max if i_max > 0.0 else 0.0
         for p in range(n_planes):
             w = seg_coef[s] * plane_weight[p]
-            if w == 0.0:
+            if w == 0.0 or (n_steps != 0 and i_max <= 0.0):
                 continue
-            if n_steps == 0:
+            if n_steps == 0:                           # ideal ADC
                 for b in range(batch):
-                    r = p * batch + b
-                    for c in range(c0, c1):
-                        out[b, d0 + c - c0] += w * i[r, c]
-                continue
-            if i_max <= 0.0:
-                continue
-            scale = w * i_max
-            for b in range(batch):
-                r = p * batch + b
-                for c in range(c0, c1):
-                    u = i[r, c] * inv
-                    if u < 0.0:
-                        u = 0.0
-                    elif u > 1.0:
-                        u = 1.0
-                    out[b, d0 + c - c0] += scale * quantize_scalar(
-                        transfer_scalar(u, kind, param, table_x, table_y), n_steps)
+                    src = i[p * batch + b, c0:c0 + width]
+                    dst = out[b, d0:d0 + width]
+                    for c in range(width):
+                        dst[c] += w * src[c]
+            elif kind == KIND_NONE:                    # linear ADC: rint(clip(i / i_max) n)
+                to_code = n_steps / i_max
+                lsb = w * i_max / n_steps
+                for b in range(batch):
+                    src = i[p * batch + b, c0:c0 + width]
+                    dst = out[b, d0:d0 + width]
+                    for c in range(width):
+                        dst[c] += lsb * np.rint(min(max(src[c] * to_code, 0.0), top))
+            else:
+                inv = 1.0 / i_max
+                scale = w * i_max
+                for b in range(batch):
+                    src = i[p * batch + b, c0:c0 + width]
+                    dst = out[b, d0:d0 + width]
+                    for c in range(width):
+                        u = min(max(src[c] * inv, 0.0), 1.0)
+                        dst[c] += scale * quantize_scalar(
+                            transfer_scalar(u, kind, param, table_x, table_y), n_steps)
+
+
+@jit
+def planes_product_convert(v_src, g_cat, seg_start, seg_dst, seg_coef, seg_imax, plane_weight,
+                           adc, table_x, table_y, out):
+    """Bit-plane products and their conversion, fused: for each plane ``p`` with any drive,
+    ``i = v_src[p] @ g_cat`` (BLAS) then :func:`adc_shift_add_segments` on it.
+
+    Parameters
+    ----------
+    v_src : (n_planes, batch, n_src) — drive voltages of the driven block [V], C-contiguous.
+    g_cat : (n_src, width) — concatenated ``g_eff`` (or ``g_eff.T``) of the block's arrays [S].
+    seg_start, seg_dst, seg_coef, seg_imax, plane_weight — as :func:`adc_shift_add_segments`.
+    adc : (3,) float64 — ``n_steps``, transfer ``kind``, transfer ``param``.
+    table_x, table_y — transfer lookup table (``kind`` = table only).
+    out : (batch, n_out) — accumulator.
+
+    The (batch, width) product buffer is reused for every plane and stays in cache until it is
+    converted; planes whose drives are all 0 V are skipped.
+    """
+    n_planes, batch, n_src = v_src.shape
+    buf = np.empty((batch, g_cat.shape[1]))
+    n_steps = int(adc[0])
+    kind = int(adc[1])
+    for p in range(n_planes):
+        if plane_weight[p] == 0.0:
+            continue
+        plane = v_src[p]
+        if not np.any(plane != 0.0):
+            continue
+        np.dot(plane, g_cat, buf)
+        adc_shift_add_segments(buf, 1, seg_start, seg_dst, seg_coef, seg_imax,
+                               plane_weight[p:p + 1], n_steps, kind, adc[2], table_x, table_y,
+                               out)
