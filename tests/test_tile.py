@@ -283,3 +283,19 @@ def test_planes_product_convert_equals_stacked_reference(rng):
         fn(v_src, g_cat, seg_start, seg_dst, seg_coef, seg_imax, weights,
            np.array([63.0, 0.0, 0.0]), np.zeros(2), np.zeros(2), out)
         assert_allclose(out, want, rtol=1e-13, atol=1e-20)
+
+
+def test_forward_and_backward_granularity_are_configured_separately(rng):
+    """Forward per array (3-bit ADCs), backward on the stitched layer (ideal ADC)."""
+    fwd = PeripheryConfig(dac=DACConfig(bits=None, input_bits=None),
+                          adc=ADCConfig(bits=3, granularity="tile"))
+    bwd = PeripheryConfig(dac=DACConfig(bits=None, input_bits=None),
+                          adc=ADCConfig(bits=None, granularity="layer"))
+    hw = dc.replace(parasitic_hw(), forward=fwd, backward=bwd)
+    w = rng.standard_normal((20, 11))
+    tile = Tile(20, 11, hw, rng=rng, w_init=w)
+    x, d = rng.uniform(0, 1, (3, 20)), rng.standard_normal((3, 11))
+    w_eff = tile.effective_weights()
+    assert np.abs(tile.forward(x) - x @ w_eff).max() > 1e-3 * np.abs(x @ w_eff).max()
+    assert_allclose(tile.backward(d), d @ w_eff.T, rtol=1e-9, atol=1e-12)
+    assert tile._adc_layer_fwd.i_max is None           # forward never used the layer ADC

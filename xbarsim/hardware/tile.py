@@ -175,7 +175,6 @@ class Tile:
             self.n_slices = math.ceil(self.weight_bits / self.slice_bits)
         else:
             self.n_slices = 1
-        self.granularity = hw.forward.adc.granularity
         self.dac_fwd, self.dac_bwd = _dac(hw.forward), _dac(hw.backward)
         self._adc_layer_fwd = _adc(hw.forward, bipolar=True)
         self._adc_layer_bwd = _adc(hw.backward, bipolar=True)
@@ -363,7 +362,7 @@ class Tile:
                                dac.v_max)                          # (P, B, n) [V]
         weights = _plane_weights(input_bits, dac.bits, signed)      # (P,)
         self._refresh()
-        if self.granularity == "layer":
+        if periphery.adc.granularity == "layer":
             out = self._layer_product(volts, weights, forward)
         else:
             out = self._tile_product(volts, weights, forward)
