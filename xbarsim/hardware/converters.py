@@ -416,6 +416,10 @@ class ADC(Converter):
             stat = float(np.max(mag))
         else:
             stat = float(np.percentile(mag, self.percentile))
+        return self._record(stat)
+
+    def _record(self, stat: float) -> float:
+        """Widen the range to ``stat`` [A], count the call, freeze after the window."""
         self.i_max = stat if self.i_max is None else max(self.i_max, stat)
         self.n_calibration_calls += 1
         if self.calibration_window is not None and \
@@ -439,13 +443,7 @@ class ADC(Converter):
                              "calibrate(i) for percentile calibration")
         if not self.calibrating:
             return self.i_max if self.i_max is not None else math.nan
-        stat = max(float(stat), 0.0)
-        self.i_max = stat if self.i_max is None else max(self.i_max, stat)
-        self.n_calibration_calls += 1
-        if self.calibration_window is not None and \
-                self.n_calibration_calls >= self.calibration_window:
-            self.calibrating = False
-        return self.i_max
+        return self._record(max(float(stat), 0.0))
 
     def freeze(self) -> None:
         """End calibration; later inputs no longer change ``i_max``.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from xbarsim.kernels._jit import jit
-from xbarsim.kernels.fcm import z_apply, z_op
+from xbarsim.kernels.fcm import collect_g_eff, z_apply, z_op
 
 
 @jit
@@ -48,10 +48,4 @@ def aam_series(g, order, drive0, n_drives, r_source, r_sense, r_row, r_col):
             for j in range(n_cols):
                 for m in range(n_drives):
                     total[i, j, m] += term[i, j, m]
-    out = np.zeros((n_drives, n_cols))
-    for i in range(n_rows):
-        for j in range(n_cols):
-            gij = g[i, j]
-            for m in range(n_drives):
-                out[m, j] += gij * total[i, j, m]
-    return out
+    return collect_g_eff(g, total)

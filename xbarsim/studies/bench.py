@@ -45,7 +45,7 @@ REGIMES: dict[str, dict[str, float]] = {
 """Parameter sets of the benchmark: conductance range [S] and parasitics [Ohm]."""
 
 
-def _median_time(fn: Callable[[], Any], repeats: int,
+def median_time(fn: Callable[[], Any], repeats: int,
                  setup: Callable[[], Any] | None = None) -> tuple[float, Any]:
     """Median wall time [s] of ``repeats`` calls of ``fn`` after one untimed call.
 
@@ -95,7 +95,7 @@ def _bench_one(regime: str, g: FloatArray, g2: FloatArray, par: Any, repeats: in
 
     ref = ref2 = None
     if run_nodal:
-        rec["nodal_s"], ref = _median_time(lambda: NodalSystem(g, par).g_eff(), repeats)
+        rec["nodal_s"], ref = median_time(lambda: NodalSystem(g, par).g_eff(), repeats)
         ref2 = NodalSystem(g2, par).g_eff()
     else:
         rec["nodal_s"] = None
@@ -109,9 +109,9 @@ def _bench_one(regime: str, g: FloatArray, g2: FloatArray, par: Any, repeats: in
     else:
         # one solver object, as a Crossbar would hold it; cold calls ignore its state
         solver = solvers.FCMSolver(par, rtol=rtol)
-        rec["fcm_cold_s"], g_fcm = _median_time(lambda: solver.g_eff(g, warm=False),
+        rec["fcm_cold_s"], g_fcm = median_time(lambda: solver.g_eff(g, warm=False),
                                                 repeats)
-        rec["fcm_warm_s"], g_fcm2 = _median_time(
+        rec["fcm_warm_s"], g_fcm2 = median_time(
             lambda: solver.g_eff(g2, warm=True), repeats,
             setup=lambda: solver.g_eff(g, warm=False))
         if ref is None:
@@ -127,7 +127,7 @@ def _bench_one(regime: str, g: FloatArray, g2: FloatArray, par: Any, repeats: in
                     # rho in [0.5, 1) warns on every call; the table shows rho instead
                     warnings.simplefilter("ignore", UserWarning)
                     try:
-                        rec[f"aam{k}_s"], g_aam = _median_time(
+                        rec[f"aam{k}_s"], g_aam = median_time(
                             lambda k=k: effective_conductance(g, method="aam", order=k,
                                                               **kw), repeats)
                     except ValueError as exc:      # the solver's own rho check

@@ -14,8 +14,6 @@ square-GEMM rate. The refresh (FCM solves after the update) and the update are t
 from __future__ import annotations
 
 import dataclasses as dc
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +21,7 @@ import numpy as np
 
 from xbarsim.config.presets import PRESETS
 from xbarsim.config.schema import CrossbarConfig, HardwareConfig
+from xbarsim.studies.bench import median_time
 
 
 def txsim_layer_hardware() -> HardwareConfig:
@@ -36,13 +35,7 @@ def txsim_layer_hardware() -> HardwareConfig:
 
 
 def _median(fn: Callable[[], Any], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(fn, repeats)[0]
 
 
 def run_layer_bench(n_in: int = 400, n_out: int = 120, batch: int = 128, repeats: int = 15,

@@ -26,17 +26,13 @@ import numpy as np
 
 from xbarsim.config.presets import PRESETS
 from xbarsim.config.schema import HardwareConfig, SolverConfig
+from xbarsim.studies.bench import median_time
 
 
 def _median_step(step: Callable[[], Any], repeats: int, warmup: int) -> float:
     for _ in range(warmup):
         step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(step, repeats)[0]
 
 
 def _xbarsim_step(model_name: str, hw: HardwareConfig | None, batch: int, seed: int
