@@ -299,3 +299,15 @@ def test_forward_and_backward_granularity_are_configured_separately(rng):
     assert np.abs(tile.forward(x) - x @ w_eff).max() > 1e-3 * np.abs(x @ w_eff).max()
     assert_allclose(tile.backward(d), d @ w_eff.T, rtol=1e-9, atol=1e-12)
     assert tile._adc_layer_fwd.i_max is None           # forward never used the layer ADC
+
+
+def test_dac_effective_is_the_weighted_plane_sum(rng):
+    from xbarsim.hardware.tile import _plane_weights
+
+    u = rng.uniform(-1, 1, (37, 9))
+    for mode, signed in ((mvm.MODE_TWO_PASS, "two_pass"),
+                         (mvm.MODE_TWOS_COMPLEMENT, "twos_complement")):
+        args = (u, 8, 2, mode, 1, 0.3, np.zeros(2), np.zeros(2), 0.9)
+        weights = _plane_weights(8, 2, signed)
+        want = np.tensordot(weights, mvm.dac_planes(*args), axes=1)
+        assert_allclose(mvm.dac_effective(*args, weights), want, rtol=1e-14, atol=1e-15)

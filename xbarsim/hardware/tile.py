@@ -180,6 +180,7 @@ class Tile:
         self._adc_layer_bwd = _adc(hw.backward, bipolar=True)
         self.w_scale = 1.0
         self._stacks: dict[str, tuple[tuple[int, ...], list[_Stack]]] = {}
+        self._w_eff_cache: tuple[tuple[int, ...], FloatArray] | None = None
         self.blocks = [self._make_block(b) for b in
                        tile_slices(self.n_in, self.n_out, hw.crossbar.n_rows, hw.crossbar.n_cols)]
         self.set_weights(np.zeros((self.n_in, self.n_out)) if w_init is None else w_init,
@@ -358,14 +359,14 @@ class Tile:
             signed = "two_pass"       # an ideal DAC has no bits to hold a two's complement
         mode = {None: mvm.MODE_UNSIGNED, "two_pass": mvm.MODE_TWO_PASS,
                 "twos_complement": mvm.MODE_TWOS_COMPLEMENT}[signed]
-        volts = mvm.dac_planes(u, input_bits, dac.bits or 0, mode, *dac.transfer,
-                               dac.v_max)                          # (P, B, n) [V]
         weights = _plane_weights(input_bits, dac.bits, signed)      # (P,)
+        dac_args = (u, input_bits, dac.bits or 0, mode, *dac.transfer, dac.v_max)
         self._refresh()
         if periphery.adc.granularity == "layer":
-            out = self._layer_product(volts, weights, forward)
+            # no ADC between the planes: the arrays see their weighted sum (B, n) [V]
+            out = self._layer_product(mvm.dac_effective(*dac_args, weights), forward)
         else:
-            out = self._tile_product(volts, weights, forward)
+            out = self._tile_product(mvm.dac_planes(*dac_args), weights, forward)
         return out * (scale / (dac.v_max * self.alpha))
 
     def _refresh(self) -> None:
@@ -377,11 +378,17 @@ class Tile:
             for x in stale:
                 x.g_eff()
 
-    def _layer_product(self, volts: FloatArray, weights: FloatArray, forward: bool) -> FloatArray:
-        """Stitched effective matrix, one product, one (bipolar) ADC on the layer output."""
-        w_eff = self.effective_weights() * self.alpha             # (n_in, n_out) [S]
-        v = np.tensordot(weights, volts, axes=1)                  # (B, n_in) [V]
-        i = v @ w_eff if forward else v @ w_eff.T                 # (B, n) [A]
+    def _layer_product(self, v: FloatArray, forward: bool) -> FloatArray:
+        """Stitched effective matrix, one product, one (bipolar) ADC on the layer output.
+
+        ``v`` (B, n) [V] is the plane-weighted drive; the stitched matrix is cached until a
+        conductance changes (forward and backward of a batch share it).
+        """
+        versions = tuple(x.version for blk in self.blocks for x in self.read_arrays(blk))
+        if self._w_eff_cache is None or self._w_eff_cache[0] != versions:
+            self._w_eff_cache = (versions, self.effective_weights() * self.alpha)
+        g_layer = self._w_eff_cache[1]                           # (n_in, n_out) [S]
+        i = v @ g_layer if forward else v @ g_layer.T             # (B, n) [A]
         adc = self._adc_layer_fwd if forward else self._adc_layer_bwd
         noise = (self.rng.standard_normal(i.shape) if adc.sense_noise > 0 else None)
         return adc(i, noise)

@@ -269,3 +269,26 @@ def planes_product_convert(v_src, g_cat, seg_start, seg_dst, seg_coef, seg_imax,
         adc_shift_add_segments(buf, 1, seg_start, seg_dst, seg_coef, seg_imax,
                                plane_weight[p:p + 1], n_steps, kind, adc[2], table_x, table_y,
                                out)
+
+
+@jit
+def dac_effective(u, input_bits, dac_bits, mode, kind, param, table_x, table_y, v_max,
+                  plane_weight):
+    """``sum_p plane_weight[p] * dac_planes(...)[p]`` without storing the planes: (batch, n) [V].
+
+    What a linear array sees of a streamed input when no ADC sits between the planes (ADC on
+    the stitched layer output). Same decomposition and transfer curve as :func:`dac_planes`.
+    """
+    batch, n = u.shape
+    out = np.empty((batch, n))
+    for b0 in range(0, batch, 16):
+        b1 = min(batch, b0 + 16)
+        planes = dac_planes(u[b0:b1], input_bits, dac_bits, mode, kind, param, table_x,
+                            table_y, v_max)                       # (P, <=16, n), cache-sized
+        for b in range(b1 - b0):
+            for k in range(n):
+                acc = 0.0
+                for p in range(planes.shape[0]):
+                    acc += plane_weight[p] * planes[p, b, k]
+                out[b0 + b, k] = acc
+    return out
