@@ -544,15 +544,16 @@ class DeviceConfig:
     gamma: float = 5.0
     """Write-noise factor gamma [1], >= 0 (TxSim: 5). 0 = no write noise."""
     sigma_c2c: float = 0.0
-    """Cycle-to-cycle write variation [1], >= 0: std of the extra error of each update relative
-    to (g_max - g_min), scaled by sqrt(number of pulses) (NeuroSim). 0 = none."""
+    """Cycle-to-cycle write variation [1], >= 0: std of the random part of each update relative
+    to the device's deterministic (non-linear) change, drawn per update; defined with and
+    without pulse quantisation. 0 = none."""
     sigma_d2d: float = 0.0
     """Device-to-device variation of the update step [1], >= 0: each device's step is scaled by
     (1 + sigma_d2d*xi), xi ~ N(0, 1) drawn once per device (aihwkit dw_min_dtod). 0 = none."""
     n_pulses_max: int | None = None
-    """Pulse quantisation: the largest requested change of a layer (dW_max, MODELS §6.5) is
-    n_pulses_max pulses, and every request is rounded to whole pulses of that size, >= 1.
-    None = unquantised (analog) updates."""
+    """Pulse quantisation, >= 1: pulses that cross the full range, so every conductance request
+    is rounded to whole pulses of (g_max - g_min) / n_pulses_max (NeuroSim's maxNumLevel;
+    applied in closed form). None = unquantised (analog) updates."""
 
     @property
     def g_min(self) -> float:

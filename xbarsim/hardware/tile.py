@@ -384,7 +384,7 @@ class Tile:
         ``v`` (B, n) [V] is the plane-weighted drive; the stitched matrix is cached until a
         conductance changes (forward and backward of a batch share it).
         """
-        versions = tuple(x.version for blk in self.blocks for x in self.read_arrays(blk))
+        versions = self._versions()
         if self._w_eff_cache is None or self._w_eff_cache[0] != versions:
             self._w_eff_cache = (versions, self.effective_weights() * self.alpha)
         g_layer = self._w_eff_cache[1]                           # (n_in, n_out) [S]
@@ -393,10 +393,14 @@ class Tile:
         noise = (self.rng.standard_normal(i.shape) if adc.sense_noise > 0 else None)
         return adc(i, noise)
 
+    def _versions(self) -> tuple[int, ...]:
+        """Change counters of every read array (keys of the product caches)."""
+        return tuple(x.version for blk in self.blocks for x in self.read_arrays(blk))
+
     def _stack(self, forward: bool) -> list[_Stack]:
         """Products grouped by driven line block: concatenated ``g_eff`` (cached by version)."""
         key = "fwd" if forward else "bwd"
-        versions = tuple(x.version for blk in self.blocks for x in self.read_arrays(blk))
+        versions = self._versions()
         cached = self._stacks.get(key)
         if cached is not None and cached[0] == versions:
             return cached[1]
