@@ -446,3 +446,17 @@ def test_call_errors_name_the_argument():
         dev.step(g, np.ones(3))
     with pytest.raises(AttributeError):
         dev.gamma = 1.0
+
+
+def test_trusted_update_equals_checked_update():
+    rng = np.random.default_rng(4)
+    dev = Device(g_min=1e-6, g_max=1e-5, update_model="txsim", nl=0.7, gamma=5.0,
+                 sigma_d2d=0.2, shape=(5, 6), rng=np.random.default_rng(1))
+    g = rng.uniform(1e-6, 1e-5, (5, 6))
+    dg = rng.uniform(-2e-6, 2e-6, (5, 6))
+    xi = rng.standard_normal((5, 6))
+    np.testing.assert_array_equal(dev.apply_update_trusted(g, dg, xi),
+                                  dev.apply_update(g, dg, xi))
+    quiet = Device(g_min=1e-6, g_max=1e-5, update_model="linear")
+    np.testing.assert_array_equal(quiet.apply_update_trusted(g, dg, None),
+                                  quiet.apply_update(g, dg))

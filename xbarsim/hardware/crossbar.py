@@ -75,8 +75,13 @@ class Crossbar:
         self.version += 1
 
     def update(self, dg_request: FloatArray, noise: FloatArray | None = None) -> None:
-        """Apply requested conductance changes [S] through the device's update model."""
-        self._g = np.ascontiguousarray(self.device.apply_update(self._g, dg_request, noise))
+        """Apply requested conductance changes [S] through the device's update model.
+
+        ``dg_request`` (and ``noise``) come from the tile: finite float64 of this shape; they
+        go to the device unchecked (the tile validated the step it was given).
+        """
+        dg = np.ascontiguousarray(dg_request, dtype=np.float64)
+        self._g = np.ascontiguousarray(self.device.apply_update_trusted(self._g, dg, noise))
         self._g_eff = None
         self.version += 1
 

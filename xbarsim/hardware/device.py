@@ -544,13 +544,31 @@ class Device:
         """
         g_arr = self._as_state("g", g)
         dg = self._request(g_arr, dg_request)
-        noisy = self.gamma > 0 or self.sigma_c2c > 0
-        xi = self._noise(noise, g_arr.shape, noisy, "gamma or sigma_c2c is > 0")
-        if not noisy:
-            xi = np.zeros(g_arr.shape)
-        out = kernels.apply_update(self._code, g_arr.reshape(-1), dg.reshape(-1),
-                                   self._v_flat(g_arr.shape), xi.reshape(-1), self._params)
-        return out.reshape(g_arr.shape)
+        xi = self._noise(noise, g_arr.shape, self.noisy, "gamma or sigma_c2c is > 0")
+        return self._apply(g_arr, dg, xi)
+
+    @property
+    def noisy(self) -> bool:
+        """True when updates have a random part (``gamma`` or ``sigma_c2c`` > 0)."""
+        return self.gamma > 0 or self.sigma_c2c > 0
+
+    def apply_update_trusted(self, g: FloatArray, dg_request: FloatArray,
+                             noise: FloatArray | None) -> FloatArray:
+        """:meth:`apply_update` without argument checks, for the tile's hot path.
+
+        ``g`` and ``dg_request`` must be finite C-contiguous float64 arrays of the device's
+        shape, and ``noise`` standard normals of that shape whenever :attr:`noisy`.
+        """
+        dg = dg_request * self.step_gain if self.step_gain is not None else dg_request
+        return self._apply(g, dg, noise)
+
+    def _apply(self, g: FloatArray, dg: FloatArray, xi: FloatArray | None) -> FloatArray:
+        """Kernel call shared by the checked and trusted update paths (``dg`` after the gain)."""
+        if xi is None or not self.noisy:
+            xi = np.zeros(g.shape)
+        out = kernels.apply_update(self._code, g.reshape(-1), dg.reshape(-1),
+                                   self._v_flat(g.shape), xi.reshape(-1), self._params)
+        return out.reshape(g.shape)
 
     def step(self, g: ArrayLike, n_pulses: ArrayLike, noise: ArrayLike | None = None) -> FloatArray:
         """New conductances after signed integer pulse counts (needs ``dg_min``/``n_pulses_max``).

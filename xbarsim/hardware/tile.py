@@ -276,13 +276,14 @@ class Tile:
         dw = np.asarray(dw, dtype=np.float64)
         if dw.shape != self.shape:
             raise ValueError(f"dw: expected shape {self.shape}, got {dw.shape}")
+        if not np.all(np.isfinite(dw)):
+            raise ValueError("dw: the requested weight step must be finite")
         for blk in self.blocks:
             g = np.stack([x.g for x in blk.masters])
             requests = self.mapping.split_update(dw[blk.block.rows, blk.block.cols], g,
                                                  self.w_scale)
             for a, xbar in enumerate(blk.masters):
-                noisy = xbar.device.gamma > 0 or xbar.device.sigma_c2c > 0
-                noise = Device.draw_noise(self.rng, xbar.shape) if noisy else None
+                noise = self.rng.standard_normal(xbar.shape) if xbar.device.noisy else None
                 xbar.update(requests[a], noise)
             blk.slices_stale = True
 
