@@ -305,9 +305,10 @@ def test_dac_effective_is_the_weighted_plane_sum(rng):
     from xbarsim.hardware.tile import _plane_weights
 
     u = rng.uniform(-1, 1, (37, 9))
-    for mode, signed in ((mvm.MODE_TWO_PASS, "two_pass"),
+    for mode, signed in ((mvm.MODE_UNSIGNED, None), (mvm.MODE_TWO_PASS, "two_pass"),
                          (mvm.MODE_TWOS_COMPLEMENT, "twos_complement")):
-        args = (u, 8, 2, mode, 1, 0.3, np.zeros(2), np.zeros(2), 0.9)
-        weights = _plane_weights(8, 2, signed)
-        want = np.tensordot(weights, mvm.dac_planes(*args), axes=1)
-        assert_allclose(mvm.dac_effective(*args, weights), want, rtol=1e-14, atol=1e-15)
+        for kind, param in ((1, 0.3), (0, 0.0)):       # bow DAC (planes), linear (fast path)
+            args = (u, 8, 2, mode, kind, param, np.zeros(2), np.zeros(2), 0.9)
+            weights = _plane_weights(8, 2, signed)
+            want = np.tensordot(weights, mvm.dac_planes(*args), axes=1)
+            assert_allclose(mvm.dac_effective(*args, weights), want, rtol=1e-14, atol=1e-15)

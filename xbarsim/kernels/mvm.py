@@ -281,6 +281,16 @@ def dac_effective(u, input_bits, dac_bits, mode, kind, param, table_x, table_y, 
     """
     batch, n = u.shape
     out = np.empty((batch, n))
+    if kind == KIND_NONE and dac_bits != 0:
+        # linear DAC: the weighted planes add up to the quantised input itself,
+        # v_max * q / scale with q = rint(clip(u) * scale) (exact in integers)
+        unsigned = mode == MODE_UNSIGNED
+        scale = float((1 << input_bits) - 1) if unsigned else float((1 << (input_bits - 1)) - 1)
+        lo = 0.0 if unsigned else -1.0
+        for b in range(batch):
+            for k in range(n):
+                out[b, k] = v_max * (np.rint(min(max(u[b, k], lo), 1.0) * scale) / scale)
+        return out
     for b0 in range(0, batch, 16):
         b1 = min(batch, b0 + 16)
         planes = dac_planes(u[b0:b1], input_bits, dac_bits, mode, kind, param, table_x,
