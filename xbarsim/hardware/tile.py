@@ -56,7 +56,13 @@ from xbarsim.hardware.mapping import (
     tile_slices,
     weight_scale,
 )
-from xbarsim.hardware.solvers import CircuitSolver, default_threads, make_solver, shared_pool
+from xbarsim.hardware.solvers import (
+    CircuitSolver,
+    InterpolatedSolver,
+    default_threads,
+    make_solver,
+    shared_pool,
+)
 from xbarsim.kernels import mvm
 
 logger = logging.getLogger(__name__)
@@ -373,11 +379,19 @@ class Tile:
     def _refresh(self) -> None:
         """Recompute every stale ``g_eff`` (in parallel threads when there are several)."""
         stale = [x for blk in self.blocks for x in self.read_arrays(blk) if x.stale]
-        if len(stale) > 1 and default_threads() > 1:
-            list(shared_pool().map(Crossbar.g_eff, stale))
+        # interpolation between exact refreshes costs microseconds: not worth a thread
+        heavy: list[Crossbar] = []
+        light: list[Crossbar] = []
+        for x in stale:
+            cheap = isinstance(x.solver, InterpolatedSolver) and not x.solver.needs_refresh(x.g)
+            (light if cheap else heavy).append(x)
+        if len(heavy) > 1 and default_threads() > 1:
+            list(shared_pool().map(Crossbar.g_eff, heavy))
         else:
-            for x in stale:
+            for x in heavy:
                 x.g_eff()
+        for x in light:
+            x.g_eff()
 
     def _layer_product(self, v: FloatArray, forward: bool) -> FloatArray:
         """Stitched effective matrix, one product, one (bipolar) ADC on the layer output.
