@@ -130,6 +130,15 @@ class Mapping(ABC):
     def _weights(self, w: ArrayLike) -> FloatArray:
         return as_float_array("w", w, ndim=2)
 
+    def _step_args(self, g: ArrayLike, dw: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Checked ``(g, dw)`` of :meth:`split_update`: a conductance stack and a matching step."""
+        g_arr = self._stack(g)
+        dw_arr = self._weights(dw)
+        if dw_arr.shape != g_arr.shape[1:]:
+            raise ValueError(f"dw: expected shape {g_arr.shape[1:]} (as g[0]), got "
+                             f"{dw_arr.shape}")
+        return g_arr, dw_arr
+
     def _stack(self, g: ArrayLike) -> FloatArray:
         arr = as_float_array("g", g, ndim=3)
         if arr.shape[0] != self.n_arrays:
@@ -188,7 +197,25 @@ class Mapping(ABC):
         """
 
 
-class SignedSplitMapping(Mapping):
+class _PairMapping(Mapping):
+    """Two arrays whose difference carries the weight: ``W = (g+ - g-) / alpha``."""
+
+    n_arrays = 2
+
+    def to_weight(self, g: ArrayLike, w_scale: float) -> FloatArray:  # noqa: D102
+        g_arr = self._stack(g)
+        return (g_arr[0] - g_arr[1]) / self.alpha(w_scale)
+
+    def combine(self, i: ArrayLike, i_ref: ArrayLike | None = None) -> FloatArray:  # noqa: D102
+        i_arr = as_float_array("i", i)
+        if i_arr.ndim < 2 or i_arr.shape[0] != 2:
+            raise ValueError(f"i: expected shape (2, ..., n_cols), got {i_arr.shape}")
+        if i_ref is not None:
+            raise ValueError(f"i_ref: not used by the {self.name} mapping")
+        return i_arr[0] - i_arr[1]
+
+
+class SignedSplitMapping(_PairMapping):
     """Two arrays, one per sign, the idle one at ``g_min`` (TxSim "separate crossbars", PUMA)."""
 
     n_arrays = 2
@@ -201,32 +228,17 @@ class SignedSplitMapping(Mapping):
         parts = np.stack([np.maximum(w_arr, 0.0), np.maximum(-w_arr, 0.0)])
         return np.clip(self.g_min + a * parts, self.g_min, self.g_max)
 
-    def to_weight(self, g: ArrayLike, w_scale: float) -> FloatArray:  # noqa: D102
-        g_arr = self._stack(g)
-        return (g_arr[0] - g_arr[1]) / self.alpha(w_scale)
-
-    def combine(self, i: ArrayLike, i_ref: ArrayLike | None = None) -> FloatArray:  # noqa: D102
-        i_arr = as_float_array("i", i)
-        if i_arr.ndim < 2 or i_arr.shape[0] != 2:
-            raise ValueError(f"i: expected shape (2, ..., n_cols), got {i_arr.shape}")
-        if i_ref is not None:
-            raise ValueError("i_ref: not used by the signed_split mapping")
-        return i_arr[0] - i_arr[1]
 
     def split_update(self, dw: ArrayLike, g: ArrayLike,  # noqa: D102
                      w_scale: float) -> FloatArray:
         # MODELS.md §7.6 step 3: target W' = W + dW -> target g' -> requests g' - g. A sign
         # change of W moves both devices; drift of the idle device back to g_min is corrected.
-        g_arr = self._stack(g)
-        dw_arr = self._weights(dw)
-        if dw_arr.shape != g_arr.shape[1:]:
-            raise ValueError(f"dw: expected shape {g_arr.shape[1:]} (as g[0]), got "
-                             f"{dw_arr.shape}")
+        g_arr, dw_arr = self._step_args(g, dw)
         w_new = self.to_weight(g_arr, w_scale) + dw_arr
         return self.to_conductance(w_new, w_scale) - g_arr
 
 
-class DifferentialMapping(Mapping):
+class DifferentialMapping(_PairMapping):
     """Differential pair around ``g_mid``: both devices move by ``+-alpha dW / 2``."""
 
     n_arrays = 2
@@ -236,25 +248,10 @@ class DifferentialMapping(Mapping):
         half = 0.5 * self.alpha(w_scale) * self._weights(w)
         return np.clip(np.stack([self.g_mid + half, self.g_mid - half]), self.g_min, self.g_max)
 
-    def to_weight(self, g: ArrayLike, w_scale: float) -> FloatArray:  # noqa: D102
-        g_arr = self._stack(g)
-        return (g_arr[0] - g_arr[1]) / self.alpha(w_scale)
-
-    def combine(self, i: ArrayLike, i_ref: ArrayLike | None = None) -> FloatArray:  # noqa: D102
-        i_arr = as_float_array("i", i)
-        if i_arr.ndim < 2 or i_arr.shape[0] != 2:
-            raise ValueError(f"i: expected shape (2, ..., n_cols), got {i_arr.shape}")
-        if i_ref is not None:
-            raise ValueError("i_ref: not used by the differential mapping")
-        return i_arr[0] - i_arr[1]
 
     def split_update(self, dw: ArrayLike, g: ArrayLike,  # noqa: D102
                      w_scale: float) -> FloatArray:
-        g_arr = self._stack(g)
-        dw_arr = self._weights(dw)
-        if dw_arr.shape != g_arr.shape[1:]:
-            raise ValueError(f"dw: expected shape {g_arr.shape[1:]} (as g[0]), got "
-                             f"{dw_arr.shape}")
+        g_arr, dw_arr = self._step_args(g, dw)
         half = 0.5 * self.alpha(w_scale) * dw_arr
         return np.stack([half, -half])
 
@@ -301,11 +298,7 @@ class OffsetMapping(Mapping):
 
     def split_update(self, dw: ArrayLike, g: ArrayLike,  # noqa: D102
                      w_scale: float) -> FloatArray:
-        g_arr = self._stack(g)
-        dw_arr = self._weights(dw)
-        if dw_arr.shape != g_arr.shape[1:]:
-            raise ValueError(f"dw: expected shape {g_arr.shape[1:]} (as g[0]), got "
-                             f"{dw_arr.shape}")
+        g_arr, dw_arr = self._step_args(g, dw)
         return (0.5 * self.alpha(w_scale) * dw_arr)[None]
 
 

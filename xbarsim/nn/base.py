@@ -49,6 +49,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from xbarsim.nn.init import get_init
+
 __all__ = [
     "WeightBackend",
     "DigitalWeights",
@@ -377,6 +379,31 @@ class Layer(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def weight_backend(backend: WeightBackend | None, n_in: int, n_out: int, *,
+                   rng: np.random.Generator | None, init: str, where: str,
+                   shape_name: str) -> WeightBackend:
+    """The backend of a weighted layer: the given one (checked) or digital weights from ``init``.
+
+    Parameters
+    ----------
+    backend : WeightBackend or None
+        Given backend; None builds :class:`DigitalWeights` initialised by ``init`` from ``rng``.
+    n_in, n_out : int
+        Required weight shape.
+    where, shape_name : str
+        Layer label and the meaning of the shape, for error messages.
+    """
+    if backend is None:
+        if rng is None:
+            raise ValueError(f"{where.split('(')[0]}: pass rng (a numpy Generator) or a backend")
+        backend = DigitalWeights(get_init(init)(rng, n_in, n_out))
+    backend = check_backend(backend, where)
+    if tuple(backend.shape) != (n_in, n_out):
+        raise ValueError(f"{where}: backend shape {tuple(backend.shape)} != {shape_name} = "
+                         f"({n_in}, {n_out})")
+    return backend
 
 
 def check_backend(backend: object, where: str) -> WeightBackend:

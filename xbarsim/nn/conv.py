@@ -15,14 +15,12 @@ from numpy.typing import NDArray
 from xbarsim.kernels.im2col import col2im, im2col
 from xbarsim.nn.base import (
     BackendParameter,
-    DigitalWeights,
     Layer,
     Parameter,
     WeightBackend,
-    check_backend,
     check_input,
+    weight_backend,
 )
-from xbarsim.nn.init import get_init
 
 __all__ = ["Conv2d", "conv_output_size"]
 
@@ -77,15 +75,9 @@ class Conv2d(Layer):
         self.c_in, self.c_out = c_in, c_out
         self.stride, self.padding = int(stride), int(padding)
         n_in = c_in * self.kh * self.kw
-        if backend is None:
-            if rng is None:
-                raise ValueError("Conv2d: pass rng (a numpy Generator) or a backend")
-            backend = DigitalWeights(get_init(init)(rng, n_in, c_out))
-        backend = check_backend(backend, f"Conv2d({name})")
-        if tuple(backend.shape) != (n_in, c_out):
-            raise ValueError(f"Conv2d({name}): backend shape {tuple(backend.shape)} != "
-                             f"(c_in*kh*kw, c_out) = ({n_in}, {c_out})")
-        self.backend = backend
+        self.backend = backend = weight_backend(backend, n_in, c_out, rng=rng, init=init,
+                                                where=f"Conv2d({name})",
+                                                shape_name="(c_in*kh*kw, c_out)")
         self.weight = BackendParameter("weight", backend)
         self._params["weight"] = self.weight
         self.bias: Parameter | None = None

@@ -7,14 +7,12 @@ from numpy.typing import NDArray
 
 from xbarsim.nn.base import (
     BackendParameter,
-    DigitalWeights,
     Layer,
     Parameter,
     WeightBackend,
-    check_backend,
     check_input,
+    weight_backend,
 )
-from xbarsim.nn.init import get_init
 
 __all__ = ["Linear"]
 
@@ -47,14 +45,8 @@ class Linear(Layer):
                  bias: bool = True, rng: np.random.Generator | None = None,
                  init: str = "he_normal", name: str | None = None) -> None:
         super().__init__(name)
-        if backend is None:
-            if rng is None:
-                raise ValueError("Linear: pass rng (a numpy Generator) or a backend")
-            backend = DigitalWeights(get_init(init)(rng, n_in, n_out))
-        backend = check_backend(backend, f"Linear({name})")
-        if tuple(backend.shape) != (n_in, n_out):
-            raise ValueError(f"Linear({name}): backend shape {tuple(backend.shape)} != "
-                             f"(n_in, n_out) = ({n_in}, {n_out})")
+        backend = weight_backend(backend, n_in, n_out, rng=rng, init=init,
+                                 where=f"Linear({name})", shape_name="(n_in, n_out)")
         self.n_in, self.n_out = n_in, n_out
         self.backend = backend
         self.weight = BackendParameter("weight", backend)
