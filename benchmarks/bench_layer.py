@@ -1,4 +1,7 @@
-"""Crossbar layer step (400x120, batch 128, TxSim hardware) vs NumPy: ``python benchmarks/bench_layer.py``."""
+"""Crossbar layer step (400x120, batch 128, TxSim hardware) vs NumPy.
+
+``python benchmarks/bench_layer.py`` (same as ``xbarsim bench layer``).
+"""
 
 import argparse
 

@@ -14,7 +14,6 @@ that could not be opened (treat as a hypothesis).
 from __future__ import annotations
 
 import dataclasses as dc
-
 from collections.abc import Callable
 
 from xbarsim.config.schema import (

@@ -89,7 +89,7 @@ class CircuitSolver(ABC):
     def g_eff(self, g: FloatArray) -> FloatArray:
         """Effective conductance [S], shape (n_rows, n_cols), for conductances ``g`` [S]."""
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027  (stateless solvers keep nothing to forget)
         """Forget any state kept between calls (warm starts, stored distortion)."""
 
 

@@ -303,7 +303,7 @@ class Tile:
         return self._product(x, forward=True)
 
     def backward(self, delta: FloatArray) -> FloatArray:
-        """``delta @ W.T`` through the backward DAC, ``g_eff.T`` and ADC: (batch, n_out) -> (batch, n_in)."""
+        """``delta @ W.T`` via the backward DAC, ``g_eff.T`` and ADC: (B, n_out) -> (B, n_in)."""
         delta = self._check(delta, self.n_out, "delta")
         return self._product(delta, forward=False)
 
@@ -344,7 +344,7 @@ class Tile:
         w = np.zeros(self.shape)
         for blk in self.blocks:
             acc = w[blk.block.rows, blk.block.cols]
-            for coef, xbar in zip(blk.coefs, self.read_arrays(blk)):
+            for coef, xbar in zip(blk.coefs, self.read_arrays(blk), strict=True):
                 acc += coef * xbar.g_eff()
             if self.mapping.name == "offset":
                 acc -= 2.0 * self.mapping.g_mid   # the reference column (MODELS §6.1)
@@ -455,7 +455,7 @@ class Tile:
             if self.mapping.name == "offset":
                 # reference column of g_mid devices per block, computed digitally (MODELS §6.1)
                 ref = 2.0 * self.mapping.g_mid * (weights @ volts[:, :, st.src].sum(axis=2))
-                for d0, s0, s1 in zip(st.seg_dst, st.seg_start[:-1], st.seg_start[1:]):
+                for d0, s0, s1 in zip(st.seg_dst, st.seg_start[:-1], st.seg_start[1:], strict=True):
                     out[:, d0:d0 + s1 - s0] -= ref[:, None]
         return out
 
@@ -469,7 +469,7 @@ class Tile:
         if adc0.sense_noise > 0:
             i += adc0.sense_noise * self.rng.standard_normal(i.shape)
         if adc0.calibration == "max":
-            for a, stat in zip(st.adcs, mvm.segment_max(i, st.seg_start)):
+            for a, stat in zip(st.adcs, mvm.segment_max(i, st.seg_start), strict=True):
                 a.observe_max(stat)
         else:
             for s, a in enumerate(st.adcs):

@@ -1,6 +1,7 @@
 """Approximate analytical model (AAM): path (Neumann) expansion of the crossbar response.
 
-MODELS.md §3.2: ``x_K = sum_{k=0..K} (-Z D)^k E``, ``g_eff^(K)[m, j] = sum_i g[i, j] x_K[m, i, j]``.
+MODELS.md §3.2: ``x_K = sum_{k=0..K} (-Z D)^k E`` and
+``g_eff^(K)[m, j] = sum_i g[i, j] x_K[m, i, j]``.
 Term k collects the paths that interact k times with other cells' currents through shared wire
 segments or terminal resistances. Order 1 has the closed form ``g * (1 - rowsum(Z D))``.
 """
@@ -15,7 +16,9 @@ from xbarsim.kernels.fcm import collect_g_eff, z_apply, z_op
 
 @jit
 def aam_first_order(g, r_source, r_sense, r_row, r_col):
-    """``g_eff^(1) = g * (1 - sum_l g[i,l] P_row[j,l] - sum_k P_col[i,k] g[k,j])``: (n_rows, n_cols).
+    """First-order AAM in closed form: (n_rows, n_cols) [S].
+
+    ``g_eff^(1) = g * (1 - sum_l g[i,l] P_row[j,l] - sum_k P_col[i,k] g[k,j])``.
 
     O(n_rows * n_cols): the row sums of ``Z D`` are one application of ``Z`` to ``g``.
     """

@@ -240,8 +240,10 @@ def adc_shift_add_segments(i, n_planes, seg_start, seg_dst, seg_coef, seg_imax, 
 @jit
 def planes_product_convert(v_src, g_cat, seg_start, seg_dst, seg_coef, seg_imax, plane_weight,
                            adc, table_x, table_y, out):
-    """Bit-plane products and their conversion, fused: for each plane ``p`` with any drive,
-    ``i = v_src[p] @ g_cat`` (BLAS) then :func:`adc_shift_add_segments` on it.
+    """Bit-plane products and their conversion, fused (BLAS product, then ADC per plane).
+
+    For each plane ``p`` with any drive, ``i = v_src[p] @ g_cat`` then
+    :func:`adc_shift_add_segments` on it.
 
     Parameters
     ----------

@@ -140,17 +140,14 @@ def format_train_bench(rows: list[dict[str, Any]]) -> str:
     out = ["| model | torch [ms] | software [ms] | Cross-NI exact [ms] | Cross-NI interp. L=10 [ms]"
            " | software/torch | exact/torch | interp/torch |",
            "|---|---|---|---|---|---|---|---|"]
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{1e3 * v:.1f}"
+
     for r in rows:
-        base = r["torch"] or r["software"]
-
-        def ms(v: float | None) -> str:
-            return "-" if v is None else f"{1e3 * v:.1f}"
-
-        def ratio(v: float) -> str:
-            return f"{v / base:.1f}x" if r["torch"] else "-"
-
+        base, has_torch = r["torch"] or r["software"], r["torch"] is not None
+        ratios = [f"{r[k] / base:.1f}x" if has_torch else "-"
+                  for k in ("software", "cross_ni_exact", "cross_ni_interp")]
         out.append(f"| {r['model']} | {ms(r['torch'])} | {ms(r['software'])} | "
                    f"{ms(r['cross_ni_exact'])} | {ms(r['cross_ni_interp'])} | "
-                   f"{ratio(r['software'])} | {ratio(r['cross_ni_exact'])} | "
-                   f"{ratio(r['cross_ni_interp'])} |")
+                   + " | ".join(ratios) + " |")
     return "\n".join(out)
