@@ -312,3 +312,35 @@ def test_dac_effective_is_the_weighted_plane_sum(rng):
             weights = _plane_weights(8, 2, signed)
             want = np.tensordot(weights, mvm.dac_planes(*args), axes=1)
             assert_allclose(mvm.dac_effective(*args, weights), want, rtol=1e-14, atol=1e-15)
+
+
+def test_interpolated_solver_in_a_tile_refreshes_exactly_every_l_updates(rng):
+    """Between exact refreshes the tile's arrays use the stored distortion (cheap, inline)."""
+    hw = dc.replace(parasitic_hw(), solver=SolverConfig(method="interpolated", refresh_every=3))
+    w = rng.standard_normal((9, 7))
+    tile = Tile(9, 7, hw, rng=rng, w_init=w)
+    x = rng.uniform(0, 1, (2, 9))
+    solves = []
+    for _ in range(7):
+        tile.forward(x)
+        solves.append(tile.solver_stats()["n_solves"])
+        tile.apply_step(1e-3 * rng.standard_normal((9, 7)))
+    n_arrays = sum(len(b.reads) for b in tile.blocks)
+    # exact solves at calls 1, 4 and 7 only
+    assert solves == [n_arrays, n_arrays, n_arrays, 2 * n_arrays, 2 * n_arrays, 2 * n_arrays,
+                      3 * n_arrays]
+
+
+def test_sense_noise_path_is_seeded_and_unbiased(rng):
+    io = PeripheryConfig(dac=DACConfig(bits=1, input_bits=4),
+                         adc=ADCConfig(bits=None, sense_noise=1e-7, granularity="tile"))
+    hw = dc.replace(ideal_hw(), forward=io)
+    w = rng.uniform(0.1, 1.0, (8, 6))
+    x = rng.uniform(0, 1, (400, 8))
+    outs = [Tile(8, 6, hw, rng=np.random.default_rng(9), w_init=w).forward(x) for _ in range(2)]
+    np.testing.assert_array_equal(outs[0], outs[1])           # same stream, same noise
+    s = np.abs(x).max()
+    clean = s * stream_inputs(x / s, 4, 1, None).value() @ w
+    err = outs[0] - clean
+    assert np.abs(err).max() > 0                               # the noise is really there
+    assert abs(err.mean()) < 4 * err.std() / np.sqrt(err.size)  # zero-mean (4 sigma)
