@@ -51,7 +51,7 @@ def _txsim_periphery() -> PeripheryConfig:
         dac=DACConfig(bits=1, v_read=1.0, input_bits=8, signed="two_pass",
                       nonlinearity="none", bow=0.0, lut=None),
         adc=ADCConfig(bits=8, range="calibrated", calibration="max", percentile=99.99,
-                      calibration_batches=50, nonlinearity="none", sense_noise=0.0,
+                      calibration_batches=500, nonlinearity="none", sense_noise=0.0,
                       granularity="layer"),
     )
 
@@ -75,9 +75,10 @@ def txsim() -> RunConfig:
     * Inputs 0-1 V [V] streamed through 1-bit DACs [V] as 8-bit inputs [P]; signed backward
       errors in two passes [P].
     * 8-bit ADC [P] (PUMA's lossless rule for 64 rows x 2-bit devices x 1-bit DAC [C]); range
-      calibrated from output statistics [S], running max over the first 50 batches then
-      frozen [P]. Granularity ``layer``: the arrays' non-ideal conductances are stitched into
-      one layer matrix, multiplied with BLAS and the ADC acts on the output, as TxSim
+      calibrated from output statistics over multiple epochs [V]: running max over the
+      first 500 batches (~5 epochs) then frozen [P]. Granularity ``layer``: the arrays'
+      non-ideal conductances are stitched into one layer matrix, multiplied with BLAS and
+      the ADC acts on the output, as TxSim
       describes its pipeline [S] (MODELS §5.2, §6.4). The physical per-array, per-bit-plane
       ADC is ``hardware.forward.adc.granularity: tile`` (8 bit-planes x 2 polarities of GEMMs
       per product: about 16x the work).

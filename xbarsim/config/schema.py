@@ -634,9 +634,12 @@ class ADCConfig:
     """Statistic of the calibration window: running 'max' of |I| or its 'percentile'."""
     percentile: float = 99.99
     """Percentile [%] of the 'percentile' calibration, in (0, 100]."""
-    calibration_batches: int = 50
-    """Training (or, when evaluating only, test) batches in the calibration window, >= 1
-    (about one epoch of the 6k MNIST subset at batch 128)."""
+    calibration_batches: int = 500
+    """Batches in the calibration window, >= 1 (training batches; when evaluating only, the
+    runner calibrates on training batches too). TxSim collects the output statistics "over
+    multiple training epochs" [V]: 500 is about 5 epochs of the 6k MNIST subset at batch 64. A
+    short window freezes the range while the outputs are still growing; with strongly
+    attenuating crossbars this stalled training (README, Results)."""
     nonlinearity: ADCNonlinearity = "none"
     """Transfer curve: 'none' (linear), 'bow' u + bow*u*(1-u), 'tanh' tanh(beta*u)/tanh(beta)
     with beta = `tanh_beta`, or 'lut' (monotone table in `lut`)."""
