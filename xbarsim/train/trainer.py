@@ -185,7 +185,7 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
                        + (f" > max_loss = {max_loss}" if math.isfinite(value) else "")
                        + f" at lr = {lr:.3g}; lower the learning rate or check the data/hardware "
                        "configuration")
-                logger.error(msg)
+                logger.debug(msg)  # raised below; the caller reports it once
                 raise TrainingDiverged(msg, epoch=epoch + 1, batch=i, loss=value,
                                        history=history)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -207,7 +207,7 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
         if bad:
             msg = (f"training diverged in epoch {epoch + 1}: non-finite parameters {bad} after "
                    f"the last step (lr = {lr:.3g}); lower the learning rate")
-            logger.error(msg)
+            logger.debug(msg)  # raised below; the caller reports it once
             raise TrainingDiverged(msg, epoch=epoch + 1, batch=i, loss=float("nan"),
                                    history=history)
         test_acc = (evaluate(model, eval_data[0], eval_data[1], eval_batch_size)
