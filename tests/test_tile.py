@@ -217,15 +217,17 @@ def _shift_add_reference(i, weights, coef, i_max, n_steps, bow):
 
 
 @pytest.mark.parametrize("n_steps,bow", [(0, 0.0), (255, 0.0), (15, 0.3)])
-def test_adc_shift_add_matches_reference(rng, n_steps, bow):
+def test_adc_shift_add_segments_matches_reference(rng, n_steps, bow):
     i = rng.uniform(-0.2, 1.3, (5, 4, 7)) * 1e-5
     weights = np.array([1.0, 2.0, 4.0, 8.0, -16.0]) / 15
     kind = KIND_BOW if bow else KIND_NONE
     want = _shift_add_reference(i, weights, -0.7, 1e-5, n_steps, bow)
     empty = np.zeros(2)
-    for fn in (mvm.adc_shift_add, mvm.adc_shift_add.py_func):
+    stacked = i.reshape(5 * 4, 7)                      # planes stacked as the tile does
+    for fn in (mvm.adc_shift_add_segments, mvm.adc_shift_add_segments.py_func):
         out = np.zeros((4, 7))
-        fn(i, weights, -0.7, 1e-5, n_steps, kind, bow, empty, empty, out)
+        fn(stacked, 5, np.array([0, 7]), np.array([0]), np.array([-0.7]), np.array([1e-5]),
+           weights, n_steps, kind, bow, empty, empty, out)
         assert_allclose(out, want, rtol=1e-12, atol=1e-20)
 
 

@@ -24,7 +24,7 @@ import os
 import warnings
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -58,7 +58,6 @@ class SolverStats:
     residual: float = 0.0
     n_fallbacks: int = 0
     n_calls: int = 0
-    history: list[int] = field(default_factory=list)
 
 
 class CircuitSolver(ABC):
@@ -260,7 +259,6 @@ class FCMSolver(CircuitSolver):
         residual = max(r[1] for r in results)
         self.stats.n_iter = n_iter
         self.stats.residual = residual * col_norm / g_max
-        self.stats.history.append(n_iter)
         if residual > tol_res:
             self._g_prev = None
             msg = (f"FCM did not converge: error bound {residual * col_norm / g_max:.3e} "

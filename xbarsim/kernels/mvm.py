@@ -8,8 +8,8 @@ arrays (polarities and slices)::
 
     out[b, n] += coef * sum_p plane_weight[p] * ADC(i[p, b, n] + sense_noise * xi[p, b, n])
 
-Shapes: ``i`` and ``xi`` (n_planes, batch, n); ``plane_weight`` (n_planes,); ``out`` (batch, n).
-Currents in A; ``out`` in A (weighted).
+Shapes: ``i`` and ``xi`` (n_planes * batch, n); ``plane_weight`` (n_planes,); ``out``
+(batch, n). Currents in A; ``out`` in A (weighted).
 """
 
 from __future__ import annotations
@@ -18,57 +18,6 @@ import numpy as np
 
 from xbarsim.kernels._jit import jit
 from xbarsim.kernels.quantize import KIND_NONE, quantize_scalar, transfer_scalar
-
-
-@jit
-def adc_shift_add(i, plane_weight, coef, i_max, n_steps, kind, param, table_x, table_y,
-                  out):
-    """``out += coef * sum_p plane_weight[p] * ADC(i[p])`` (unipolar ADC, in place).
-
-    Parameters
-    ----------
-    i : (n_planes, batch, n) — currents [A] (noise already added).
-    plane_weight : (n_planes,) — shift-and-add weights.
-    coef : float — sign / slice weight of this array.
-    i_max : float — ADC full scale [A]; ``n_steps == 0`` means an ideal ADC (identity).
-    n_steps : int — ``2**bits - 1`` or 0.
-    kind, param, table_x, table_y — ADC transfer curve (see ``kernels.quantize``).
-    out : (batch, n) — accumulator.
-    """
-    n_planes, batch, n = i.shape
-    for p in range(n_planes):
-        w = coef * plane_weight[p]
-        if w == 0.0:
-            continue
-        if n_steps == 0:
-            for b in range(batch):
-                for k in range(n):
-                    out[b, k] += w * i[p, b, k]
-            continue
-        if i_max <= 0.0:
-            continue
-        scale = w * i_max
-        inv = 1.0 / i_max
-        for b in range(batch):
-            for k in range(n):
-                u = i[p, b, k] * inv
-                if u < 0.0:
-                    u = 0.0
-                elif u > 1.0:
-                    u = 1.0
-                out[b, k] += scale * quantize_scalar(
-                    transfer_scalar(u, kind, param, table_x, table_y), n_steps)
-
-
-@jit
-def max_positive(i):
-    """Largest value of ``i`` clipped below at 0 (ADC range calibration statistic)."""
-    m = 0.0
-    flat = i.reshape(-1)
-    for k in range(flat.shape[0]):
-        if flat[k] > m:
-            m = flat[k]
-    return m
 
 
 MODE_UNSIGNED = 0
@@ -190,7 +139,7 @@ def segment_max(i, seg_start):
 @jit
 def adc_shift_add_segments(i, n_planes, seg_start, seg_dst, seg_coef, seg_imax, plane_weight,
                            n_steps, kind, param, table_x, table_y, out):
-    """Segmented :func:`adc_shift_add` for one stacked product of several arrays.
+    """ADC, shift-and-add and signed accumulation for one stacked product of several arrays.
 
     ``i`` has shape (n_planes * batch, width): the planes of one block of rows driven against
     the concatenated ``g_eff`` of several arrays. Segment ``s`` (columns
