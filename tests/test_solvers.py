@@ -152,50 +152,114 @@ def test_kernels_have_no_fastmath():
 
 # ---------------------------------------------------------------- FCM
 
+ITERATIONS = ["cg", "chebyshev"]
+
+
+@pytest.mark.parametrize("iteration", ITERATIONS)
 @given(c=circuits(max_side=10))
-def test_fcm_equals_nodal_within_tolerance(c):
+def test_fcm_equals_nodal_within_tolerance(c, iteration):
     """FCM's guaranteed bound: max|g_eff - exact| <= rtol * max(g) (plus LU round-off)."""
     par = _par(c)
     want = NodalSolver(par).g_eff(c.g)
-    solver = FCMSolver(par, rtol=1e-10, fallback=None)
+    solver = FCMSolver(par, rtol=1e-10, fallback=None, iteration=iteration)
     got = solver.g_eff(c.g)
     assert_allclose(got, want, rtol=0, atol=1e-10 * c.g.max() + 1e-12 * np.abs(want).max())
     assert solver.stats.residual <= 1e-10
 
 
+@pytest.mark.parametrize("iteration", ITERATIONS)
 @given(c=circuits(max_side=8), rtol=st.sampled_from([1e-4, 1e-7]))
-def test_fcm_looser_tolerance_is_honoured(c, rtol):
+def test_fcm_looser_tolerance_is_honoured(c, rtol, iteration):
     par = _par(c)
     want = NodalSolver(par).g_eff(c.g)
-    got = FCMSolver(par, rtol=rtol, fallback=None).g_eff(c.g)
+    got = FCMSolver(par, rtol=rtol, fallback=None, iteration=iteration).g_eff(c.g)
     assert np.abs(got - want).max() <= rtol * c.g.max() * (1 + 1e-6) + 1e-12 * np.abs(want).max()
 
 
-def test_fcm_ideal_limit_and_zero_conductance(rng):
+@pytest.mark.parametrize("iteration", ITERATIONS)
+def test_fcm_ideal_limit_and_zero_conductance(rng, iteration):
     g = rng.uniform(1e-6, 1e-5, (6, 9))
-    solver = FCMSolver(Parasitics.build(6, 9))
+    solver = FCMSolver(Parasitics.build(6, 9), iteration=iteration)
     assert_allclose(solver.g_eff(g), g, rtol=1e-14)
     g[2, :] = 0.0
     g[:, 4] = 0.0
     par = Parasitics.build(6, 9, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
-    assert_allclose(FCMSolver(par).g_eff(g), NodalSolver(par).g_eff(g), rtol=0,
-                    atol=1e-10 * g.max())
-    assert np.all(FCMSolver(par).g_eff(np.zeros((6, 9))) == 0.0)
+    assert_allclose(FCMSolver(par, iteration=iteration).g_eff(g), NodalSolver(par).g_eff(g),
+                    rtol=0, atol=1e-10 * g.max())
+    assert np.all(FCMSolver(par, iteration=iteration).g_eff(np.zeros((6, 9))) == 0.0)
 
 
+@pytest.mark.parametrize("iteration", ITERATIONS)
 @pytest.mark.parametrize("shape", [(16, 16), (24, 9), (9, 24)])
-def test_fcm_warm_start_matches_cold_after_update(rng, shape):
+def test_fcm_warm_start_matches_cold_after_update(rng, shape, iteration):
     par = Parasitics.build(*shape, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
     g = rng.uniform(1e-6, 1e-5, shape)
-    solver = FCMSolver(par)
+    solver = FCMSolver(par, iteration=iteration)
     solver.g_eff(g)
     cold_iter = solver.stats.n_iter
-    g2 = g * (1 + 0.01 * rng.uniform(-1, 1, shape))
-    warm = solver.g_eff(g2)
-    assert solver.stats.n_iter <= cold_iter
-    assert_allclose(warm, NodalSolver(par).g_eff(g2), rtol=0, atol=1e-10 * g2.max())
-    assert_allclose(warm, FCMSolver(par, warm_start=False).g_eff(g2), rtol=0,
-                    atol=2e-10 * g2.max())
+    for _ in range(2):      # twice: the second warm start begins from a warm-started state
+        g2 = g * (1 + 0.01 * rng.uniform(-1, 1, shape))
+        warm = solver.g_eff(g2)
+        assert solver.stats.n_iter <= cold_iter
+        assert_allclose(warm, NodalSolver(par).g_eff(g2), rtol=0, atol=1e-10 * g2.max())
+        assert_allclose(warm, FCMSolver(par, warm_start=False).g_eff(g2), rtol=0,
+                        atol=2e-10 * g2.max())
+        g = g2
+
+
+def test_fcm_auto_iteration_by_size_and_rho_bound(rng):
+    small = Parasitics.build(16, 16, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    large = Parasitics.build(64, 64, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    assert FCMSolver(small)._choose_iteration(16 * 16, 0.1) == "cg"
+    assert FCMSolver(large)._choose_iteration(64 * 64, 0.1) == "chebyshev"
+    assert FCMSolver(large)._choose_iteration(64 * 64, 50.0) == "cg"
+    assert FCMSolver(small, iteration="chebyshev")._choose_iteration(16 * 16, 50.0) == "chebyshev"
+    g = rng.uniform(1e-6, 1e-5, (64, 64))
+    solver = FCMSolver(large)
+    solver.g_eff(g)
+    assert solver._state_kind == "chebyshev"
+
+
+def test_certify_equals_true_residual_with_pending_correction(rng):
+    """The one-pass residual of a field stored with a pending column correction."""
+    g = rng.uniform(1e-5, 1e-4, (5, 7))
+    s = np.sqrt(g)
+    par = Parasitics.build(5, 7, r_source=rng.uniform(0, 50, 5), r_sense=30.0, r_row=2.0,
+                           r_col=3.0)
+    p = (par.r_source, par.r_sense, par.r_row, par.r_col)
+    stored = rng.standard_normal((5, 7, 4)) * 1e-3
+    corr = rng.standard_normal((7, 4))
+    y = stored + s[:, :, None] * corr[None, :, :]
+    n_rows = 5
+    col_s = np.einsum("ij,ijm->jm", s, y)
+    col_t = np.einsum("i,ij,ijm->jm", n_rows - 1.0 - np.arange(n_rows), s, y)
+    rr = np.empty(4)
+    fcm_kernels.certify(s, stored, corr, 1, *p, col_s, col_t, rr)
+    z = dense_z(g, *p)
+    a = np.eye(35) + s.reshape(-1)[:, None] * z * s.reshape(-1)[None, :]
+    for m in range(4):
+        b = np.zeros((5, 7))
+        if 1 + m < n_rows:
+            b[1 + m] = s[1 + m]
+        want = b.reshape(-1) - a @ y[:, :, m].reshape(-1)
+        assert rr[m] == pytest.approx(want @ want, rel=1e-10)
+
+
+def test_fcm_chebyshev_py_func_matches_jit(rng):
+    g = rng.uniform(1e-5, 1e-4, (3, 4))
+    par = Parasitics.build(3, 4, r_source=100.0, r_sense=30.0, r_row=2.0, r_col=3.0)
+    rho = float(rho_bound(g, r_source=100.0, r_sense=30.0, r_row=2.0, r_col=3.0))
+    outs = []
+    for fn in (fcm_kernels.fcm_chebyshev, fcm_kernels.fcm_chebyshev.py_func):
+        ya, yb = np.zeros((3, 4, 3)), np.zeros((3, 4, 3))
+        ca, cb = np.zeros((4, 3)), np.zeros((4, 3))
+        status, _, res, out, _ = fn(np.sqrt(g), 0, par.r_source, par.r_sense, par.r_row,
+                                    par.r_col, rho, ya, ca, yb, cb, False, 1e-16, 200)
+        assert status == 0 and res.max() <= 1e-16
+        outs.append(out)
+    assert_allclose(outs[0], outs[1], rtol=1e-12)
+    want = dense_g_eff(g, par.r_source, par.r_sense, par.r_row, par.r_col)
+    assert_allclose(outs[0], want, rtol=1e-10)
 
 
 def test_fcm_raises_convergence_error_with_iterations_and_residual(rng):
@@ -220,6 +284,7 @@ def test_fcm_falls_back_to_direct_solve_and_logs(rng, caplog):
 
 
 @pytest.mark.parametrize("bad", [dict(rtol=0.0), dict(rtol=2.0), dict(max_iter=0),
+                                 dict(iteration="jacobi"),
                                  dict(fallback="dense")])
 def test_fcm_rejects_bad_options(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):

@@ -11,6 +11,11 @@ with ``D = diag(g)`` and::
 ``Z`` is applied with two running sums per line (O(n_rows * n_cols) per drive, no matrix).
 Batched arrays hold all drives in the last axis: shape (n_rows, n_cols, n_drives), so the
 inner loops run over contiguous drives (SIMD). Then ``g_eff[m, j] = sum_i g[i, j] x_m[i, j]``.
+
+Two iterations solve the symmetric form ``(I + S Z S) y = S e_m 1^T`` (``S = sqrt(D)``):
+conjugate gradients (:func:`fcm_cg`, adaptive, about fourteen passes over the fields per
+iteration) and Chebyshev semi-iteration on the a-priori spectral bound (:func:`fcm_chebyshev`,
+one pass per step, certified at the end by :func:`certify`).
 """
 
 from __future__ import annotations
@@ -253,3 +258,277 @@ def seed_unconnected(s, drive0, y):
             for j in range(n_cols):
                 if y[i, j, m] == 0.0:
                     y[i, j, m] = s[i, j]
+
+
+@jit
+def cheb_pass(cur_cold, prev_cold, drive0, s, y_k, corr_k, y_prev, corr_prev, omega, gamma,
+              r_source, r_sense, r_row, r_col, col_s, col_t, rr_est):
+    """One Chebyshev step in a single sweep: ``y_prev <- y_{k+1}`` from ``y_k`` and ``y_{k-1}``.
+
+    Solves ``A y = b`` with ``A = I + S Z S`` (spectrum in ``[1, 1 + rho]``) by the Chebyshev
+    semi-iteration of the Richardson step ``y + gamma (b - A y)``::
+
+        y_{k+1} = omega (gamma r_k + y_k) + (1 - omega) y_{k-1},    r_k = b - A y_k
+
+    The column-sum terms of ``Z`` (``r_sense S + r_col T``) are known only after the sweep; a
+    field is therefore stored with a *pending column correction*: its value is
+    ``stored[i, j, m] + s[i, j] * corr[j, m]``. This keeps one sweep per step (read ``y_k`` and
+    ``y_{k-1}``, write ``y_{k+1}`` over ``y_{k-1}``).
+
+    Parameters
+    ----------
+    cur_cold, prev_cold : bool — ``y_k`` / ``y_{k-1}`` is the ideal start ``b`` (not read).
+    drive0 : int — row driven by drive 0 of the block.
+    s : (n_rows, n_cols) — square roots of the conductances [S^0.5].
+    y_k : (n_rows, n_cols, n_drives), corr_k : (n_cols, n_drives) — current iterate.
+    y_prev : (n_rows, n_cols, n_drives), corr_prev : (n_cols, n_drives) — previous iterate
+        (read only when ``omega != 1``); overwritten with ``y_{k+1}``, and ``corr_prev`` with
+        its pending correction.
+    omega, gamma : float — Chebyshev weight and Richardson step ``1 / (1 + rho / 2)``.
+    r_source : (n_rows,), r_sense : (n_cols,), r_row, r_col — resistances [Ohm].
+    col_s, col_t : (n_cols, n_drives) — output: ``sum_i s y_k`` (that is ``g_eff`` of ``y_k``,
+        transposed) and ``sum_i (n_rows - 1 - i) s y_k``, for :func:`certify`.
+    rr_est : (n_drives,) — output: ``|r_k|^2`` from an expansion that loses accuracy once
+        ``r_k`` is small against ``rho y_k`` (a progress estimate, never a certificate).
+    """
+    n_rows, n_cols, n_drv = y_prev.shape
+    pre = col_s
+    wsum = col_t
+    pre[:] = 0.0
+    wsum[:] = 0.0
+    srp = np.zeros((n_cols, n_drv))      # sum_i s rp, for the residual estimate
+    rr_est[:] = 0.0
+    yk = np.empty((n_cols, n_drv))
+    rpv = np.empty(n_drv)
+    row_total = np.empty(n_drv)
+    suffix = np.empty(n_drv)
+    min_sum = np.empty(n_drv)
+    og = omega * gamma
+    om1 = 1.0 - omega
+    for i in range(n_rows):
+        m_src = i - drive0
+        has_src = 0 <= m_src < n_drv
+        row_total[:] = 0.0
+        for j in range(n_cols):
+            sij = s[i, j]
+            if cur_cold:
+                for m in range(n_drv):
+                    yk[j, m] = 0.0
+                if 0 <= m_src < n_drv:
+                    yk[j, m_src] = sij
+            else:
+                for m in range(n_drv):
+                    yk[j, m] = y_k[i, j, m] + sij * corr_k[j, m]
+            for m in range(n_drv):
+                row_total[m] += sij * yk[j, m]
+        rs = r_source[i]
+        w_i = float(n_rows - 1 - i)
+        for m in range(n_drv):
+            suffix[m] = row_total[m]
+            min_sum[m] = 0.0
+        for j in range(n_cols):
+            sij = s[i, j]
+            for m in range(n_drv):
+                yv = yk[j, m]
+                c = sij * yv
+                rpv[m] = -yv - sij * (rs * row_total[m] + r_row * min_sum[m]
+                                      + r_col * (w_i * pre[j, m] - wsum[j, m]))
+                suffix[m] -= c
+                min_sum[m] += suffix[m]
+                pre[j, m] += c
+                wsum[j, m] += w_i * c
+            if has_src:
+                rpv[m_src] += sij
+            for m in range(n_drv):
+                srp[j, m] += sij * rpv[m]
+                rr_est[m] += rpv[m] * rpv[m]
+            if omega == 1.0:
+                for m in range(n_drv):
+                    y_prev[i, j, m] = og * rpv[m] + yk[j, m]
+            elif prev_cold:
+                for m in range(n_drv):
+                    y_prev[i, j, m] = og * rpv[m] + omega * yk[j, m]
+                if has_src:
+                    y_prev[i, j, m_src] += om1 * sij
+            else:
+                for m in range(n_drv):
+                    y_prev[i, j, m] = (og * rpv[m] + omega * yk[j, m]
+                                       + om1 * (y_prev[i, j, m] + sij * corr_prev[j, m]))
+    # column terms: r_k = rp - s C,  C = r_sense S + r_col T
+    for j in range(n_cols):
+        g_col = 0.0
+        for i in range(n_rows):
+            g_col += s[i, j] * s[i, j]
+        rsj = r_sense[j]
+        for m in range(n_drv):
+            cv = rsj * pre[j, m] + r_col * wsum[j, m]
+            corr_prev[j, m] = -og * cv
+            rr_est[m] += cv * (cv * g_col - 2.0 * srp[j, m])
+    for m in range(n_drv):
+        if rr_est[m] < 0.0:
+            rr_est[m] = 0.0
+
+
+@jit
+def certify(s, y, corr, drive0, r_source, r_sense, r_row, r_col, col_s, col_t, rr):
+    """``rr[m] = |b_m - A y_m|^2`` (true residual) in one sweep, given ``y``'s column sums.
+
+    ``y`` holds ``stored + s * corr`` (see :func:`cheb_pass`); ``col_s`` and ``col_t`` are its
+    column sums ``sum_i s y`` and ``sum_i (n_rows - 1 - i) s y`` as :func:`cheb_pass` returns
+    them, which supply the column-total terms of ``Z`` before the sweep reaches the bottom.
+    """
+    n_rows, n_cols, n_drv = y.shape
+    pre = np.zeros((n_cols, n_drv))
+    wsum = np.zeros((n_cols, n_drv))
+    yk = np.empty((n_cols, n_drv))
+    row_total = np.empty(n_drv)
+    suffix = np.empty(n_drv)
+    min_sum = np.empty(n_drv)
+    rr[:] = 0.0
+    for i in range(n_rows):
+        m_src = i - drive0
+        row_total[:] = 0.0
+        for j in range(n_cols):
+            sij = s[i, j]
+            for m in range(n_drv):
+                yk[j, m] = y[i, j, m] + sij * corr[j, m]
+                row_total[m] += sij * yk[j, m]
+        rs = r_source[i]
+        w_i = float(n_rows - 1 - i)
+        for m in range(n_drv):
+            suffix[m] = row_total[m]
+            min_sum[m] = 0.0
+        for j in range(n_cols):
+            sij = s[i, j]
+            rsj = r_sense[j]
+            for m in range(n_drv):
+                yv = yk[j, m]
+                c = sij * yv
+                res = -yv - sij * (rs * row_total[m] + r_row * min_sum[m] + rsj * col_s[j, m]
+                                   + r_col * (col_t[j, m] - wsum[j, m] + w_i * pre[j, m]))
+                if m == m_src:
+                    res += sij
+                rr[m] += res * res
+                suffix[m] -= c
+                min_sum[m] += suffix[m]
+                pre[j, m] += c
+                wsum[j, m] += w_i * c
+
+
+@jit
+def chebyshev_omegas(sigma, n):
+    """Weights ``omega_1 .. omega_n`` of Chebyshev semi-iteration for ``[-sigma, sigma]``."""
+    out = np.ones(n)
+    for k in range(1, n):
+        if k == 1:
+            out[k] = 1.0 / (1.0 - 0.5 * sigma * sigma)
+        else:
+            out[k] = 1.0 / (1.0 - 0.25 * sigma * sigma * out[k - 1])
+    return out
+
+
+@jit
+def rescale(y, ratio):
+    """Warm start: ``y *= ratio`` on the stored values (``ratio = sqrt(g / g_prev)``).
+
+    With the pending correction ``s_prev * corr`` this keeps the device voltages
+    ``x = y / s`` when ``corr`` is reinterpreted with the new ``s = s_prev * ratio``.
+    """
+    n_rows, n_cols, n_drv = y.shape
+    for i in range(n_rows):
+        for j in range(n_cols):
+            f = ratio[i, j]
+            for m in range(n_drv):
+                y[i, j, m] *= f
+
+
+@jit
+def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, corr_a, y_b, corr_b,
+                  warm, tol_res, max_iter):
+    """Solve ``(I + S Z S) y = b`` for a block of unit drives by single-sweep Chebyshev steps.
+
+    The spectrum lies in ``[1, 1 + rho]`` (``rho`` the a-priori bound of MODELS.md §3.3), so
+    ``|r_k| <= 2 q^k |r_0|`` with ``q = (sqrt(1 + rho) - 1) / (sqrt(1 + rho) + 1)``, the
+    conjugate-gradient bound, at a third of the memory traffic per step. When that bound
+    predicts ``|r_k| <= tol_res``, the true residual of ``y_k`` is computed
+    (:func:`certify`); the solve ends only when it is within ``tol_res`` (eigenvalues >= 1, so
+    it bounds the error of ``y_k``).
+
+    Parameters
+    ----------
+    s : (n_rows, n_cols) — square roots of the conductances.
+    drive0 : int — row driven by drive 0 of the block.
+    r_source : (n_rows,), r_sense : (n_cols,), r_row, r_col — resistances [Ohm].
+    rho : float — upper bound of the spectral radius of ``S Z S``.
+    y_a, corr_a : start (read when ``warm``; else the ideal start ``b`` is used).
+    y_b, corr_b : workspace of the same shapes.
+    warm : bool.
+    tol_res : float — required residual 2-norm per drive.
+    max_iter : int — limit of steps.
+
+    Returns
+    -------
+    status : int — 0 certified, 2 limit reached.
+    n_iter : int — steps taken.
+    res : (n_drives,) — certified residual norms (``inf`` if never certified).
+    g_eff : (n_drives, n_cols) — ``sum_i s y`` of the certified (or last) iterate [S].
+    in_b : bool — that iterate is in ``y_b``/``corr_b`` (else ``y_a``/``corr_a``).
+    """
+    n_rows, n_cols, n_drv = y_a.shape
+    half = 0.5 * max(rho, 0.0)
+    gamma = 1.0 / (1.0 + half)
+    sigma = half * gamma
+    q = sigma / (1.0 + np.sqrt(1.0 - sigma * sigma))
+    omegas = chebyshev_omegas(sigma, max_iter + 1)
+    col_s = np.zeros((n_cols, n_drv))
+    col_t = np.zeros((n_cols, n_drv))
+    rr_est = np.zeros(n_drv)
+    rr = np.zeros(n_drv)
+    res = np.full(n_drv, np.inf)
+    cur, cur_corr, prev, prev_corr = y_a, corr_a, y_b, corr_b
+    cur_cold = not warm
+    prev_cold = False
+    in_b = False
+    k_check = 0
+    status = 2
+    k = 0
+    while k <= max_iter:
+        # step k: y_{k+1} into prev; column sums and residual estimate of y_k
+        cheb_pass(cur_cold, prev_cold, drive0, s, cur, cur_corr, prev, prev_corr, omegas[k],
+                  gamma, r_source, r_sense, r_row, r_col, col_s, col_t, rr_est)
+        if k == 0:
+            r0 = np.sqrt(rr_est.max())
+            if r0 <= tol_res or q <= 0.0:
+                k_check = 0
+            else:
+                k_check = int(np.ceil(np.log(tol_res / (2.0 * r0)) / np.log(q)))
+        if k >= k_check:
+            if cur_cold:
+                # y_0 = b was never stored: materialise it for the certificate and the result
+                cur[:] = 0.0
+                cur_corr[:] = 0.0
+                for m in range(n_drv):
+                    i = drive0 + m
+                    if i < n_rows:
+                        for j in range(n_cols):
+                            cur[i, j, m] = s[i, j]
+                cur_cold = False
+            certify(s, cur, cur_corr, drive0, r_source, r_sense, r_row, r_col, col_s, col_t,
+                    rr)
+            ok = True
+            for m in range(n_drv):
+                res[m] = np.sqrt(rr[m])
+                if res[m] > tol_res:
+                    ok = False
+            if ok:
+                status = 0
+                break
+            res[:] = np.inf
+        if k == max_iter:
+            break
+        prev_cold = cur_cold
+        cur_cold = False
+        cur, cur_corr, prev, prev_corr = prev, prev_corr, cur, cur_corr
+        in_b = not in_b
+        k += 1
+    return status, k, res, col_s.T.copy(), in_b
