@@ -177,17 +177,19 @@ class FCMSolver(CircuitSolver):
     iteration : {"auto", "cg", "chebyshev"}, default "auto"
         "auto" takes Chebyshev when the array has at least :attr:`chebyshev_min_cells` cells
         and the rho bound is at most :attr:`chebyshev_max_rho`, else conjugate gradients
-        (crossover measured with ``xbarsim bench tile``).
+        (crossover measured with ``benchmarks/bench_fcm_iteration.py``).
     """
 
     name = "fcm"
     exact = True
-    #: "auto": fewest cells for Chebyshev. Measured (TxSim devices): 1.2-1.6x faster than CG
-    #: from 32 x 32 (eight arrays refreshed on two threads, as a Tile does) up to 256 x 256
-    #: (one array, two threads); a lone 64 x 64 array on one thread is 1.3x slower.
+    #: "auto": fewest cells for Chebyshev. Measured (TxSim devices): 1.1-1.8x faster than CG
+    #: from 32 x 32 up to 256 x 256 (one array, two threads) and 1.4-1.5x for eight 64 x 64
+    #: arrays refreshed on two threads as a Tile does; a lone 64 x 64 array on one thread was
+    #: 1.3x slower.
     chebyshev_min_cells: ClassVar[int] = 32 * 32
     #: "auto": largest rho bound for Chebyshev (the bound is not adaptive: in the harsh regime,
-    #: rho bound 17, it takes twice CG's iterations and is 1.4-1.7x slower)
+    #: rho bound 5-209, it takes two to three times CG's iterations and measured 0.6-1.2x CG's
+    #: speed)
     chebyshev_max_rho: ClassVar[float] = 2.0
 
     def __init__(self, parasitics: Parasitics, *, rtol: float = 1e-10,
