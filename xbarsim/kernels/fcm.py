@@ -450,9 +450,9 @@ def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, corr_a, 
     The spectrum lies in ``[1, 1 + rho]`` (``rho`` the a-priori bound of MODELS.md §3.3), so
     ``|r_k| <= 2 q^k |r_0|`` with ``q = (sqrt(1 + rho) - 1) / (sqrt(1 + rho) + 1)``, the
     conjugate-gradient bound, at a third of the memory traffic per step. When that bound
-    predicts ``|r_k| <= tol_res``, the true residual of ``y_k`` is computed
-    (:func:`certify`); the solve ends only when it is within ``tol_res`` (eigenvalues >= 1, so
-    it bounds the error of ``y_k``).
+    predicts ``|r_k| <= tol_res`` (and at the step limit), the true residual of ``y_k`` is
+    computed (:func:`certify`); the solve succeeds only when it is within ``tol_res``
+    (eigenvalues >= 1, so it bounds the error of ``y_k``).
 
     Parameters
     ----------
@@ -470,8 +470,9 @@ def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, corr_a, 
     -------
     status : int — 0 certified, 2 limit reached.
     n_iter : int — steps taken.
-    res : (n_drives,) — certified residual norms (``inf`` if never certified).
-    g_eff : (n_drives, n_cols) — ``sum_i s y`` of the certified (or last) iterate [S].
+    res : (n_drives,) — true residual norms of the returned iterate (the last one computed;
+        ``status == 2``: some exceed ``tol_res``).
+    g_eff : (n_drives, n_cols) — ``sum_i s y`` of that iterate [S].
     in_b : bool — that iterate is in ``y_b``/``corr_b`` (else ``y_a``/``corr_a``).
     """
     n_rows, n_cols, n_drv = y_a.shape
@@ -502,7 +503,7 @@ def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, corr_a, 
                 k_check = 0
             else:
                 k_check = int(np.ceil(np.log(tol_res / (2.0 * r0)) / np.log(q)))
-        if k >= k_check:
+        if k >= k_check or k == max_iter:
             if cur_cold:
                 # y_0 = b was never stored: materialise it for the certificate and the result
                 cur[:] = 0.0
@@ -523,7 +524,6 @@ def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, corr_a, 
             if ok:
                 status = 0
                 break
-            res[:] = np.inf
         if k == max_iter:
             break
         prev_cold = cur_cold
