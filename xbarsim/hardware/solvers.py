@@ -277,10 +277,12 @@ class FCMSolver(CircuitSolver):
         def run(k: int) -> tuple[int, float, FloatArray]:
             d0, d1 = self._blocks[k]
             work = self._work[k]
+            if use_warm:
+                # keep the device voltages x = y / sqrt(g); a Chebyshev iterate's pending
+                # correction s * corr scales with s itself
+                work[0] *= ratio[:, :, None]
             if kind == "chebyshev":
                 corr = self._corr[k]
-                if use_warm:
-                    fcm_kernels.rescale(work[0], ratio)
                 _, n_it, res, out, in_b = fcm_kernels.fcm_chebyshev(
                     s, d0, par.r_source, par.r_sense, par.r_row, par.r_col, rho, work[0],
                     corr[0], work[1], corr[1], use_warm, tol_res, max_iter)
@@ -292,7 +294,6 @@ class FCMSolver(CircuitSolver):
                 work.append(np.empty_like(work[0]))
             y, r, p, ap = work
             if use_warm:
-                y *= ratio[:, :, None]   # keep the device voltages x = y / sqrt(g)
                 fcm_kernels.seed_unconnected(s, d0, y)
             else:
                 fcm_kernels.ideal_guess(s, d0, y)

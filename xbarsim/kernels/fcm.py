@@ -428,21 +428,6 @@ def chebyshev_omegas(sigma, n):
 
 
 @jit
-def rescale(y, ratio):
-    """Warm start: ``y *= ratio`` on the stored values (``ratio = sqrt(g / g_prev)``).
-
-    With the pending correction ``s_prev * corr`` this keeps the device voltages
-    ``x = y / s`` when ``corr`` is reinterpreted with the new ``s = s_prev * ratio``.
-    """
-    n_rows, n_cols, n_drv = y.shape
-    for i in range(n_rows):
-        for j in range(n_cols):
-            f = ratio[i, j]
-            for m in range(n_drv):
-                y[i, j, m] *= f
-
-
-@jit
 def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, corr_a, y_b, corr_b,
                   warm, tol_res, max_iter):
     """Solve ``(I + S Z S) y = b`` for a block of unit drives by single-sweep Chebyshev steps.
