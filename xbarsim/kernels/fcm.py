@@ -262,7 +262,7 @@ def seed_unconnected(s, drive0, y):
 
 @jit
 def cheb_pass(cur_cold, prev_cold, drive0, s, y_k, corr_k, y_prev, corr_prev, omega, gamma,
-              r_source, r_sense, r_row, r_col, col_s, col_t, rr_est):
+              r_source, r_sense, r_row, r_col, col_s, col_t, estimate, rr_est):
     """One Chebyshev step in a single sweep: ``y_prev <- y_{k+1}`` from ``y_k`` and ``y_{k-1}``.
 
     Solves ``A y = b`` with ``A = I + S Z S`` (spectrum in ``[1, 1 + rho]``) by the Chebyshev
@@ -288,6 +288,7 @@ def cheb_pass(cur_cold, prev_cold, drive0, s, y_k, corr_k, y_prev, corr_prev, om
     r_source : (n_rows,), r_sense : (n_cols,), r_row, r_col — resistances [Ohm].
     col_s, col_t : (n_cols, n_drives) — output: ``sum_i s y_k`` (that is ``g_eff`` of ``y_k``,
         transposed) and ``sum_i (n_rows - 1 - i) s y_k``, for :func:`certify`.
+    estimate : bool — compute ``rr_est`` (only the first step needs it).
     rr_est : (n_drives,) — output: ``|r_k|^2`` from an expansion that loses accuracy once
         ``r_k`` is small against ``rho y_k`` (a progress estimate, never a certificate).
     """
@@ -339,9 +340,10 @@ def cheb_pass(cur_cold, prev_cold, drive0, s, y_k, corr_k, y_prev, corr_prev, om
                 wsum[j, m] += w_i * c
             if has_src:
                 rpv[m_src] += sij
-            for m in range(n_drv):
-                srp[j, m] += sij * rpv[m]
-                rr_est[m] += rpv[m] * rpv[m]
+            if estimate:
+                for m in range(n_drv):
+                    srp[j, m] += sij * rpv[m]
+                    rr_est[m] += rpv[m] * rpv[m]
             if omega == 1.0:
                 for m in range(n_drv):
                     y_prev[i, j, m] = og * rpv[m] + yk[j, m]
@@ -357,13 +359,15 @@ def cheb_pass(cur_cold, prev_cold, drive0, s, y_k, corr_k, y_prev, corr_prev, om
     # column terms: r_k = rp - s C,  C = r_sense S + r_col T
     for j in range(n_cols):
         g_col = 0.0
-        for i in range(n_rows):
-            g_col += s[i, j] * s[i, j]
+        if estimate:
+            for i in range(n_rows):
+                g_col += s[i, j] * s[i, j]
         rsj = r_sense[j]
         for m in range(n_drv):
             cv = rsj * pre[j, m] + r_col * wsum[j, m]
             corr_prev[j, m] = -og * cv
-            rr_est[m] += cv * (cv * g_col - 2.0 * srp[j, m])
+            if estimate:
+                rr_est[m] += cv * (cv * g_col - 2.0 * srp[j, m])
     for m in range(n_drv):
         if rr_est[m] < 0.0:
             rr_est[m] = 0.0
@@ -481,7 +485,7 @@ def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, corr_a, 
     while k <= max_iter:
         # step k: y_{k+1} into prev; column sums and residual estimate of y_k
         cheb_pass(cur_cold, prev_cold, drive0, s, cur, cur_corr, prev, prev_corr, omegas[k],
-                  gamma, r_source, r_sense, r_row, r_col, col_s, col_t, rr_est)
+                  gamma, r_source, r_sense, r_row, r_col, col_s, col_t, k == 0, rr_est)
         if k == 0:
             r0 = np.sqrt(rr_est.max())
             if r0 <= tol_res or q <= 0.0:
