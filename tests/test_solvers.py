@@ -220,46 +220,138 @@ def test_fcm_auto_iteration_by_size_and_rho_bound(rng):
     assert solver._state_kind == "chebyshev"
 
 
-def test_certify_equals_true_residual_with_pending_correction(rng):
-    """The one-pass residual of a field stored with a pending column correction."""
-    g = rng.uniform(1e-5, 1e-4, (5, 7))
+def _dense_a_b(g, par, drive0, n_drv):
+    """``A = I + S Z S`` and the unit drives ``b`` (columns) of the symmetric FCM system."""
     s = np.sqrt(g)
-    par = Parasitics.build(5, 7, r_source=rng.uniform(0, 50, 5), r_sense=30.0, r_row=2.0,
-                           r_col=3.0)
+    z = dense_z(g, par.r_source, par.r_sense, par.r_row, par.r_col)
+    a = np.eye(g.size) + s.reshape(-1)[:, None] * z * s.reshape(-1)[None, :]
+    b = np.zeros((*g.shape, n_drv))
+    for m in range(n_drv):
+        if drive0 + m < g.shape[0]:
+            b[drive0 + m, :, m] = s[drive0 + m]
+    return a, b
+
+
+@pytest.mark.parametrize("prev_is_b", [True, False])
+@pytest.mark.parametrize("cold", [True, False])
+def test_cheb_step_residual_next_iterate_and_totals_match_dense(rng, cold, prev_is_b):
+    """One step: exact residual of y_k, the Chebyshev update, line totals of y_{k+1}."""
+    n_rows, n_cols, n_drv, drive0 = 5, 7, 4, 2       # drives 3 and 4 lie beyond the rows
+    g = rng.uniform(1e-5, 1e-4, (n_rows, n_cols))
+    par = Parasitics.build(n_rows, n_cols, r_source=rng.uniform(0, 50, n_rows),
+                           r_sense=rng.uniform(0, 50, n_cols), r_row=2.0, r_col=3.0)
     p = (par.r_source, par.r_sense, par.r_row, par.r_col)
-    stored = rng.standard_normal((5, 7, 4)) * 1e-3
-    corr = rng.standard_normal((7, 4))
-    y = stored + s[:, :, None] * corr[None, :, :]
-    n_rows = 5
-    col_s = np.einsum("ij,ijm->jm", s, y)
-    col_t = np.einsum("i,ij,ijm->jm", n_rows - 1.0 - np.arange(n_rows), s, y)
-    rr = np.empty(4)
-    fcm_kernels.certify(s, stored, corr, 1, *p, col_s, col_t, rr)
-    z = dense_z(g, *p)
-    a = np.eye(35) + s.reshape(-1)[:, None] * z * s.reshape(-1)[None, :]
-    for m in range(4):
-        b = np.zeros((5, 7))
-        if 1 + m < n_rows:
-            b[1 + m] = s[1 + m]
-        want = b.reshape(-1) - a @ y[:, :, m].reshape(-1)
-        assert rr[m] == pytest.approx(want @ want, rel=1e-10)
+    s = np.sqrt(g)
+    a, b = _dense_a_b(g, par, drive0, n_drv)
+    y = b.copy() if cold else rng.standard_normal((n_rows, n_cols, n_drv)) * 1e-3
+    y_prev = b.copy() if prev_is_b else rng.standard_normal((n_rows, n_cols, n_drv)) * 1e-3
+    totals = [np.empty((n_rows, n_drv)), np.empty((n_cols, n_drv))]
+    fcm_kernels.field_totals(s, y, np.ones_like(s), par.r_sense, par.r_col, *totals)
+    if cold:
+        ideal = [np.empty((n_rows, n_drv)), np.empty((n_cols, n_drv))]
+        fcm_kernels.ideal_totals(s, drive0, par.r_sense, par.r_col, *ideal)
+        assert_allclose(ideal[0], totals[0], rtol=1e-13)
+        assert_allclose(ideal[1], totals[1], rtol=1e-13)
+    omega, gamma = 1.3, 0.8
+    y_next = y_prev.copy()
+    next_totals = [np.empty((n_rows, n_drv)), np.empty((n_cols, n_drv))]
+    col_s, rr = np.empty((n_cols, n_drv)), np.empty(n_drv)
+    fcm_kernels.cheb_step(cold, prev_is_b, drive0, s, np.full_like(y, np.nan) if cold else y,
+                          *totals, y_next, omega, gamma, *p, True, *next_totals, col_s, rr)
+    for m in range(n_drv):
+        r = b[..., m].reshape(-1) - a @ y[..., m].reshape(-1)
+        assert rr[m] == pytest.approx(r @ r, rel=1e-10)
+        y_m, y_prev_m = y[..., m].reshape(-1), y_prev[..., m].reshape(-1)
+        want = omega * (gamma * r + y_m) + (1 - omega) * y_prev_m
+        assert_allclose(y_next[..., m].reshape(-1), want, rtol=1e-10, atol=1e-18)
+    assert_allclose(col_s, np.einsum("ij,ijm->jm", s, y), rtol=1e-12, atol=1e-20)
+    want_totals = [np.empty((n_rows, n_drv)), np.empty((n_cols, n_drv))]
+    fcm_kernels.field_totals(s, y_next, np.ones_like(s), par.r_sense, par.r_col, *want_totals)
+    assert_allclose(next_totals[0], want_totals[0], rtol=1e-12, atol=1e-20)
+    assert_allclose(next_totals[1], want_totals[1], rtol=1e-12, atol=1e-20)
+    # write=False certifies only: the same residual, the next iterate untouched
+    y_keep = y_prev.copy()
+    rr2 = np.empty(n_drv)
+    fcm_kernels.cheb_step(cold, prev_is_b, drive0, s, y, *totals, y_keep, omega, gamma, *p,
+                          False, *next_totals, col_s, rr2)
+    assert_allclose(rr2, rr, rtol=1e-12)
+    assert_allclose(y_keep, y_prev, rtol=0)
 
 
-def test_fcm_chebyshev_py_func_matches_jit(rng):
+def test_field_totals_scales_in_place_and_sums_lines(rng):
+    g = rng.uniform(1e-5, 1e-4, (4, 3))
+    s, scale = np.sqrt(g), rng.uniform(0.5, 2.0, (4, 3))
+    r_sense, r_col = rng.uniform(0, 50, 3), 3.0
+    y = rng.standard_normal((4, 3, 2))
+    want_y = y * scale[:, :, None]
+    row_tot, col_tot = np.empty((4, 2)), np.empty((3, 2))
+    fcm_kernels.field_totals(s, y, scale, r_sense, r_col, row_tot, col_tot)
+    assert_allclose(y, want_y, rtol=1e-15)
+    c = s[:, :, None] * want_y
+    assert_allclose(row_tot, c.sum(axis=1), rtol=1e-12)
+    k_col = r_sense[None, :] + r_col * (3.0 - np.arange(4))[:, None]
+    assert_allclose(col_tot, np.einsum("ij,ijm->jm", k_col, c), rtol=1e-12)
+
+
+@given(circuits(max_side=5))
+def test_spectral_bound_lies_between_spectral_radius_and_row_sum_bound(c):
+    par = _par(c)
+    p = (par.r_source, par.r_sense, par.r_row, par.r_col)
+    zd = dense_z(c.g, *p) * c.g.reshape(-1)[None, :]
+    radius = float(np.max(np.abs(np.linalg.eigvals(zd))))
+    row_sum = float(np.max(fcm_kernels.z_apply(c.g, np.ones_like(c.g), *p)))
+    v = np.ones_like(c.g)
+    assert fcm_kernels.spectral_bound(c.g, *p, v, 0) == pytest.approx(row_sum, rel=1e-12)
+    for n_iter in (0, 4, 0):    # the last call starts from the iterate the others left in v
+        bound = fcm_kernels.spectral_bound(c.g, *p, v, n_iter)
+        assert radius - 1e-9 * row_sum <= bound <= row_sum * (1 + 1e-12)
+        assert np.all(v > 0)
+
+
+def test_spectral_bound_is_tight_on_a_txsim_tile(rng):
+    g = rng.uniform(1e-6, 1e-5, (32, 32))
+    par = Parasitics.build(32, 32, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    p = (par.r_source, par.r_sense, par.r_row, par.r_col)
+    zd = dense_z(g, *p) * g.reshape(-1)[None, :]
+    radius = float(np.max(np.abs(np.linalg.eigvals(zd))))
+    bound = fcm_kernels.spectral_bound(g, *p, np.ones_like(g), 4)
+    assert radius <= bound <= 1.05 * radius
+    assert float(np.max(fcm_kernels.z_apply(g, np.ones_like(g), *p))) > 1.15 * radius
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_fcm_chebyshev_py_func_matches_jit(rng, warm):
     g = rng.uniform(1e-5, 1e-4, (3, 4))
     par = Parasitics.build(3, 4, r_source=100.0, r_sense=30.0, r_row=2.0, r_col=3.0)
     rho = float(rho_bound(g, r_source=100.0, r_sense=30.0, r_row=2.0, r_col=3.0))
+    start = rng.uniform(0, 1e-2, (3, 4, 3))
     outs = []
     for fn in (fcm_kernels.fcm_chebyshev, fcm_kernels.fcm_chebyshev.py_func):
-        ya, yb = np.zeros((3, 4, 3)), np.zeros((3, 4, 3))
-        ca, cb = np.zeros((4, 3)), np.zeros((4, 3))
-        status, _, res, out, _ = fn(np.sqrt(g), 0, par.r_source, par.r_sense, par.r_row,
-                                    par.r_col, rho, ya, ca, yb, cb, False, 1e-16, 200)
-        assert status == 0 and res.max() <= 1e-16
+        ya, yb = start.copy(), np.zeros((3, 4, 3))
+        status, n_it, res, out, in_b = fn(np.sqrt(g), 0, par.r_source, par.r_sense,
+                                          par.r_row, par.r_col, rho, ya, yb, warm,
+                                          np.ones_like(g), 1e-16, 200)
+        assert status == 0 and res.max() <= 1e-16 and n_it > 0
+        assert_allclose(out, np.einsum("ij,ijm->mj", np.sqrt(g), yb if in_b else ya),
+                        rtol=1e-12)
         outs.append(out)
     assert_allclose(outs[0], outs[1], rtol=1e-12)
     want = dense_g_eff(g, par.r_source, par.r_sense, par.r_row, par.r_col)
     assert_allclose(outs[0], want, rtol=1e-10)
+
+
+def test_fcm_chebyshev_returns_the_ideal_start_when_it_is_exact():
+    """No parasitics: y_0 = b is certified at step 0 and materialised for the warm start."""
+    g = np.full((3, 4), 1e-5)
+    zero = np.zeros(3), np.zeros(4)
+    ya, yb = np.full((3, 4, 3), np.nan), np.zeros((3, 4, 3))
+    status, n_it, res, out, in_b = fcm_kernels.fcm_chebyshev(np.sqrt(g), 0, *zero, 0.0, 0.0,
+                                                             0.0, ya, yb, False, g, 1e-16,
+                                                             10)
+    assert (status, n_it, in_b) == (0, 0, False) and res.max() == 0.0
+    assert_allclose(out, g)
+    _, b = _dense_a_b(g, Parasitics.build(3, 4), 0, 3)
+    assert_allclose(ya, b, rtol=0)
 
 
 @pytest.mark.parametrize("iteration", ITERATIONS)

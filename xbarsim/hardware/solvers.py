@@ -150,9 +150,11 @@ class FCMSolver(CircuitSolver):
     applied with running sums along each line (O(n_rows n_cols) per drive and iteration, no
     matrix is formed). All drives are iterated together (contiguous in memory) in blocks that
     run in parallel threads. Two iterations are available: conjugate gradients (adaptive, about
-    fourteen passes over the fields per iteration) and Chebyshev semi-iteration on the a-priori
-    spectral bound (one pass per step, but not adaptive); Chebyshev wins when the bound is
-    small, as in the TxSim regime, because the solve is bound by memory traffic.
+    fourteen passes over the fields per iteration) and Chebyshev semi-iteration on an upper
+    bound of the spectrum (one sweep per step, which also yields the exact residual of the
+    step's input, but not adaptive); Chebyshev wins when the bound is small, as in the TxSim
+    regime. The bound is the Collatz-Wielandt bound of :attr:`spectral_iterations` power
+    iterates, a few per cent above the spectral radius.
 
     The matrix is symmetric positive definite with eigenvalues >= 1, so the error of ``y`` is
     at most the residual; the solver stops when this bound guarantees
@@ -191,6 +193,11 @@ class FCMSolver(CircuitSolver):
     #: rho bound 5-209, it takes two to three times CG's iterations and measured 0.6-1.2x CG's
     #: speed)
     chebyshev_max_rho: ClassVar[float] = 2.0
+    #: Power iterates of the Collatz-Wielandt bound on the spectral radius
+    #: (:func:`~xbarsim.kernels.fcm.spectral_bound`); four bring the TxSim bound from 25-30 %
+    #: above the spectral radius to 2-5 %, one Chebyshev step fewer in eight to eighteen. A
+    #: warm start takes the bound from the previous call's last iterate without iterating.
+    spectral_iterations: ClassVar[int] = 4
 
     def __init__(self, parasitics: Parasitics, *, rtol: float = 1e-10,
                  max_iter: int | None = None, fallback: str | None = "nodal",
@@ -218,9 +225,9 @@ class FCMSolver(CircuitSolver):
         self._par = parasitics.flipped() if self._flip else parasitics
         self._blocks: list[tuple[int, int]] = []
         self._work: list[list[FloatArray]] = []
-        self._corr: list[list[FloatArray]] = []   # Chebyshev: pending column corrections
         self._g_prev: FloatArray | None = None
         self._state_kind = ""                      # iteration that left the warm state
+        self._perron: FloatArray | None = None     # last power iterate of the rho bound
 
     def reset(self) -> None:
         """Drop the warm-start state."""
@@ -235,8 +242,6 @@ class FCMSolver(CircuitSolver):
         self._blocks = [(d0, min(n_drv, d0 + per_block)) for d0 in range(0, n_drv, per_block)]
         # fields per block: two for Chebyshev, four for CG (allocated on first use)
         self._work = [[np.empty((n_rows, n_cols, d1 - d0)) for _ in range(2)]
-                      for d0, d1 in self._blocks]
-        self._corr = [[np.zeros((n_cols, d1 - d0)) for _ in range(2)]
                       for d0, d1 in self._blocks]
         self._g_prev = None
 
@@ -263,37 +268,36 @@ class FCMSolver(CircuitSolver):
             return np.zeros_like(g_arr)
         # |g_eff - exact| <= max_j |s_:j| * |r_m|   (eigenvalues >= 1)
         tol_res = self.rtol * g_max / col_norm
-        rho = float(np.max(fcm_kernels.z_apply(gs, np.ones_like(gs), par.r_source, par.r_sense,
-                                               par.r_row, par.r_col)))
+        use_warm = ((self.warm_start if warm is None else warm) and self._g_prev is not None)
+        if not use_warm or self._perron is None:
+            self._perron = np.ones_like(gs)
+        rho = fcm_kernels.spectral_bound(gs, par.r_source, par.r_sense, par.r_row, par.r_col,
+                                         self._perron, 0 if use_warm else self.spectral_iterations)
         max_iter = self.max_iter or 3 * _cg_iterations(rho, self.rtol) + 10
         kind = self._choose_iteration(gs.size, rho)
-        use_warm = ((self.warm_start if warm is None else warm) and self._g_prev is not None
-                    and self._state_kind == kind)
+        use_warm = use_warm and self._state_kind == kind
+        ratio = s    # not read on a cold start
         if use_warm:
             assert self._g_prev is not None
+            # keep the device voltages x = y / sqrt(g)
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(self._g_prev > 0, np.sqrt(gs / self._g_prev), 0.0)
 
         def run(k: int) -> tuple[int, float, FloatArray]:
             d0, d1 = self._blocks[k]
             work = self._work[k]
-            if use_warm:
-                # keep the device voltages x = y / sqrt(g); a Chebyshev iterate's pending
-                # correction s * corr scales with s itself
-                work[0] *= ratio[:, :, None]
             if kind == "chebyshev":
-                corr = self._corr[k]
                 _, n_it, res, out, in_b = fcm_kernels.fcm_chebyshev(
                     s, d0, par.r_source, par.r_sense, par.r_row, par.r_col, rho, work[0],
-                    corr[0], work[1], corr[1], use_warm, tol_res, max_iter)
+                    work[1], use_warm, ratio, tol_res, max_iter)
                 if in_b:    # keep the certified iterate first, for the next warm start
                     work[0], work[1] = work[1], work[0]
-                    corr[0], corr[1] = corr[1], corr[0]
                 return n_it, float(res.max()), out
             while len(work) < 4:
                 work.append(np.empty_like(work[0]))
             y, r, p, ap = work
             if use_warm:
+                y *= ratio[:, :, None]
                 fcm_kernels.seed_unconnected(s, d0, y)
             else:
                 fcm_kernels.ideal_guess(s, d0, y)

@@ -14,8 +14,9 @@ inner loops run over contiguous drives (SIMD). Then ``g_eff[m, j] = sum_i g[i, j
 
 Two iterations solve the symmetric form ``(I + S Z S) y = S e_m 1^T`` (``S = sqrt(D)``):
 conjugate gradients (:func:`fcm_cg`, adaptive, about fourteen passes over the fields per
-iteration) and Chebyshev semi-iteration on the a-priori spectral bound (:func:`fcm_chebyshev`,
-one pass per step, certified at the end by :func:`certify`).
+iteration) and Chebyshev semi-iteration on an upper bound of the spectrum
+(:func:`fcm_chebyshev`: one sweep per step, which also yields the true residual of the step's
+input, so the iterate it stops at is certified).
 """
 
 from __future__ import annotations
@@ -261,162 +262,186 @@ def seed_unconnected(s, drive0, y):
 
 
 @jit
-def cheb_pass(cur_cold, prev_cold, drive0, s, y_k, corr_k, y_prev, corr_prev, omega, gamma,
-              r_source, r_sense, r_row, r_col, col_s, col_t, estimate, rr_est):
-    """One Chebyshev step in a single sweep: ``y_prev <- y_{k+1}`` from ``y_k`` and ``y_{k-1}``.
+def spectral_bound(g, r_source, r_sense, r_row, r_col, v, n_iter):
+    """Upper bound of the spectral radius of ``Z D`` (Collatz-Wielandt), tighter than the row sum.
+
+    ``Z D`` is entrywise non-negative, so ``rho(Z D) <= max_i (Z D v)_i / v_i`` for every
+    ``v > 0``; the bound is taken over the given ``v`` and ``n_iter`` power iterates from it,
+    which approach the Perron vector. From ``v = 1`` (whose bound is the row sum of MODELS.md
+    §3.3) four iterates come within 2-5 % of the spectral radius on the TxSim tiles, against
+    25-30 % for the row sum; the last iterate, left in ``v``, starts the next call well.
+
+    Parameters
+    ----------
+    g : (n_rows, n_cols) [S]; r_source, r_sense, r_row, r_col — resistances [Ohm].
+    v : (n_rows, n_cols) — positive start vector; overwritten with the last power iterate.
+    n_iter : int — power iterations after the first bound.
+
+    Returns
+    -------
+    float — the smallest bound found (dimensionless).
+    """
+    best = np.inf
+    for _ in range(n_iter + 1):
+        w = z_apply(g, v, r_source, r_sense, r_row, r_col)
+        w_max = 0.0
+        ratio = 0.0
+        for i in range(g.shape[0]):
+            for j in range(g.shape[1]):
+                w_max = max(w_max, w[i, j])
+                ratio = max(ratio, w[i, j] / v[i, j])
+        best = min(best, ratio)
+        if w_max <= 0.0:
+            break
+        for i in range(g.shape[0]):
+            for j in range(g.shape[1]):
+                v[i, j] = max(w[i, j] / w_max, 1e-12)   # stays > 0: every iterate bounds
+    return best
+
+
+@jit
+def ideal_totals(s, drive0, r_sense, r_col, row_tot, col_tot):
+    """Line totals of the ideal start ``y = b`` (see :func:`cheb_step` for their meaning)."""
+    n_rows, n_drv = row_tot.shape
+    row_tot[:] = 0.0
+    col_tot[:] = 0.0
+    for m in range(n_drv):
+        i = drive0 + m
+        if i < n_rows:
+            w_i = float(n_rows - 1 - i)
+            for j in range(s.shape[1]):
+                g_ij = s[i, j] * s[i, j]
+                row_tot[i, m] += g_ij
+                col_tot[j, m] = (r_sense[j] + r_col * w_i) * g_ij
+
+
+@jit
+def field_totals(s, y, scale, r_sense, r_col, row_tot, col_tot):
+    """Scale a stored field in place, ``y *= scale[:, :, None]``, and form its line totals.
+
+    The scaling is the warm start (``scale = sqrt(g / g_prev)`` keeps the device voltages);
+    see :func:`cheb_step` for the meaning of the totals.
+    """
+    n_rows, n_cols, n_drv = y.shape
+    row_tot[:] = 0.0
+    col_tot[:] = 0.0
+    for i in range(n_rows):
+        w_i = float(n_rows - 1 - i)
+        for j in range(n_cols):
+            sij = s[i, j]
+            f = scale[i, j]
+            k_col = r_sense[j] + r_col * w_i
+            for m in range(n_drv):
+                y[i, j, m] *= f
+                c = sij * y[i, j, m]
+                row_tot[i, m] += c
+                col_tot[j, m] += k_col * c
+
+
+@jit
+def cheb_step(cold, prev_is_b, drive0, s, y, row_tot, col_tot, y_next, omega, gamma, r_source,
+              r_sense, r_row, r_col, write, row_tot_next, col_tot_next, col_s, rr):
+    """One Chebyshev step in one sweep: the true residual of ``y_k`` and ``y_{k+1}``.
 
     Solves ``A y = b`` with ``A = I + S Z S`` (spectrum in ``[1, 1 + rho]``) by the Chebyshev
     semi-iteration of the Richardson step ``y + gamma (b - A y)``::
 
         y_{k+1} = omega (gamma r_k + y_k) + (1 - omega) y_{k-1},    r_k = b - A y_k
 
-    The column-sum terms of ``Z`` (``r_sense S + r_col T``) are known only after the sweep; a
-    field is therefore stored with a *pending column correction*: its value is
-    ``stored[i, j, m] + s[i, j] * corr[j, m]``. This keeps one sweep per step (read ``y_k`` and
-    ``y_{k-1}``, write ``y_{k+1}`` over ``y_{k-1}``).
+    ``Z`` needs the line totals of ``c = s y_k`` before the sweep reaches the end of a line;
+    they come from the previous step, which accumulates them while it writes ``y_k``::
+
+        row_tot[i, m] = sum_j c[i, j, m]
+        col_tot[j, m] = sum_i (r_sense[j] + r_col (n_rows - 1 - i)) c[i, j, m]
+
+    With them, ``Z c`` at ``(i, j)`` follows from two running sums, one per line, and ``r_k``
+    is exact (not an estimate) element by element: every step certifies its input.
 
     Parameters
     ----------
-    cur_cold, prev_cold : bool — ``y_k`` / ``y_{k-1}`` is the ideal start ``b`` (not read).
-    drive0 : int — row driven by drive 0 of the block.
+    cold : bool — ``y_k`` is the ideal start ``b`` (``y`` is not read).
+    prev_is_b : bool — ``y_{k-1}`` is ``b`` (``y_next`` is not read; also right when
+        ``omega == 1``, where the term vanishes).
+    drive0 : int — row driven by drive 0 of the block: ``b[i, j, m] = s[i, j] [i == drive0 + m]``.
     s : (n_rows, n_cols) — square roots of the conductances [S^0.5].
-    y_k : (n_rows, n_cols, n_drives), corr_k : (n_cols, n_drives) — current iterate.
-    y_prev : (n_rows, n_cols, n_drives), corr_prev : (n_cols, n_drives) — previous iterate
-        (read only when ``omega != 1``); overwritten with ``y_{k+1}``, and ``corr_prev`` with
-        its pending correction.
+    y : (n_rows, n_cols, n_drives) — ``y_k``; row_tot : (n_rows, n_drives) and
+        col_tot : (n_cols, n_drives) — its line totals.
+    y_next : (n_rows, n_cols, n_drives) — ``y_{k-1}`` in, ``y_{k+1}`` out (when ``write``).
     omega, gamma : float — Chebyshev weight and Richardson step ``1 / (1 + rho / 2)``.
     r_source : (n_rows,), r_sense : (n_cols,), r_row, r_col — resistances [Ohm].
-    col_s, col_t : (n_cols, n_drives) — output: ``sum_i s y_k`` (that is ``g_eff`` of ``y_k``,
-        transposed) and ``sum_i (n_rows - 1 - i) s y_k``, for :func:`certify`.
-    estimate : bool — compute ``rr_est`` (only the first step needs it).
-    rr_est : (n_drives,) — output: ``|r_k|^2`` from an expansion that loses accuracy once
-        ``r_k`` is small against ``rho y_k`` (a progress estimate, never a certificate).
+    write : bool — form ``y_{k+1}`` (False: only certify ``y_k``).
+    row_tot_next, col_tot_next : line totals of ``y_{k+1}`` (output when ``write``).
+    col_s : (n_cols, n_drives) — output: ``sum_i s y_k``, that is ``g_eff`` of ``y_k``
+        transposed [S].
+    rr : (n_drives,) — output: ``|r_k|^2`` per drive.
     """
-    n_rows, n_cols, n_drv = y_prev.shape
-    pre = col_s
-    wsum = col_t
+    n_rows, n_cols, n_drv = y_next.shape
+    pre = col_s                 # running column sum of c; ends as sum_i s y_k
     pre[:] = 0.0
-    wsum[:] = 0.0
-    srp = np.zeros((n_cols, n_drv))      # sum_i s rp, for the residual estimate
-    rr_est[:] = 0.0
-    yk = np.empty((n_cols, n_drv))
-    rpv = np.empty(n_drv)
-    row_total = np.empty(n_drv)
-    suffix = np.empty(n_drv)
-    min_sum = np.empty(n_drv)
+    v_col = col_tot.copy()      # column part of Z c at the current row
+    x_row = np.empty(n_drv)     # row part of Z c at the current cell
+    p_row = np.empty(n_drv)     # running row sum of c
+    r_tot = np.empty(n_drv)
+    r_next = np.empty(n_drv)
+    yv = np.zeros(n_drv)
+    bv = np.zeros(n_drv)
+    rv = np.empty(n_drv)
+    rr[:] = 0.0
+    if write:
+        col_tot_next[:] = 0.0
     og = omega * gamma
     om1 = 1.0 - omega
     for i in range(n_rows):
         m_src = i - drive0
         has_src = 0 <= m_src < n_drv
-        row_total[:] = 0.0
-        for j in range(n_cols):
-            sij = s[i, j]
-            if cur_cold:
-                for m in range(n_drv):
-                    yk[j, m] = 0.0
-                if 0 <= m_src < n_drv:
-                    yk[j, m_src] = sij
-            else:
-                for m in range(n_drv):
-                    yk[j, m] = y_k[i, j, m] + sij * corr_k[j, m]
-            for m in range(n_drv):
-                row_total[m] += sij * yk[j, m]
         rs = r_source[i]
         w_i = float(n_rows - 1 - i)
         for m in range(n_drv):
-            suffix[m] = row_total[m]
-            min_sum[m] = 0.0
+            r_tot[m] = row_tot[i, m]
+            x_row[m] = rs * r_tot[m]
+            p_row[m] = 0.0
+            r_next[m] = 0.0
         for j in range(n_cols):
             sij = s[i, j]
-            for m in range(n_drv):
-                yv = yk[j, m]
-                c = sij * yv
-                rpv[m] = -yv - sij * (rs * row_total[m] + r_row * min_sum[m]
-                                      + r_col * (w_i * pre[j, m] - wsum[j, m]))
-                suffix[m] -= c
-                min_sum[m] += suffix[m]
-                pre[j, m] += c
-                wsum[j, m] += w_i * c
+            k_col = r_sense[j] + r_col * w_i
             if has_src:
-                rpv[m_src] += sij
-            if estimate:
-                for m in range(n_drv):
-                    srp[j, m] += sij * rpv[m]
-                    rr_est[m] += rpv[m] * rpv[m]
-            if omega == 1.0:
-                for m in range(n_drv):
-                    y_prev[i, j, m] = og * rpv[m] + yk[j, m]
-            elif prev_cold:
-                for m in range(n_drv):
-                    y_prev[i, j, m] = og * rpv[m] + omega * yk[j, m]
+                bv[m_src] = sij
+            if cold:
                 if has_src:
-                    y_prev[i, j, m_src] += om1 * sij
+                    yv[m_src] = sij
             else:
                 for m in range(n_drv):
-                    y_prev[i, j, m] = (og * rpv[m] + omega * yk[j, m]
-                                       + om1 * (y_prev[i, j, m] + sij * corr_prev[j, m]))
-    # column terms: r_k = rp - s C,  C = r_sense S + r_col T
-    for j in range(n_cols):
-        g_col = 0.0
-        if estimate:
-            for i in range(n_rows):
-                g_col += s[i, j] * s[i, j]
-        rsj = r_sense[j]
-        for m in range(n_drv):
-            cv = rsj * pre[j, m] + r_col * wsum[j, m]
-            corr_prev[j, m] = -og * cv
-            if estimate:
-                rr_est[m] += cv * (cv * g_col - 2.0 * srp[j, m])
-    for m in range(n_drv):
-        if rr_est[m] < 0.0:
-            rr_est[m] = 0.0
-
-
-@jit
-def certify(s, y, corr, drive0, r_source, r_sense, r_row, r_col, col_s, col_t, rr):
-    """``rr[m] = |b_m - A y_m|^2`` (true residual) in one sweep, given ``y``'s column sums.
-
-    ``y`` holds ``stored + s * corr`` (see :func:`cheb_pass`); ``col_s`` and ``col_t`` are its
-    column sums ``sum_i s y`` and ``sum_i (n_rows - 1 - i) s y`` as :func:`cheb_pass` returns
-    them, which supply the column-total terms of ``Z`` before the sweep reaches the bottom.
-    """
-    n_rows, n_cols, n_drv = y.shape
-    pre = np.zeros((n_cols, n_drv))
-    wsum = np.zeros((n_cols, n_drv))
-    yk = np.empty((n_cols, n_drv))
-    row_total = np.empty(n_drv)
-    suffix = np.empty(n_drv)
-    min_sum = np.empty(n_drv)
-    rr[:] = 0.0
-    for i in range(n_rows):
-        m_src = i - drive0
-        row_total[:] = 0.0
-        for j in range(n_cols):
-            sij = s[i, j]
+                    yv[m] = y[i, j, m]
             for m in range(n_drv):
-                yk[j, m] = y[i, j, m] + sij * corr[j, m]
-                row_total[m] += sij * yk[j, m]
-        rs = r_source[i]
-        w_i = float(n_rows - 1 - i)
-        for m in range(n_drv):
-            suffix[m] = row_total[m]
-            min_sum[m] = 0.0
-        for j in range(n_cols):
-            sij = s[i, j]
-            rsj = r_sense[j]
-            for m in range(n_drv):
-                yv = yk[j, m]
-                c = sij * yv
-                res = -yv - sij * (rs * row_total[m] + r_row * min_sum[m] + rsj * col_s[j, m]
-                                   + r_col * (col_t[j, m] - wsum[j, m] + w_i * pre[j, m]))
-                if m == m_src:
-                    res += sij
-                rr[m] += res * res
-                suffix[m] -= c
-                min_sum[m] += suffix[m]
+                c = sij * yv[m]
+                r = bv[m] - yv[m] - sij * (x_row[m] + v_col[j, m])
+                rv[m] = r
+                rr[m] += r * r
+                p_row[m] += c
+                x_row[m] += r_row * (r_tot[m] - p_row[m])
                 pre[j, m] += c
-                wsum[j, m] += w_i * c
+                v_col[j, m] -= r_col * pre[j, m]
+            if write:
+                if prev_is_b:
+                    for m in range(n_drv):
+                        y1 = og * rv[m] + omega * yv[m] + om1 * bv[m]
+                        y_next[i, j, m] = y1
+                        c1 = sij * y1
+                        r_next[m] += c1
+                        col_tot_next[j, m] += k_col * c1
+                else:
+                    for m in range(n_drv):
+                        y1 = og * rv[m] + omega * yv[m] + om1 * y_next[i, j, m]
+                        y_next[i, j, m] = y1
+                        c1 = sij * y1
+                        r_next[m] += c1
+                        col_tot_next[j, m] += k_col * c1
+            if has_src:
+                bv[m_src] = 0.0
+                yv[m_src] = 0.0
+        if write:
+            for m in range(n_drv):
+                row_tot_next[i, m] = r_next[m]
 
 
 @jit
@@ -432,37 +457,39 @@ def chebyshev_omegas(sigma, n):
 
 
 @jit
-def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, corr_a, y_b, corr_b,
-                  warm, tol_res, max_iter):
-    """Solve ``(I + S Z S) y = b`` for a block of unit drives by single-sweep Chebyshev steps.
+def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, y_b, warm, scale,
+                  tol_res, max_iter):
+    """Solve ``(I + S Z S) y = b`` for a block of unit drives by one-sweep Chebyshev steps.
 
-    The spectrum lies in ``[1, 1 + rho]`` (``rho`` the a-priori bound of MODELS.md §3.3), so
-    ``|r_k| <= 2 q^k |r_0|`` with ``q = (sqrt(1 + rho) - 1) / (sqrt(1 + rho) + 1)``, the
-    conjugate-gradient bound, at a third of the memory traffic per step. When that bound
-    predicts ``|r_k| <= tol_res`` (and at the step limit), the true residual of ``y_k`` is
-    computed (:func:`certify`); the solve succeeds only when it is within ``tol_res``
-    (eigenvalues >= 1, so it bounds the error of ``y_k``).
+    The spectrum lies in ``[1, 1 + rho]`` (``rho`` an upper bound of the spectral radius of
+    ``Z D``), so ``|r_k| <= 2 q^k |r_0|`` with ``q = (sqrt(1 + rho) - 1) / (sqrt(1 + rho) +
+    1)``, the conjugate-gradient bound, at one sweep per step. Every step computes the true
+    residual of its input (:func:`cheb_step`); the solve stops at the first iterate whose
+    residual is within ``tol_res`` for every drive (eigenvalues >= 1, so that bounds its
+    error). The step that the bound predicts to be the last one only certifies (it does not
+    form the next iterate); should it fail, it is repeated with the next iterate formed.
 
     Parameters
     ----------
     s : (n_rows, n_cols) — square roots of the conductances.
     drive0 : int — row driven by drive 0 of the block.
     r_source : (n_rows,), r_sense : (n_cols,), r_row, r_col — resistances [Ohm].
-    rho : float — upper bound of the spectral radius of ``S Z S``.
-    y_a, corr_a : start (read when ``warm``; else the ideal start ``b`` is used).
-    y_b, corr_b : workspace of the same shapes.
+    rho : float — upper bound of the spectral radius of ``Z D``.
+    y_a : (n_rows, n_cols, n_drives) — start (read when ``warm``; else the ideal start ``b``).
+    y_b : workspace of the same shape.
     warm : bool.
+    scale : (n_rows, n_cols) — warm start: ``y_a`` is first multiplied by it (not read cold).
     tol_res : float — required residual 2-norm per drive.
     max_iter : int — limit of steps.
 
     Returns
     -------
     status : int — 0 certified, 2 limit reached.
-    n_iter : int — steps taken.
-    res : (n_drives,) — true residual norms of the returned iterate (the last one computed;
-        ``status == 2``: some exceed ``tol_res``).
+    n_iter : int — steps taken (the index of the returned iterate).
+    res : (n_drives,) — true residual norms of the returned iterate (``status == 2``: some
+        exceed ``tol_res``).
     g_eff : (n_drives, n_cols) — ``sum_i s y`` of that iterate [S].
-    in_b : bool — that iterate is in ``y_b``/``corr_b`` (else ``y_a``/``corr_a``).
+    in_b : bool — that iterate is in ``y_b`` (else ``y_a``).
     """
     n_rows, n_cols, n_drv = y_a.shape
     half = 0.5 * max(rho, 0.0)
@@ -470,54 +497,51 @@ def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, corr_a, 
     sigma = half * gamma
     q = sigma / (1.0 + np.sqrt(1.0 - sigma * sigma))
     omegas = chebyshev_omegas(sigma, max_iter + 1)
+    row_a = np.zeros((n_rows, n_drv))
+    col_a = np.zeros((n_cols, n_drv))
+    row_b = np.zeros((n_rows, n_drv))
+    col_b = np.zeros((n_cols, n_drv))
     col_s = np.zeros((n_cols, n_drv))
-    col_t = np.zeros((n_cols, n_drv))
-    rr_est = np.zeros(n_drv)
     rr = np.zeros(n_drv)
     res = np.full(n_drv, np.inf)
-    cur, cur_corr, prev, prev_corr = y_a, corr_a, y_b, corr_b
+    if warm:
+        field_totals(s, y_a, scale, r_sense, r_col, row_a, col_a)
+    else:
+        ideal_totals(s, drive0, r_sense, r_col, row_a, col_a)
+    cur, row_cur, col_cur = y_a, row_a, col_a
+    nxt, row_nxt, col_nxt = y_b, row_b, col_b
     cur_cold = not warm
-    prev_cold = False
+    prev_is_b = True
     in_b = False
-    k_check = 0
+    k_last = max_iter           # the step the bound predicts to certify
     status = 2
     k = 0
-    while k <= max_iter:
-        # step k: y_{k+1} into prev; column sums and residual estimate of y_k
-        cheb_pass(cur_cold, prev_cold, drive0, s, cur, cur_corr, prev, prev_corr, omegas[k],
-                  gamma, r_source, r_sense, r_row, r_col, col_s, col_t, k == 0, rr_est)
-        if k == 0:
-            r0 = np.sqrt(rr_est.max())
-            if r0 <= tol_res or q <= 0.0:
-                k_check = 0
-            else:
-                k_check = int(np.ceil(np.log(tol_res / (2.0 * r0)) / np.log(q)))
-        if k >= k_check or k == max_iter:
-            if cur_cold:
-                # y_0 = b was never stored: materialise it for the certificate and the result
-                cur[:] = 0.0
-                cur_corr[:] = 0.0
-                for m in range(n_drv):
-                    i = drive0 + m
-                    if i < n_rows:
-                        for j in range(n_cols):
-                            cur[i, j, m] = s[i, j]
-                cur_cold = False
-            certify(s, cur, cur_corr, drive0, r_source, r_sense, r_row, r_col, col_s, col_t,
-                    rr)
-            ok = True
-            for m in range(n_drv):
-                res[m] = np.sqrt(rr[m])
-                if res[m] > tol_res:
-                    ok = False
-            if ok:
-                status = 0
-                break
-        if k == max_iter:
+    while True:
+        write = k < k_last and k < max_iter
+        cheb_step(cur_cold, prev_is_b, drive0, s, cur, row_cur, col_cur, nxt, omegas[k], gamma,
+                  r_source, r_sense, r_row, r_col, write, row_nxt, col_nxt, col_s, rr)
+        ok = True
+        for m in range(n_drv):
+            res[m] = np.sqrt(rr[m])
+            if res[m] > tol_res:
+                ok = False
+        if ok:
+            status = 0
             break
-        prev_cold = cur_cold
+        if k == 0 and q > 0.0:
+            k_last = max(1, int(np.ceil(np.log(tol_res / (2.0 * res.max())) / np.log(q))))
+        if k >= max_iter:
+            break
+        if not write:           # predicted to certify but did not: repeat, forming y_{k+1}
+            k_last = max_iter
+            continue
+        prev_is_b = cur_cold
         cur_cold = False
-        cur, cur_corr, prev, prev_corr = prev, prev_corr, cur, cur_corr
+        cur, nxt = nxt, cur
+        row_cur, row_nxt = row_nxt, row_cur
+        col_cur, col_nxt = col_nxt, col_cur
         in_b = not in_b
         k += 1
+    if cur_cold:                # y_0 = b was never stored: materialise it for the result
+        ideal_guess(s, drive0, cur)
     return status, k, res, col_s.T.copy(), in_b
