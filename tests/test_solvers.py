@@ -213,6 +213,7 @@ def test_fcm_auto_iteration_by_size_and_rho_bound(rng):
     assert FCMSolver(small)._choose_iteration(16 * 16, 0.1) == "cg"
     assert FCMSolver(large)._choose_iteration(64 * 64, 0.1) == "chebyshev"
     assert FCMSolver(large)._choose_iteration(64 * 64, 50.0) == "cg"
+    assert FCMSolver(large)._choose_iteration(128 * 128, 50.0) == "chebyshev"
     assert FCMSolver(small, iteration="chebyshev")._choose_iteration(16 * 16, 50.0) == "chebyshev"
     g = rng.uniform(1e-6, 1e-5, (64, 64))
     solver = FCMSolver(large)

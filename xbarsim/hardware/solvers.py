@@ -177,22 +177,25 @@ class FCMSolver(CircuitSolver):
     n_threads : int, optional
         Threads for independent drive blocks; default ``NUMBA_NUM_THREADS`` or the CPU count.
     iteration : {"auto", "cg", "chebyshev"}, default "auto"
-        "auto" takes Chebyshev when the array has at least :attr:`chebyshev_min_cells` cells
-        and the rho bound is at most :attr:`chebyshev_max_rho`, else conjugate gradients
-        (crossover measured with ``benchmarks/bench_fcm_iteration.py``).
+        "auto" takes Chebyshev when the array has at least :attr:`chebyshev_any_rho_cells`
+        cells, or at least :attr:`chebyshev_min_cells` cells and a rho bound of at most
+        :attr:`chebyshev_max_rho`, else conjugate gradients (crossover measured with
+        ``benchmarks/bench_fcm_iteration.py``).
     """
 
     name = "fcm"
     exact = True
-    #: "auto": fewest cells for Chebyshev. Measured (TxSim devices): 1.1-1.8x faster than CG
-    #: from 32 x 32 up to 256 x 256 (one array, two threads) and 1.4-1.5x for eight 64 x 64
-    #: arrays refreshed on two threads as a Tile does; a lone 64 x 64 array on one thread was
-    #: 1.3x slower.
+    #: "auto": fewest cells for Chebyshev. Measured (TxSim devices, one array on two threads):
+    #: 2.0-2.7x faster than CG cold and 1.8-3.0x warm from 64 x 64 to 256 x 256, 2.1x for
+    #: eight 64 x 64 arrays refreshed warm on two threads as a Tile does; at 32 x 32 0.85x cold
+    #: but 1.6x warm, at 16 x 16 0.9x cold.
     chebyshev_min_cells: ClassVar[int] = 32 * 32
-    #: "auto": largest rho bound for Chebyshev (the bound is not adaptive: in the harsh regime,
-    #: rho bound 5-209, it takes two to three times CG's iterations and measured 0.6-1.2x CG's
-    #: speed)
+    #: "auto": largest rho bound for Chebyshev below :attr:`chebyshev_any_rho_cells` cells (the
+    #: bound is not adaptive: in the harsh regime it takes 1.4-2.2x CG's iterations; measured
+    #: 0.84x CG's speed cold at 32 x 32, 1.0x at 64 x 64, 1.4x at 128 x 128 and 256 x 256)
     chebyshev_max_rho: ClassVar[float] = 2.0
+    #: "auto": from this many cells Chebyshev whatever the rho bound (see above)
+    chebyshev_any_rho_cells: ClassVar[int] = 128 * 128
     #: Power iterates of the Collatz-Wielandt bound on the spectral radius
     #: (:func:`~xbarsim.kernels.fcm.spectral_bound`); four bring the TxSim bound from 25-30 %
     #: above the spectral radius to 2-5 %, one Chebyshev step fewer in eight to eighteen. A
@@ -248,7 +251,8 @@ class FCMSolver(CircuitSolver):
     def _choose_iteration(self, n_cells: int, rho: float) -> str:
         if self.iteration != "auto":
             return self.iteration
-        if n_cells >= self.chebyshev_min_cells and rho <= self.chebyshev_max_rho:
+        if n_cells >= self.chebyshev_any_rho_cells or (
+                n_cells >= self.chebyshev_min_cells and rho <= self.chebyshev_max_rho):
             return "chebyshev"
         return "cg"
 
