@@ -6,6 +6,7 @@ the CLI can pass the message to the user unchanged.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -50,18 +51,19 @@ def as_float_array(name: str, x: Any, *, ndim: int | tuple[int, ...] | None = No
         raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name}: must not be empty, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        where = f" at index {tuple(bad)}" if arr.ndim else ""
-        raise ValueError(f"{name}: must be finite, got {arr[tuple(bad)]}{where}")
-    if positive and np.any(arr <= 0):
-        bad = np.argwhere(arr <= 0)[0]
-        where = f" at index {tuple(bad)}" if arr.ndim else ""
-        raise ValueError(f"{name}: must be > 0, got {arr[tuple(bad)]:g}{where}")
-    if nonneg and np.any(arr < 0):
-        bad = np.argwhere(arr < 0)[0]
-        where = f" at index {tuple(bad)}" if arr.ndim else ""
-        raise ValueError(f"{name}: must be >= 0, got {arr[tuple(bad)]:g}{where}")
+    # fast path: two reductions decide every check (NaN propagates through min and max); the
+    # element-wise scans below only run to name the offending element
+    lo, hi = (float(arr), float(arr)) if arr.ndim == 0 else (float(arr.min()), float(arr.max()))
+    if (math.isfinite(lo) and math.isfinite(hi) and not (positive and lo <= 0.0)
+            and not (nonneg and lo < 0.0)):
+        return arr
+    for failed, what in ((~np.isfinite(arr), "finite"), (positive & (arr <= 0), "> 0"),
+                         (nonneg & (arr < 0), ">= 0")):
+        if np.any(failed):
+            index = tuple(int(k) for k in np.argwhere(failed)[0])
+            got = arr[index] if what == "finite" else f"{arr[index]:g}"
+            where = f" at index {index}" if arr.ndim else ""
+            raise ValueError(f"{name}: must be {what}, got {got}{where}")
     return arr
 
 
