@@ -10,7 +10,7 @@ name                      what                                                  
 ========================  =======================================================  ==========
 ``"ideal"``               ``g`` itself                                             no
 ``"nodal"``               sparse LU of the nodal system (golden reference)         yes
-``"fcm"``                 structured conjugate gradients on the device voltages    to ``rtol``
+``"fcm"``                 Chebyshev or CG iteration on the device voltages         to ``rtol``
 ``"aam"``                 path expansion of order K (MODELS.md §3)                  no (bound)
 ``InterpolatedSolver``    exact refresh every L calls, stored distortion between   no
 ========================  =======================================================  ==========
