@@ -71,16 +71,22 @@ def col2im(cols, shape, kh, kw, stride, pad):
         for i in range(h_out):
             for j in range(w_out):
                 row = (n * h_out + i) * w_out + j
+                x0 = j * stride - pad
+                inside = x0 >= 0 and x0 + kw <= w     # no column of the window is padding
                 for ch in range(n_c):
                     for p in range(kh):
                         yy = i * stride - pad + p
                         if yy < 0 or yy >= h:
                             continue
                         base = (ch * kh + p) * kw
-                        for q in range(kw):
-                            xx = j * stride - pad + q
-                            if 0 <= xx < w:
-                                x[n, ch, yy, xx] += cols[row, base + q]
+                        if inside:
+                            for q in range(kw):
+                                x[n, ch, yy, x0 + q] += cols[row, base + q]
+                        else:
+                            for q in range(kw):
+                                xx = x0 + q
+                                if 0 <= xx < w:
+                                    x[n, ch, yy, xx] += cols[row, base + q]
     return x
 
 
