@@ -197,8 +197,8 @@ class FCMSolver(CircuitSolver):
     #: "auto": from this many cells Chebyshev whatever the rho bound (see above)
     chebyshev_any_rho_cells: ClassVar[int] = 128 * 128
     #: Power iterates of the Collatz-Wielandt bound on the spectral radius
-    #: (:func:`~xbarsim.kernels.fcm.spectral_bound`); four bring the TxSim bound from 25-30 %
-    #: above the spectral radius to 2-5 %, one Chebyshev step fewer in eight to eighteen. A
+    #: (:func:`~xbarsim.kernels.fcm.spectral_bound`); four bring the TxSim bound from 25-35 %
+    #: above the spectral radius to 2-7 %, one Chebyshev step fewer in eight to eighteen. A
     #: warm start takes the bound from the previous call's last iterate without iterating.
     spectral_iterations: ClassVar[int] = 4
 

@@ -268,8 +268,8 @@ def spectral_bound(g, r_source, r_sense, r_row, r_col, v, n_iter):
     ``Z D`` is entrywise non-negative, so ``rho(Z D) <= max_i (Z D v)_i / v_i`` for every
     ``v > 0``; the bound is taken over the given ``v`` and ``n_iter`` power iterates from it,
     which approach the Perron vector. From ``v = 1`` (whose bound is the row sum of MODELS.md
-    §3.3) four iterates come within 2-5 % of the spectral radius on the TxSim tiles, against
-    25-30 % for the row sum; the last iterate, left in ``v``, starts the next call well.
+    §3.3) four iterates come within 2-7 % of the spectral radius on the TxSim tiles, against
+    25-35 % for the row sum; the last iterate, left in ``v``, starts the next call well.
 
     Parameters
     ----------
