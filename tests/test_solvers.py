@@ -341,6 +341,30 @@ def test_fcm_chebyshev_py_func_matches_jit(rng, warm):
     assert_allclose(outs[0], want, rtol=1e-10)
 
 
+def test_fcm_chebyshev_repeats_a_failed_certify_only_step(rng, monkeypatch):
+    """An interval that is too narrow makes the predicted last step fail: it is repeated."""
+    g = rng.uniform(1e-5, 1e-4, (6, 5))
+    par = Parasitics.build(6, 5, r_source=100.0, r_sense=30.0, r_row=20.0, r_col=30.0)
+    p = (par.r_source, par.r_sense, par.r_row, par.r_col)
+    rho = fcm_kernels.spectral_bound(g, *p, np.ones_like(g), 10)
+    calls = []
+    step = fcm_kernels.cheb_step
+
+    def recording_step(*args):
+        calls.append(args[14])     # write
+        return step(*args)
+
+    monkeypatch.setattr(fcm_kernels, "cheb_step", recording_step)
+    ya, yb = np.zeros((6, 5, 6)), np.zeros((6, 5, 6))
+    status, _, res, out, in_b = fcm_kernels.fcm_chebyshev.py_func(
+        np.sqrt(g), 0, *p, 0.3 * rho, ya, yb, False, np.sqrt(g), 1e-15, 100)
+    assert status == 0 and res.max() <= 1e-15
+    repeats = [k for k in range(1, len(calls)) if not calls[k - 1] and calls[k]]
+    assert repeats, calls
+    assert_allclose(out, dense_g_eff(g, *p), rtol=1e-10)
+    assert_allclose(out, np.einsum("ij,ijm->mj", np.sqrt(g), yb if in_b else ya), rtol=1e-12)
+
+
 def test_fcm_chebyshev_returns_the_ideal_start_when_it_is_exact():
     """No parasitics: y_0 = b is certified at step 0 and materialised for the warm start."""
     g = np.full((3, 4), 1e-5)
