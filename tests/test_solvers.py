@@ -236,7 +236,12 @@ def _dense_a_b(g, par, drive0, n_drv):
 @pytest.mark.parametrize("prev_is_b", [True, False])
 @pytest.mark.parametrize("cold", [True, False])
 def test_cheb_step_residual_next_iterate_and_totals_match_dense(rng, cold, prev_is_b):
-    """One step: exact residual of y_k, the Chebyshev update, line totals of y_{k+1}."""
+    """One step: exact residual of y_k, the Chebyshev update, line totals of y_{k+1}.
+
+    ``cold``: y_k is the ideal start b, whose totals ``ideal_totals`` forms without reading the
+    field; ``prev_is_b``: y_{k-1} = b is taken from the drive pattern, the field (NaN here) is
+    not read.
+    """
     n_rows, n_cols, n_drv, drive0 = 5, 7, 4, 2       # drives 3 and 4 lie beyond the rows
     g = rng.uniform(1e-5, 1e-4, (n_rows, n_cols))
     par = Parasitics.build(n_rows, n_cols, r_source=rng.uniform(0, 50, n_rows),
@@ -245,7 +250,8 @@ def test_cheb_step_residual_next_iterate_and_totals_match_dense(rng, cold, prev_
     s = np.sqrt(g)
     a, b = _dense_a_b(g, par, drive0, n_drv)
     y = b.copy() if cold else rng.standard_normal((n_rows, n_cols, n_drv)) * 1e-3
-    y_prev = b.copy() if prev_is_b else rng.standard_normal((n_rows, n_cols, n_drv)) * 1e-3
+    y_prev = (np.full_like(b, np.nan) if prev_is_b
+              else rng.standard_normal((n_rows, n_cols, n_drv)) * 1e-3)
     totals = [np.empty((n_rows, n_drv)), np.empty((n_cols, n_drv))]
     fcm_kernels.field_totals(s, y, np.ones_like(s), par.r_sense, par.r_col, *totals)
     if cold:
@@ -257,12 +263,13 @@ def test_cheb_step_residual_next_iterate_and_totals_match_dense(rng, cold, prev_
     y_next = y_prev.copy()
     next_totals = [np.empty((n_rows, n_drv)), np.empty((n_cols, n_drv))]
     col_s, rr = np.empty((n_cols, n_drv)), np.empty(n_drv)
-    fcm_kernels.cheb_step(cold, prev_is_b, drive0, s, np.full_like(y, np.nan) if cold else y,
+    fcm_kernels.cheb_step(prev_is_b, drive0, s, y,
                           *totals, y_next, omega, gamma, *p, True, *next_totals, col_s, rr)
     for m in range(n_drv):
         r = b[..., m].reshape(-1) - a @ y[..., m].reshape(-1)
         assert rr[m] == pytest.approx(r @ r, rel=1e-10)
-        y_m, y_prev_m = y[..., m].reshape(-1), y_prev[..., m].reshape(-1)
+        y_m = y[..., m].reshape(-1)
+        y_prev_m = (b if prev_is_b else y_prev)[..., m].reshape(-1)
         want = omega * (gamma * r + y_m) + (1 - omega) * y_prev_m
         assert_allclose(y_next[..., m].reshape(-1), want, rtol=1e-10, atol=1e-18)
     assert_allclose(col_s, np.einsum("ij,ijm->jm", s, y), rtol=1e-12, atol=1e-20)
@@ -273,7 +280,7 @@ def test_cheb_step_residual_next_iterate_and_totals_match_dense(rng, cold, prev_
     # write=False certifies only: the same residual, the next iterate untouched
     y_keep = y_prev.copy()
     rr2 = np.empty(n_drv)
-    fcm_kernels.cheb_step(cold, prev_is_b, drive0, s, y, *totals, y_keep, omega, gamma, *p,
+    fcm_kernels.cheb_step(prev_is_b, drive0, s, y, *totals, y_keep, omega, gamma, *p,
                           False, *next_totals, col_s, rr2)
     assert_allclose(rr2, rr, rtol=1e-12)
     assert_allclose(y_keep, y_prev, rtol=0)
@@ -351,7 +358,7 @@ def test_fcm_chebyshev_repeats_a_failed_certify_only_step(rng, monkeypatch):
     step = fcm_kernels.cheb_step
 
     def recording_step(*args):
-        calls.append(args[14])     # write
+        calls.append(args[13])     # write
         return step(*args)
 
     monkeypatch.setattr(fcm_kernels, "cheb_step", recording_step)

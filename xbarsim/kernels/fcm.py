@@ -339,7 +339,7 @@ def field_totals(s, y, scale, r_sense, r_col, row_tot, col_tot):
 
 
 @jit
-def cheb_step(cold, prev_is_b, drive0, s, y, row_tot, col_tot, y_next, omega, gamma, r_source,
+def cheb_step(prev_is_b, drive0, s, y, row_tot, col_tot, y_next, omega, gamma, r_source,
               r_sense, r_row, r_col, write, row_tot_next, col_tot_next, col_s, rr):
     """One Chebyshev step in one sweep: the true residual of ``y_k`` and ``y_{k+1}``.
 
@@ -359,7 +359,6 @@ def cheb_step(cold, prev_is_b, drive0, s, y, row_tot, col_tot, y_next, omega, ga
 
     Parameters
     ----------
-    cold : bool — ``y_k`` is the ideal start ``b`` (``y`` is not read).
     prev_is_b : bool — ``y_{k-1}`` is ``b`` (``y_next`` is not read; also right when
         ``omega == 1``, where the term vanishes).
     drive0 : int — row driven by drive 0 of the block: ``b[i, j, m] = s[i, j] [i == drive0 + m]``.
@@ -383,7 +382,6 @@ def cheb_step(cold, prev_is_b, drive0, s, y, row_tot, col_tot, y_next, omega, ga
     p_row = np.empty(n_drv)     # running row sum of c
     r_tot = np.empty(n_drv)
     r_next = np.empty(n_drv)
-    yv = np.zeros(n_drv)
     bv = np.zeros(n_drv)
     rv = np.empty(n_drv)
     rr[:] = 0.0
@@ -406,15 +404,10 @@ def cheb_step(cold, prev_is_b, drive0, s, y, row_tot, col_tot, y_next, omega, ga
             k_col = r_sense[j] + r_col * w_i
             if has_src:
                 bv[m_src] = sij
-            if cold:
-                if has_src:
-                    yv[m_src] = sij
-            else:
-                for m in range(n_drv):
-                    yv[m] = y[i, j, m]
             for m in range(n_drv):
-                c = sij * yv[m]
-                r = bv[m] - yv[m] - sij * (x_row[m] + v_col[j, m])
+                yk = y[i, j, m]
+                c = sij * yk
+                r = bv[m] - yk - sij * (x_row[m] + v_col[j, m])
                 rv[m] = r
                 rr[m] += r * r
                 p_row[m] += c
@@ -424,21 +417,20 @@ def cheb_step(cold, prev_is_b, drive0, s, y, row_tot, col_tot, y_next, omega, ga
             if write:
                 if prev_is_b:
                     for m in range(n_drv):
-                        y1 = og * rv[m] + omega * yv[m] + om1 * bv[m]
+                        y1 = og * rv[m] + omega * y[i, j, m] + om1 * bv[m]
                         y_next[i, j, m] = y1
                         c1 = sij * y1
                         r_next[m] += c1
                         col_tot_next[j, m] += k_col * c1
                 else:
                     for m in range(n_drv):
-                        y1 = og * rv[m] + omega * yv[m] + om1 * y_next[i, j, m]
+                        y1 = og * rv[m] + omega * y[i, j, m] + om1 * y_next[i, j, m]
                         y_next[i, j, m] = y1
                         c1 = sij * y1
                         r_next[m] += c1
                         col_tot_next[j, m] += k_col * c1
             if has_src:
                 bv[m_src] = 0.0
-                yv[m_src] = 0.0
         if write:
             for m in range(n_drv):
                 row_tot_next[i, m] = r_next[m]
@@ -475,7 +467,8 @@ def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, y_b, war
     drive0 : int — row driven by drive 0 of the block.
     r_source : (n_rows,), r_sense : (n_cols,), r_row, r_col — resistances [Ohm].
     rho : float — upper bound of the spectral radius of ``Z D``.
-    y_a : (n_rows, n_cols, n_drives) — start (read when ``warm``; else the ideal start ``b``).
+    y_a : (n_rows, n_cols, n_drives) — start when ``warm``; else overwritten with the ideal
+        start ``b``.
     y_b : workspace of the same shape.
     warm : bool.
     scale : (n_rows, n_cols) — warm start: ``y_a`` is first multiplied by it (not read cold).
@@ -507,18 +500,18 @@ def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, y_b, war
     if warm:
         field_totals(s, y_a, scale, r_sense, r_col, row_a, col_a)
     else:
+        ideal_guess(s, drive0, y_a)
         ideal_totals(s, drive0, r_sense, r_col, row_a, col_a)
     cur, row_cur, col_cur = y_a, row_a, col_a
     nxt, row_nxt, col_nxt = y_b, row_b, col_b
-    cur_cold = not warm
-    prev_is_b = True
+    prev_is_b = True            # y_{-1}: any value does (omega_0 = 1); b is not read
     in_b = False
     k_last = max_iter           # the step the bound predicts to certify
     status = 2
     k = 0
     while True:
         write = k < k_last and k < max_iter
-        cheb_step(cur_cold, prev_is_b, drive0, s, cur, row_cur, col_cur, nxt, omegas[k], gamma,
+        cheb_step(prev_is_b, drive0, s, cur, row_cur, col_cur, nxt, omegas[k], gamma,
                   r_source, r_sense, r_row, r_col, write, row_nxt, col_nxt, col_s, rr)
         ok = True
         for m in range(n_drv):
@@ -535,13 +528,10 @@ def fcm_chebyshev(s, drive0, r_source, r_sense, r_row, r_col, rho, y_a, y_b, war
         if not write:           # predicted to certify but did not: repeat, forming y_{k+1}
             k_last = max_iter
             continue
-        prev_is_b = cur_cold
-        cur_cold = False
+        prev_is_b = False
         cur, nxt = nxt, cur
         row_cur, row_nxt = row_nxt, row_cur
         col_cur, col_nxt = col_nxt, col_cur
         in_b = not in_b
         k += 1
-    if cur_cold:                # y_0 = b was never stored: materialise it for the result
-        ideal_guess(s, drive0, cur)
     return status, k, res, col_s.T.copy(), in_b
