@@ -185,14 +185,15 @@ class FCMSolver(CircuitSolver):
 
     name = "fcm"
     exact = True
-    #: "auto": fewest cells for Chebyshev. Measured (TxSim devices, one array on two threads):
-    #: 2.0-2.7x faster than CG cold and 1.8-3.0x warm from 64 x 64 to 256 x 256, 2.1x for
-    #: eight 64 x 64 arrays refreshed warm on two threads as a Tile does; at 32 x 32 0.85x cold
-    #: but 1.6x warm, at 16 x 16 0.9x cold.
+    #: "auto": fewest cells for Chebyshev. Measured in two runs (TxSim devices, one array on two
+    #: threads): 1.8-3.2x faster than CG cold and 1.8-3.4x warm from 64 x 64 to 256 x 256,
+    #: 2.1-2.3x for eight 64 x 64 arrays refreshed warm on two threads as a Tile does; at
+    #: 32 x 32 0.85-0.9x cold but 1.35-1.6x warm, at 16 x 16 0.9-1.3x cold.
     chebyshev_min_cells: ClassVar[int] = 32 * 32
     #: "auto": largest rho bound for Chebyshev below :attr:`chebyshev_any_rho_cells` cells (the
     #: bound is not adaptive: in the harsh regime it takes 1.4-2.2x CG's iterations; measured
-    #: 0.84x CG's speed cold at 32 x 32, 1.0x at 64 x 64, 1.4x at 128 x 128 and 256 x 256)
+    #: 0.84-1.23x CG's speed cold at 32 x 32, 0.95-1.0x at 64 x 64, 1.4-1.9x at 128 x 128 and
+    #: 256 x 256)
     chebyshev_max_rho: ClassVar[float] = 2.0
     #: "auto": from this many cells Chebyshev whatever the rho bound (see above)
     chebyshev_any_rho_cells: ClassVar[int] = 128 * 128
