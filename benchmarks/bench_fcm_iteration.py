@@ -26,6 +26,7 @@ import numpy as np
 
 from xbarsim.hardware.circuit import Parasitics
 from xbarsim.hardware.solvers import FCMSolver
+from xbarsim.runtime import tune_allocator
 from xbarsim.studies.bench import REGIMES
 
 ITERATIONS = ("cg", "chebyshev")
@@ -114,4 +115,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_allocator()    # as the CLI does (xbarsim.runtime)
     main()

@@ -5,9 +5,11 @@
 
 import argparse
 
+from xbarsim.runtime import tune_allocator
 from xbarsim.studies.bench_train import format_train_bench, run_train_bench
 
 if __name__ == "__main__":
+    tune_allocator()    # as the CLI does (xbarsim.runtime)
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()

@@ -1,8 +1,8 @@
 """Imports flow one way: kernels -> hardware -> nn -> train -> runner/studies -> cli.
 
-``config``, ``errors``, ``checks``, ``units``, ``rng`` and ``testing`` are plain modules any
-layer may import; ``io`` (the h5py / ngspice boundary) imports only those. Imports inside
-functions (lazy imports) count too.
+``config``, ``errors``, ``checks``, ``units``, ``rng``, ``runtime`` and ``testing`` are plain
+modules any layer may import; ``io`` (the h5py / ngspice boundary) imports only those. Imports
+inside functions (lazy imports) count too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "xbarsim"
 
 BASE = {"xbarsim", "xbarsim.errors", "xbarsim.checks", "xbarsim.units", "xbarsim.rng",
-        "xbarsim.config", "xbarsim.testing"}
+        "xbarsim.runtime", "xbarsim.config", "xbarsim.testing"}
 RANK = {"kernels": 0, "io": 0, "hardware": 1, "nn": 2, "data": 2, "train": 3,
         "studies": 4, "plot": 4, "runner": 4, "cli": 5, "__main__": 6}
 

@@ -22,6 +22,7 @@ import click
 
 from xbarsim import __version__
 from xbarsim.errors import ConfigError, ConvergenceError
+from xbarsim.runtime import tune_allocator
 
 logger = logging.getLogger("xbarsim.cli")
 
@@ -63,6 +64,7 @@ def _configure_logging(verbose: int) -> None:
 def main(verbose: int) -> None:
     """Simulate DNN training on resistive crossbars with circuit non-idealities."""
     _configure_logging(verbose)
+    tune_allocator()    # keep freed temporaries mapped (XBARSIM_TUNE_MALLOC=0: leave it)
 
 
 def _echo_warnings(fn: Callable[..., Any]) -> Callable[..., Any]:
