@@ -265,8 +265,12 @@ def test_dac_planes_equal_streaming_then_dac(rng, mode, signed, lo, input_bits, 
     dac = DAC(dac_bits, 0.7, nonlinearity="bow", bow=0.2)
     want = dac.drive(stream_inputs(u, input_bits, dac_bits, signed))
     for fn in (mvm.dac_planes, mvm.dac_planes.py_func):
-        got = fn(u, input_bits, dac_bits, mode, *dac.transfer, dac.v_max)
+        got = fn(u, 1.0, input_bits, dac_bits, mode, *dac.transfer, dac.v_max)
         np.testing.assert_array_equal(got, want)
+        # the kernel normalises by in_scale itself, exactly as a division before it would
+        got = fn(2.5 * u, 2.5, input_bits, dac_bits, mode, *dac.transfer, dac.v_max)
+        np.testing.assert_array_equal(got, dac.drive(stream_inputs((2.5 * u) / 2.5, input_bits,
+                                                                  dac_bits, signed)))
 
 
 def test_planes_product_convert_equals_stacked_reference(rng):
@@ -310,10 +314,38 @@ def test_dac_effective_is_the_weighted_plane_sum(rng):
     for mode, signed in ((mvm.MODE_UNSIGNED, None), (mvm.MODE_TWO_PASS, "two_pass"),
                          (mvm.MODE_TWOS_COMPLEMENT, "twos_complement")):
         for kind, param in ((1, 0.3), (0, 0.0)):       # bow DAC (planes), linear (fast path)
-            args = (u, 8, 2, mode, kind, param, np.zeros(2), np.zeros(2), 0.9)
+            args = (3.0 * u, 3.0, 8, 2, mode, kind, param, np.zeros(2), np.zeros(2), 0.9)
             weights = _plane_weights(8, 2, signed)
             want = np.tensordot(weights, mvm.dac_planes(*args), axes=1)
             assert_allclose(mvm.dac_effective(*args, weights), want, rtol=1e-14, atol=1e-15)
+
+
+@given(rows=st.integers(1, 6), cols=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
+       nan_at=st.none() | st.integers(0, 35))
+def test_abs_max_min_equals_numpy(rows, cols, seed, nan_at):
+    x = np.random.default_rng(seed).standard_normal((rows, cols)) * 10.0 ** (seed % 7 - 3)
+    if nan_at is not None:
+        x.flat[nan_at % x.size] = np.nan
+    for fn in (mvm.abs_max_min, mvm.abs_max_min.py_func):
+        top, low = fn(x)
+        if nan_at is not None:
+            assert np.isnan(top) and np.isnan(low)
+        else:
+            assert (top, low) == (np.abs(x).max(), x.min())
+
+
+@pytest.mark.parametrize("mode", [mvm.MODE_UNSIGNED, mvm.MODE_TWO_PASS])
+def test_ideal_dac_planes_normalise_by_in_scale(rng, mode):
+    """dac_bits = 0 (ideal DAC): the planes carry v_max * x / in_scale, split by sign."""
+    x = rng.uniform(-2.0, 2.0, (5, 7))
+    for fn in (mvm.dac_planes, mvm.dac_planes.py_func):
+        got = fn(x, 2.0, 8, 0, mode, KIND_NONE, 0.0, np.zeros(2), np.zeros(2), 0.5)
+        u = x / 2.0
+        if mode == mvm.MODE_UNSIGNED:
+            np.testing.assert_array_equal(got, 0.5 * np.clip(u, 0.0, 1.0)[None])
+        else:
+            np.testing.assert_array_equal(got, 0.5 * np.stack([np.maximum(u, 0.0),
+                                                               np.maximum(-u, 0.0)]))
 
 
 def test_interpolated_solver_in_a_tile_refreshes_exactly_every_l_updates(rng):

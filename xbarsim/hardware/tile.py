@@ -354,11 +354,11 @@ class Tile:
         periphery = self.hw.forward if forward else self.hw.backward
         dac = self.dac_fwd if forward else self.dac_bwd
         n_out = self.n_out if forward else self.n_in
-        scale = float(np.max(np.abs(x))) if x.size else 0.0
+        # the DAC kernels normalise on the fly: x / scale in [-1, 1]
+        scale, x_min = mvm.abs_max_min(x) if x.size else (0.0, 0.0)
         if scale == 0.0:
             return np.zeros((x.shape[0], n_out))
-        u = x / scale                                              # (B, n) in [-1, 1]
-        signed = periphery.dac.signed if np.any(u < 0) else None
+        signed = periphery.dac.signed if x_min < 0 else None
         input_bits = periphery.dac.input_bits
         if input_bits is None:        # no streaming: the DAC converts the input in one go
             input_bits = max(dac.bits or 52, 2 if signed else 1)
@@ -367,7 +367,7 @@ class Tile:
         mode = {None: mvm.MODE_UNSIGNED, "two_pass": mvm.MODE_TWO_PASS,
                 "twos_complement": mvm.MODE_TWOS_COMPLEMENT}[signed]
         weights = _plane_weights(input_bits, dac.bits, signed)      # (P,)
-        dac_args = (u, input_bits, dac.bits or 0, mode, *dac.transfer, dac.v_max)
+        dac_args = (x, scale, input_bits, dac.bits or 0, mode, *dac.transfer, dac.v_max)
         self._refresh()
         if periphery.adc.granularity == "layer":
             # no ADC between the planes: the arrays see their weighted sum (B, n) [V]

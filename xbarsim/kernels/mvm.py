@@ -26,8 +26,28 @@ MODE_TWOS_COMPLEMENT = 2
 
 
 @jit
-def dac_planes(u, input_bits, dac_bits, mode, kind, param, table_x, table_y, v_max):
-    """Bit-plane row voltages of normalised inputs, fused streaming + DAC transfer.
+def abs_max_min(x):
+    """``(max |x|, min x)`` of a 2-D array in one pass, without temporaries; NaN if any is NaN.
+
+    The input scale of a product (its largest magnitude) and whether it has negative entries.
+    """
+    top = 0.0
+    low = np.inf
+    bad = False
+    for b in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            v = x[b, k]
+            bad |= v != v
+            top = max(top, abs(v))
+            low = min(low, v)
+    if bad:
+        return np.nan, np.nan
+    return top, low
+
+
+@jit
+def dac_planes(x, in_scale, input_bits, dac_bits, mode, kind, param, table_x, table_y, v_max):
+    """Bit-plane row voltages of inputs, fused normalisation + streaming + DAC transfer.
 
     Same decomposition as :func:`xbarsim.hardware.converters.stream_inputs` (LSB first):
 
@@ -42,7 +62,7 @@ def dac_planes(u, input_bits, dac_bits, mode, kind, param, table_x, table_y, v_m
 
     Parameters
     ----------
-    u : (batch, n) — normalised inputs.
+    x : (batch, n) — inputs; in_scale : float — their full scale, ``u = x / in_scale`` (> 0).
     input_bits, dac_bits : int — ``b`` and ``d`` (``d = 0``: ideal DAC).
     mode : int — MODE_UNSIGNED, MODE_TWO_PASS or MODE_TWOS_COMPLEMENT.
     kind, param, table_x, table_y — DAC transfer curve (``kernels.quantize``).
@@ -52,21 +72,21 @@ def dac_planes(u, input_bits, dac_bits, mode, kind, param, table_x, table_y, v_m
     -------
     volts : (n_planes, batch, n) [V]
     """
-    batch, n = u.shape
+    batch, n = x.shape
     if dac_bits == 0:
         n_planes = 2 if mode == MODE_TWO_PASS else 1
         out = np.zeros((n_planes, batch, n))
         for b in range(batch):
             for k in range(n):
-                x = u[b, k]
+                u = x[b, k] / in_scale
                 if mode == MODE_UNSIGNED:
-                    out[0, b, k] = v_max * min(max(x, 0.0), 1.0)
+                    out[0, b, k] = v_max * min(max(u, 0.0), 1.0)
                 else:
-                    x = min(max(x, -1.0), 1.0)
-                    if x >= 0.0:
-                        out[0, b, k] = v_max * x
+                    u = min(max(u, -1.0), 1.0)
+                    if u >= 0.0:
+                        out[0, b, k] = v_max * u
                     else:
-                        out[1, b, k] = -v_max * x
+                        out[1, b, k] = -v_max * u
         return out
     code_max = (1 << dac_bits) - 1
     mag_bits = input_bits if mode == MODE_UNSIGNED else input_bits - 1
@@ -92,9 +112,9 @@ def dac_planes(u, input_bits, dac_bits, mode, kind, param, table_x, table_y, v_m
     for b in range(batch):
         for k in range(n):
             if mode == MODE_UNSIGNED:
-                q[b, k] = np.int64(np.rint(min(max(u[b, k], 0.0), 1.0) * scale))
+                q[b, k] = np.int64(np.rint(min(max(x[b, k] / in_scale, 0.0), 1.0) * scale))
             else:
-                q[b, k] = np.int64(np.rint(min(max(u[b, k], -1.0), 1.0) * scale))
+                q[b, k] = np.int64(np.rint(min(max(x[b, k] / in_scale, -1.0), 1.0) * scale))
     for s in range(per_pass):
         shift = dac_bits * s
         for b in range(batch):
@@ -223,14 +243,14 @@ def planes_product_convert(v_src, g_cat, seg_start, seg_dst, seg_coef, seg_imax,
 
 
 @jit
-def dac_effective(u, input_bits, dac_bits, mode, kind, param, table_x, table_y, v_max,
+def dac_effective(x, in_scale, input_bits, dac_bits, mode, kind, param, table_x, table_y, v_max,
                   plane_weight):
     """``sum_p plane_weight[p] * dac_planes(...)[p]`` without storing the planes: (batch, n) [V].
 
     What a linear array sees of a streamed input when no ADC sits between the planes (ADC on
     the stitched layer output). Same decomposition and transfer curve as :func:`dac_planes`.
     """
-    batch, n = u.shape
+    batch, n = x.shape
     out = np.empty((batch, n))
     if kind == KIND_NONE and dac_bits != 0:
         # linear DAC: the weighted planes add up to the quantised input itself,
@@ -240,11 +260,12 @@ def dac_effective(u, input_bits, dac_bits, mode, kind, param, table_x, table_y, 
         lo = 0.0 if unsigned else -1.0
         for b in range(batch):
             for k in range(n):
-                out[b, k] = v_max * (np.rint(min(max(u[b, k], lo), 1.0) * scale) / scale)
+                u = x[b, k] / in_scale
+                out[b, k] = v_max * (np.rint(min(max(u, lo), 1.0) * scale) / scale)
         return out
     for b0 in range(0, batch, 16):
         b1 = min(batch, b0 + 16)
-        planes = dac_planes(u[b0:b1], input_bits, dac_bits, mode, kind, param, table_x,
+        planes = dac_planes(x[b0:b1], in_scale, input_bits, dac_bits, mode, kind, param, table_x,
                             table_y, v_max)                       # (P, <=16, n), cache-sized
         for b in range(b1 - b0):
             for k in range(n):
