@@ -213,10 +213,28 @@ def test_nonlinear_response_kernel_matches_reference_and_py_func(model, rng):
     dg = rng.uniform(-R, R, 300)
     dg[:5] = 0.0
     v = np.full(300, dev.v)
-    got = K.nonlinear_response(dev.model_code, g, dg, v, G_MIN, G_MAX)
-    py = K.nonlinear_response.py_func(dev.model_code, g, dg, v, G_MIN, G_MAX)
+    sat = K.saturation(v)
+    got = K.nonlinear_response(dev.model_code, g, dg, v, sat, G_MIN, G_MAX)
+    py = K.nonlinear_response.py_func(dev.model_code, g, dg, v, sat, G_MIN, G_MAX)
     assert_allclose(got, py, rtol=TOL.kernel_rtol, atol=0)
     assert_allclose(got, ref_response(model, g, dg, dev.v), rtol=TOL.kernel_rtol, atol=ATOL_G)
+
+
+@given(st.lists(st.floats(0.0, 50.0), min_size=1, max_size=20))
+def test_saturation_is_one_minus_exp(v):
+    v = np.array(v)
+    sat = K.saturation(v)
+    assert_array_equal(sat, [-math.expm1(-x) for x in v])      # what the kernels used inline
+    assert_allclose(sat, -np.expm1(-v), rtol=1e-15, atol=0)
+
+
+def test_device_keeps_v_and_saturation_per_shape():
+    dev = make("txsim", nl=2.0)
+    v, sat = dev._v_and_saturation((3, 4))
+    assert dev._v_and_saturation((3, 4))[1] is sat               # computed once
+    assert_array_equal(v, np.full(12, dev.v))
+    assert not sat.flags.writeable
+    assert dev._v_and_saturation((5,))[0].shape == (5,)
 
 
 @pytest.mark.parametrize("write_noise", ["sqrt", "txsim_literal"])
@@ -229,7 +247,7 @@ def test_apply_update_kernel_matches_reference_and_py_func(model, write_noise, r
     noise = rng.standard_normal(300)
     v = np.full(300, dev.v)
     got = dev.apply_update(g, dg, noise)
-    py = K.apply_update.py_func(dev.model_code, g, dg, v, noise, dev.params)
+    py = K.apply_update.py_func(dev.model_code, g, dg, v, K.saturation(v), noise, dev.params)
     assert_allclose(got, py, rtol=TOL.kernel_rtol, atol=0)
     want = ref_apply(model, g, dg, dev.v, noise, 5.0, write_noise, c2c=0.1)
     assert_allclose(got, want, rtol=TOL.kernel_rtol, atol=ATOL_G)

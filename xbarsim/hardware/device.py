@@ -248,7 +248,7 @@ class Device:
     __slots__ = ("g_min", "g_max", "n_levels", "update_model", "nl", "nl_label", "v", "gamma", "write_noise",
                  "sigma_c2c", "sigma_d2d", "sigma_nl_d2d", "sigma_program", "sigma_pv",
                  "pv_distribution", "dg_min", "shape", "step_gain", "v_device", "pv_factor",
-                 "_params", "_code", "_frozen")
+                 "_params", "_code", "_frozen", "_sat_cache")
 
     def __init__(self, *, g_min: float, g_max: float, levels: int | None = None,
                  bits: int | None = None, update_model: str = "txsim", nl: float = 0.0,
@@ -371,7 +371,7 @@ class Device:
                             ("dg_min", dg_pulse if dg_pulse > 0 else None), ("shape", shape),
                             ("step_gain", step_gain), ("v_device", v_device),
                             ("pv_factor", pv_factor), ("_params", params),
-                            ("_code", entry.code), ("_frozen", True)):
+                            ("_code", entry.code), ("_frozen", True), ("_sat_cache", {})):
             object.__setattr__(self, name, value)
         for arr in (step_gain, v_device, pv_factor, params):
             if arr is not None:
@@ -433,10 +433,20 @@ class Device:
                              f"got {arr.shape}")
         return arr
 
-    def _v_flat(self, shape: tuple[int, ...]) -> FloatArray:
-        if self.v_device is not None:
-            return np.ascontiguousarray(self.v_device, dtype=np.float64).reshape(-1)
-        return np.full(math.prod(shape), self.v)
+    def _v_and_saturation(self, shape: tuple[int, ...]) -> tuple[FloatArray, FloatArray]:
+        """Flat per-device ``v`` and its saturation ``1 - exp(-v)`` (kept: v never changes)."""
+        key = None if self.v_device is not None else tuple(shape)
+        hit = self._sat_cache.get(key)
+        if hit is None:
+            if self.v_device is not None:
+                v = np.ascontiguousarray(self.v_device, dtype=np.float64).reshape(-1)
+            else:
+                v = np.full(math.prod(shape), self.v)
+            hit = (v, kernels.saturation(v))
+            for arr in hit:
+                arr.flags.writeable = False
+            self._sat_cache[key] = hit
+        return hit
 
     def _request(self, g: FloatArray, dg_request: ArrayLike) -> FloatArray:
         dg = as_float_array("dg_request", dg_request)
@@ -492,7 +502,7 @@ class Device:
         g_arr = self._as_state("g", g)
         dg = self._request(g_arr, dg_request)
         out = kernels.nonlinear_response(self._code, g_arr.reshape(-1), dg.reshape(-1),
-                                         self._v_flat(g_arr.shape), self.g_min, self.g_max)
+                                         *self._v_and_saturation(g_arr.shape), self.g_min, self.g_max)
         return out.reshape(g_arr.shape)
 
     def write_noise_std(self, dg_applied: ArrayLike, dg_nl: ArrayLike | None = None) -> FloatArray:
@@ -567,7 +577,7 @@ class Device:
         if xi is None or not self.noisy:
             xi = np.zeros(g.shape)
         out = kernels.apply_update(self._code, g.reshape(-1), dg.reshape(-1),
-                                   self._v_flat(g.shape), xi.reshape(-1), self._params)
+                                   *self._v_and_saturation(g.shape), xi.reshape(-1), self._params)
         return out.reshape(g.shape)
 
     def step(self, g: ArrayLike, n_pulses: ArrayLike, noise: ArrayLike | None = None) -> FloatArray:
