@@ -501,8 +501,9 @@ class Device:
         """
         g_arr = self._as_state("g", g)
         dg = self._request(g_arr, dg_request)
-        out = kernels.nonlinear_response(self._code, g_arr.reshape(-1), dg.reshape(-1),
-                                         *self._v_and_saturation(g_arr.shape), self.g_min, self.g_max)
+        v, sat = self._v_and_saturation(g_arr.shape)
+        out = kernels.nonlinear_response(self._code, g_arr.reshape(-1), dg.reshape(-1), v, sat,
+                                         self.g_min, self.g_max)
         return out.reshape(g_arr.shape)
 
     def write_noise_std(self, dg_applied: ArrayLike, dg_nl: ArrayLike | None = None) -> FloatArray:
