@@ -221,6 +221,34 @@ def test_fcm_auto_iteration_by_size_and_rho_bound(rng):
     assert solver._state_kind == "chebyshev"
 
 
+@pytest.mark.parametrize(("n", "kind", "blocks"), [
+    (40, "chebyshev", [40]),              # two blocks of 20 would not vectorise
+    (64, "chebyshev", [32, 32]),          # one per thread
+    (40, "cg", [20, 20]),                 # CG keeps one block per thread
+    (300, "chebyshev", [28] * 10 + [20]),  # memory cap (23 drives) raised to 28
+])
+def test_fcm_drive_blocks_per_iteration(n, kind, blocks):
+    par = Parasitics.build(n, n, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    solver = FCMSolver(par, n_threads=2, iteration=kind)
+    solver._layout(n, n, kind)
+    assert [d1 - d0 for d0, d1 in solver._blocks] == blocks
+    assert solver._blocks[0][0] == 0 and solver._blocks[-1][1] == n
+
+
+def test_fcm_switching_iteration_relays_the_blocks_and_stays_exact(rng):
+    """A change of iteration between calls (auto crosses its rho rule) re-lays the drive
+    blocks and starts cold; every call still meets the tolerance."""
+    par = Parasitics.build(40, 40, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    g = rng.uniform(1e-6, 1e-5, (40, 40))
+    want = NodalSolver(par).g_eff(g)
+    solver = FCMSolver(par, n_threads=2, iteration="cg")
+    for kind in ("cg", "chebyshev", "chebyshev", "cg"):
+        solver.iteration = kind
+        assert_allclose(solver.g_eff(g), want, rtol=0, atol=1e-10 * g.max())
+        assert solver._state_kind == kind
+        assert len(solver._blocks) == (1 if kind == "chebyshev" else 2)
+
+
 def _dense_a_b(g, par, drive0, n_drv):
     """``A = I + S Z S`` and the unit drives ``b`` (columns) of the symmetric FCM system."""
     s = np.sqrt(g)
