@@ -62,3 +62,12 @@ def test_environment_variable_switches_it_off():
 def test_rejects_negative_sizes():
     with pytest.raises(ValueError, match="mmap_threshold"):
         tune_allocator(mmap_threshold=-1)
+
+
+@glibc
+def test_cli_tunes_the_allocator(tmp_path):
+    """Every xbarsim command runs with the tuned allocator (its debug log says so)."""
+    env = {k: v for k, v in os.environ.items() if k != ALLOCATOR_ENV}
+    out = subprocess.run([sys.executable, "-m", "xbarsim", "-vv", "bench", "--help"], env=env,
+                         capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert "glibc malloc tuned" in out.stderr and "(ok)" in out.stderr

@@ -63,15 +63,16 @@ def tune_allocator(*, mmap_threshold: int = 32 * _MIB, trim_threshold: int = 102
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
-        gnu_get_libc_version = libc.gnu_get_libc_version   # glibc, not musl
     except (OSError, AttributeError):
         return False
-    del gnu_get_libc_version
+    if not hasattr(libc, "gnu_get_libc_version"):    # musl's mallopt does nothing
+        return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     # mallopt returns 1 on success; 0 e.g. for an mmap threshold above glibc's limit
-    ok = (mallopt(_M_MMAP_THRESHOLD, min(mmap_threshold, 2**31 - 1)) == 1
-          and mallopt(_M_TRIM_THRESHOLD, min(trim_threshold, 2**31 - 1)) == 1)
+    ok_mmap = mallopt(_M_MMAP_THRESHOLD, min(mmap_threshold, 2**31 - 1)) == 1
+    ok_trim = mallopt(_M_TRIM_THRESHOLD, min(trim_threshold, 2**31 - 1)) == 1
+    ok = ok_mmap and ok_trim
     logger.debug("glibc malloc tuned: mmap threshold %d B, trim threshold %d B (%s)",
                  mmap_threshold, trim_threshold, "ok" if ok else "refused")
     return ok
