@@ -4,15 +4,18 @@ Nothing here runs on import: the library never changes process state by itself.
 
 Memory allocator
 ----------------
-A training step allocates tens of MB of temporaries (im2col rows, DAC voltages, products),
-frees them and allocates them again in the next step. glibc's ``malloc`` hands such blocks
-back to the kernel -- above its ``mmap`` threshold at once, below it when the free top of the
-heap exceeds the trim threshold -- so every step faults the same pages in again. On the 2-core
-VMs this project runs on one fault costs about 3.6 us: LeNet-5 Cross-NI took 10-11 thousand
-faults (about 40 ms) per step. :func:`tune_allocator` keeps freed blocks up to
-``mmap_threshold`` in the heap and the heap's free top up to ``trim_threshold``: the faults
-drop to a few hundred per step (``benchmarks/bench_train.py`` has the step times). Peak memory
-is unchanged; what the process already had is simply not returned to the OS until exit.
+A training step allocates tens to hundreds of MB of temporaries (im2col rows, DAC voltages,
+products), frees them and allocates them again in the next step. glibc's ``malloc`` hands such
+blocks back to the kernel -- above its ``mmap`` threshold (128 kB, rising to at most 32 MiB) at
+once, below it when the free top of the heap exceeds the trim threshold -- so every step faults
+the same pages in again, 4 kB at a time for arrays Numba allocates (NumPy's own large arrays
+ask for huge pages). On the 2-core VMs this project runs on one fault costs about 3.6 us:
+LeNet-5 Cross-NI took 10-11 thousand faults (about 40 ms) per training step, and evaluating
+1000 test images at once about 150 thousand. :func:`tune_allocator` serves every block from the
+heap and keeps up to ``trim_threshold`` of free heap: a training step then takes a few hundred
+faults and an evaluation batch none (``benchmarks/bench_train.py`` has the step times). Peak
+memory is unchanged (788 against 813 MB for that evaluation); what the process once had is
+kept until exit instead of being returned to the OS.
 """
 
 from __future__ import annotations
@@ -33,31 +36,33 @@ ALLOCATOR_ENV = "XBARSIM_TUNE_MALLOC"
 # glibc's mallopt parameter codes (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_MMAP_MAX = -4
 
 _MIB = 1 << 20
 
 
-def tune_allocator(*, mmap_threshold: int = 32 * _MIB, trim_threshold: int = 1024 * _MIB
+def tune_allocator(*, trim_threshold: int = 1024 * _MIB, mmap_threshold: int | None = None
                    ) -> bool:
     """Keep freed large blocks in the heap (glibc only; a no-op elsewhere).
 
     Parameters
     ----------
-    mmap_threshold : int
-        Allocations of at least this many bytes [B] are served by ``mmap`` and returned on
-        ``free``; glibc accepts at most 32 MiB on 64-bit systems.
     trim_threshold : int
         Free memory at the top of the heap [B] kept before it is returned to the OS.
+    mmap_threshold : int, optional
+        ``None`` (default): no block is served by ``mmap``, so none is returned on ``free``.
+        Else allocations of at least this many bytes [B] are (glibc accepts at most 32 MiB
+        on 64-bit systems); blocks above it then fault in again at every allocation.
 
     Returns
     -------
     bool
-        Whether both settings took effect (False on non-glibc systems or when the environment
+        Whether every setting took effect (False on non-glibc systems or when the environment
         variable ``XBARSIM_TUNE_MALLOC`` is ``0``).
     """
-    if mmap_threshold < 0 or trim_threshold < 0:
-        raise ValueError(f"mmap_threshold, trim_threshold: expected sizes >= 0 bytes, got "
-                         f"{mmap_threshold!r}, {trim_threshold!r}")
+    if trim_threshold < 0 or (mmap_threshold is not None and mmap_threshold < 0):
+        raise ValueError(f"trim_threshold, mmap_threshold: expected sizes >= 0 bytes, got "
+                         f"{trim_threshold!r}, {mmap_threshold!r}")
     if os.environ.get(ALLOCATOR_ENV, "1").strip() == "0" or not sys.platform.startswith("linux"):
         return False
     try:
@@ -70,9 +75,13 @@ def tune_allocator(*, mmap_threshold: int = 32 * _MIB, trim_threshold: int = 102
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     # mallopt returns 1 on success; 0 e.g. for an mmap threshold above glibc's limit
-    ok_mmap = mallopt(_M_MMAP_THRESHOLD, min(mmap_threshold, 2**31 - 1)) == 1
+    if mmap_threshold is None:
+        ok_mmap = mallopt(_M_MMAP_MAX, 0) == 1
+    else:
+        ok_mmap = mallopt(_M_MMAP_THRESHOLD, min(mmap_threshold, 2**31 - 1)) == 1
     ok_trim = mallopt(_M_TRIM_THRESHOLD, min(trim_threshold, 2**31 - 1)) == 1
     ok = ok_mmap and ok_trim
-    logger.debug("glibc malloc tuned: mmap threshold %d B, trim threshold %d B (%s)",
-                 mmap_threshold, trim_threshold, "ok" if ok else "refused")
+    logger.debug("glibc malloc tuned: mmap %s, trim threshold %d B (%s)",
+                 "off" if mmap_threshold is None else f"from {mmap_threshold} B",
+                 trim_threshold, "ok" if ok else "refused")
     return ok
