@@ -231,7 +231,7 @@ class FCMSolver(CircuitSolver):
         self._par = parasitics.flipped() if self._flip else parasitics
         self._blocks: list[tuple[int, int]] = []
         self._work: list[list[FloatArray]] = []
-        self._layout_key: tuple[int, int, str] | None = None
+        self._layout_kind = ""                     # iteration the drive blocks are laid out for
         self._g_prev: FloatArray | None = None
         self._state_kind = ""                      # iteration that left the warm state
         self._perron: FloatArray | None = None     # last power iterate of the rho bound
@@ -259,7 +259,7 @@ class FCMSolver(CircuitSolver):
         # fields per block: two for Chebyshev, four for CG (allocated on first use)
         self._work = [[np.empty((n_rows, n_cols, d1 - d0)) for _ in range(2)]
                       for d0, d1 in self._blocks]
-        self._layout_key = (n_rows, n_cols, kind)
+        self._layout_kind = kind
         self._g_prev = None
 
     def _choose_iteration(self, n_cells: int, rho: float) -> str:
@@ -276,8 +276,6 @@ class FCMSolver(CircuitSolver):
         self.stats.n_calls += 1
         gs = flip(g_arr) if self._flip else g_arr
         n_rows, n_cols = gs.shape
-        if self._layout_key is None or self._layout_key[:2] != (n_rows, n_cols):
-            self._g_prev = None         # a new shape: nothing to warm-start from
         par = self._par
         s = np.sqrt(gs)
         col_norm = float(np.sqrt(gs.sum(axis=0)).max())
@@ -294,7 +292,7 @@ class FCMSolver(CircuitSolver):
         max_iter = self.max_iter or 3 * _cg_iterations(rho, self.rtol) + 10
         kind = self._choose_iteration(gs.size, rho)
         use_warm = use_warm and self._state_kind == kind
-        if self._layout_key != (n_rows, n_cols, kind):
+        if self._layout_kind != kind:     # the shape is fixed by the parasitics
             self._layout(n_rows, n_cols, kind)
             use_warm = False
         ratio = s    # not read on a cold start
