@@ -161,7 +161,7 @@ def test_fcm_equals_nodal_within_tolerance(c, iteration):
     """FCM's guaranteed bound: max|g_eff - exact| <= rtol * max(g) (plus LU round-off)."""
     par = _par(c)
     want = NodalSolver(par).g_eff(c.g)
-    solver = FCMSolver(par, rtol=1e-10, fallback=None, iteration=iteration)
+    solver = FCMSolver(par, algorithm="iterative", rtol=1e-10, fallback=None, iteration=iteration)
     got = solver.g_eff(c.g)
     assert_allclose(got, want, rtol=0, atol=1e-10 * c.g.max() + 1e-12 * np.abs(want).max())
     assert solver.stats.residual <= 1e-10
@@ -172,21 +172,24 @@ def test_fcm_equals_nodal_within_tolerance(c, iteration):
 def test_fcm_looser_tolerance_is_honoured(c, rtol, iteration):
     par = _par(c)
     want = NodalSolver(par).g_eff(c.g)
-    got = FCMSolver(par, rtol=rtol, fallback=None, iteration=iteration).g_eff(c.g)
+    got = FCMSolver(par, algorithm="iterative", rtol=rtol, fallback=None,
+                    iteration=iteration).g_eff(c.g)
     assert np.abs(got - want).max() <= rtol * c.g.max() * (1 + 1e-6) + 1e-12 * np.abs(want).max()
 
 
 @pytest.mark.parametrize("iteration", ITERATIONS)
 def test_fcm_ideal_limit_and_zero_conductance(rng, iteration):
     g = rng.uniform(1e-6, 1e-5, (6, 9))
-    solver = FCMSolver(Parasitics.build(6, 9), iteration=iteration)
+    solver = FCMSolver(Parasitics.build(6, 9), algorithm="iterative", iteration=iteration)
     assert_allclose(solver.g_eff(g), g, rtol=1e-14)
     g[2, :] = 0.0
     g[:, 4] = 0.0
     par = Parasitics.build(6, 9, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
-    assert_allclose(FCMSolver(par, iteration=iteration).g_eff(g), NodalSolver(par).g_eff(g),
+    assert_allclose(FCMSolver(par, algorithm="iterative", iteration=iteration).g_eff(g),
+                    NodalSolver(par).g_eff(g),
                     rtol=0, atol=1e-10 * g.max())
-    assert np.all(FCMSolver(par, iteration=iteration).g_eff(np.zeros((6, 9))) == 0.0)
+    solver = FCMSolver(par, algorithm="iterative", iteration=iteration)
+    assert np.all(solver.g_eff(np.zeros((6, 9))) == 0.0)
 
 
 @pytest.mark.parametrize("iteration", ITERATIONS)
@@ -194,7 +197,7 @@ def test_fcm_ideal_limit_and_zero_conductance(rng, iteration):
 def test_fcm_warm_start_matches_cold_after_update(rng, shape, iteration):
     par = Parasitics.build(*shape, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
     g = rng.uniform(1e-6, 1e-5, shape)
-    solver = FCMSolver(par, iteration=iteration)
+    solver = FCMSolver(par, algorithm="iterative", iteration=iteration)
     solver.g_eff(g)
     cold_iter = solver.stats.n_iter
     for _ in range(2):      # twice: the second warm start begins from a warm-started state
@@ -202,7 +205,8 @@ def test_fcm_warm_start_matches_cold_after_update(rng, shape, iteration):
         warm = solver.g_eff(g2)
         assert solver.stats.n_iter <= cold_iter
         assert_allclose(warm, NodalSolver(par).g_eff(g2), rtol=0, atol=1e-10 * g2.max())
-        assert_allclose(warm, FCMSolver(par, warm_start=False).g_eff(g2), rtol=0,
+        cold = FCMSolver(par, algorithm="iterative", warm_start=False).g_eff(g2)
+        assert_allclose(warm, cold, rtol=0,
                         atol=2e-10 * g2.max())
         g = g2
 
@@ -214,9 +218,10 @@ def test_fcm_auto_iteration_by_size_and_rho_bound(rng):
     assert FCMSolver(large)._choose_iteration(64 * 64, 0.1) == "chebyshev"
     assert FCMSolver(large)._choose_iteration(64 * 64, 50.0) == "cg"
     assert FCMSolver(large)._choose_iteration(128 * 128, 50.0) == "chebyshev"
-    assert FCMSolver(small, iteration="chebyshev")._choose_iteration(16 * 16, 50.0) == "chebyshev"
+    cheb = FCMSolver(small, algorithm="iterative", iteration="chebyshev")
+    assert cheb._choose_iteration(16 * 16, 50.0) == "chebyshev"
     g = rng.uniform(1e-6, 1e-5, (64, 64))
-    solver = FCMSolver(large)
+    solver = FCMSolver(large, algorithm="iterative")
     solver.g_eff(g)
     assert solver._state_kind == "chebyshev"
 
@@ -229,7 +234,7 @@ def test_fcm_auto_iteration_by_size_and_rho_bound(rng):
 ])
 def test_fcm_drive_blocks_per_iteration(n, kind, blocks):
     par = Parasitics.build(n, n, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
-    solver = FCMSolver(par, n_threads=2, iteration=kind)
+    solver = FCMSolver(par, algorithm="iterative", n_threads=2, iteration=kind)
     solver._layout(n, n, kind)
     assert [d1 - d0 for d0, d1 in solver._blocks] == blocks
     assert solver._blocks[0][0] == 0 and solver._blocks[-1][1] == n
@@ -241,7 +246,7 @@ def test_fcm_switching_iteration_relays_the_blocks_and_stays_exact(rng):
     par = Parasitics.build(40, 40, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
     g = rng.uniform(1e-6, 1e-5, (40, 40))
     want = NodalSolver(par).g_eff(g)
-    solver = FCMSolver(par, n_threads=2, iteration="cg")
+    solver = FCMSolver(par, algorithm="iterative", n_threads=2, iteration="cg")
     for kind in ("cg", "chebyshev", "chebyshev", "cg"):
         solver.iteration = kind
         assert_allclose(solver.g_eff(g), want, rtol=0, atol=1e-10 * g.max())
@@ -419,7 +424,8 @@ def test_fcm_raises_convergence_error_with_iterations_and_residual(rng, iteratio
     g = rng.uniform(50e-6, 500e-6, (12, 12))
     par = Parasitics.build(12, 12, r_source=100.0, r_sense=100.0, r_row=10.0, r_col=10.0)
     with pytest.raises(ConvergenceError, match=r"after 2 iterations") as info:
-        FCMSolver(par, max_iter=2, fallback=None, iteration=iteration).g_eff(g)
+        FCMSolver(par, algorithm="iterative", max_iter=2, fallback=None,
+                  iteration=iteration).g_eff(g)
     assert info.value.n_iter == 2
     assert 1e-10 < info.value.residual < np.inf
     assert "residual" in str(info.value) or "error bound" in str(info.value)
@@ -428,7 +434,7 @@ def test_fcm_raises_convergence_error_with_iterations_and_residual(rng, iteratio
 def test_fcm_falls_back_to_direct_solve_and_logs(rng, caplog):
     g = rng.uniform(50e-6, 500e-6, (12, 12))
     par = Parasitics.build(12, 12, r_source=100.0, r_sense=100.0, r_row=10.0, r_col=10.0)
-    solver = FCMSolver(par, max_iter=2)
+    solver = FCMSolver(par, algorithm="iterative", max_iter=2)
     with caplog.at_level(logging.WARNING, logger="xbarsim.hardware.solvers"):
         got = solver.g_eff(g)
     assert solver.stats.n_fallbacks == 1

@@ -59,6 +59,7 @@ UpdateScale = Literal["max", "percentile"]
 MappingScheme = Literal["signed_split", "differential", "offset"]
 SolverMethod = Literal["ideal", "nodal", "fcm", "aam", "interpolated"]
 RefreshMethod = Literal["fcm", "aam"]
+FCMAlgorithm = Literal["direct", "iterative"]
 VariationDistribution = Literal["normal", "lognormal"]
 
 DATASET_NAMES: tuple[str, ...] = get_args(DatasetName)
@@ -79,6 +80,7 @@ UPDATE_SCALES: tuple[str, ...] = get_args(UpdateScale)
 MAPPING_SCHEMES: tuple[str, ...] = get_args(MappingScheme)
 SOLVER_METHODS: tuple[str, ...] = get_args(SolverMethod)
 REFRESH_METHODS: tuple[str, ...] = get_args(RefreshMethod)
+FCM_ALGORITHMS: tuple[str, ...] = get_args(FCMAlgorithm)
 VARIATION_DISTRIBUTIONS: tuple[str, ...] = get_args(VariationDistribution)
 
 ADC_RANGE_CALIBRATED = "calibrated"
@@ -735,8 +737,12 @@ class SolverConfig:
     'fcm' (exact fast crossbar model), 'aam' (approximate analytical model of order
     `aam_order`), 'interpolated' (TxSim interpolated FCM: exact refresh every
     `refresh_every` updates, stored distortion in between)."""
+    algorithm: FCMAlgorithm = "direct"
+    """How 'fcm' (and the 'fcm' refreshes of 'interpolated') compute the exact g_eff: 'direct'
+    (sign-preserving nested dissection, exact to round-off, no state) or 'iterative'
+    (Chebyshev / conjugate gradients to `rtol`, warm-started from the previous solution)."""
     rtol: float = 1.0e-10
-    """Relative residual tolerance of the iterative exact solvers [1], in (0, 1)."""
+    """Guaranteed error bound of the 'iterative' algorithm relative to max(g) [1], in (0, 1)."""
     aam_order: int = 2
     """Order K of the AAM path expansion, >= 1."""
     refresh_every: int = 10

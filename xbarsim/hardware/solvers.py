@@ -10,7 +10,8 @@ name                      what                                                  
 ========================  =======================================================  ==========
 ``"ideal"``               ``g`` itself                                             no
 ``"nodal"``               sparse LU of the nodal system (golden reference)         yes
-``"fcm"``                 Chebyshev or CG iteration on the device voltages         to ``rtol``
+``"fcm"``                 direct nested dissection (default), or Chebyshev / CG    yes /
+                          iteration on the device voltages                         ``rtol``
 ``"aam"``                 path expansion of order K (MODELS.md §3)                  no (bound)
 ``InterpolatedSolver``    exact refresh every L calls, stored distortion between   no
 ========================  =======================================================  ==========
@@ -31,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xbarsim.errors import ConvergenceError
+from xbarsim.hardware import schur
 from xbarsim.hardware.circuit import NodalSystem, Parasitics, check_conductance, flip
 from xbarsim.kernels import aam as aam_kernels
 from xbarsim.kernels import fcm as fcm_kernels
@@ -143,28 +145,38 @@ def _cg_iterations(rho: float, rtol: float) -> int:
 
 
 class FCMSolver(CircuitSolver):
-    """Exact structured solver ("fast crossbar model") to a guaranteed tolerance.
+    """Exact structured solver ("fast crossbar model"): direct, or iterative to a tolerance.
 
-    Solves the device-voltage system ``(I + Z D) x_m = e_m 1^T`` of MODELS.md §2.3 for every
-    drive on its symmetric form ``(I + S Z S) y = S e_m 1^T`` with ``S = sqrt(D)``; ``Z`` is
-    applied with running sums along each line (O(n_rows n_cols) per drive and iteration, no
-    matrix is formed). All drives are iterated together (contiguous in memory) in blocks that
-    run in parallel threads. Two iterations are available: conjugate gradients (adaptive, about
-    fourteen passes over the fields per iteration) and Chebyshev semi-iteration on an upper
-    bound of the spectrum (one sweep per step, which also yields the exact residual of the
-    step's input, but not adaptive); Chebyshev wins when the bound is small, as in the TxSim
-    regime. The bound is the Collatz-Wielandt bound of :attr:`spectral_iterations` power
-    iterates, a few per cent above the spectral radius.
+    Two algorithms compute the same ``g_eff``:
 
-    The matrix is symmetric positive definite with eigenvalues >= 1, so the error of ``y`` is
-    at most the residual; the solver stops when this bound guarantees
-    ``max |g_eff - g_eff_exact| <= rtol * max(g)``.
+    * ``algorithm="direct"`` (default): sign-preserving nested dissection onto the terminals
+      (:mod:`xbarsim.hardware.schur`). No iteration and no tolerance: every entry of ``g_eff``
+      is exact to a small multiple of the unit round-off relative to itself, whatever the
+      conductance range (the TxSim and the harsh regime cost the same). About 35 ``n^3``
+      flops for ``n x n``, most of them in BLAS products. Keeps no state between calls.
+    * ``algorithm="iterative"``: the device-voltage system ``(I + Z D) x_m = e_m 1^T`` of
+      MODELS.md §2.3 for every drive, on its symmetric form ``(I + S Z S) y = S e_m 1^T`` with
+      ``S = sqrt(D)``; ``Z`` is applied with running sums along each line (O(n_rows n_cols) per
+      drive and iteration, no matrix is formed). All drives are iterated together (contiguous
+      in memory) in blocks that run in parallel threads. Two iterations are available:
+      conjugate gradients (adaptive, about fourteen passes over the fields per iteration) and
+      Chebyshev semi-iteration on an upper bound of the spectrum (one sweep per step, which
+      also yields the exact residual of the step's input, but not adaptive); Chebyshev wins
+      when the bound is small, as in the TxSim regime. The bound is the Collatz-Wielandt bound
+      of :attr:`spectral_iterations` power iterates, a few per cent above the spectral radius.
+      The matrix is symmetric positive definite with eigenvalues >= 1, so the error of ``y`` is
+      at most the residual; the solver stops when this bound guarantees
+      ``max |g_eff - g_eff_exact| <= rtol * max(g)``. It can start from the previous call's
+      device voltages (warm start).
 
     Parameters
     ----------
     parasitics : Parasitics
+    algorithm : {"direct", "iterative"}, default "direct"
+        See above. The remaining parameters except ``n_threads`` apply to "iterative" only.
     rtol : float, default 1e-10
-        Guaranteed error bound relative to ``max(g)``.
+        Guaranteed error bound relative to ``max(g)`` ("iterative"; "direct" is exact to
+        round-off, far below any admissible ``rtol``).
     max_iter : int, optional
         Iteration limit; default three times the a-priori estimate from the rho bound (+10).
     fallback : {"nodal", None}, default "nodal"
@@ -175,7 +187,9 @@ class FCMSolver(CircuitSolver):
         two (Chebyshev) or four (CG) fields of ``8 * n_rows * n_cols * min(n_rows, n_cols)``
         bytes).
     n_threads : int, optional
-        Threads for independent drive blocks; default ``NUMBA_NUM_THREADS`` or the CPU count.
+        Threads; default ``NUMBA_NUM_THREADS`` or the CPU count. "direct" runs the root's two
+        subtrees in two threads when ``n_threads >= 2``; "iterative" runs independent drive
+        blocks in parallel.
     iteration : {"auto", "cg", "chebyshev"}, default "auto"
         "auto" takes Chebyshev when the array has at least :attr:`chebyshev_any_rho_cells`
         cells, or at least :attr:`chebyshev_min_cells` cells and a rho bound of at most
@@ -205,11 +219,14 @@ class FCMSolver(CircuitSolver):
     #: warm start takes the bound from the previous call's last iterate without iterating.
     spectral_iterations: ClassVar[int] = 4
 
-    def __init__(self, parasitics: Parasitics, *, rtol: float = 1e-10,
-                 max_iter: int | None = None, fallback: str | None = "nodal",
-                 warm_start: bool = True, n_threads: int | None = None,
-                 iteration: str = "auto") -> None:
+    def __init__(self, parasitics: Parasitics, *, algorithm: str = "direct",
+                 rtol: float = 1e-10, max_iter: int | None = None,
+                 fallback: str | None = "nodal", warm_start: bool = True,
+                 n_threads: int | None = None, iteration: str = "auto") -> None:
         super().__init__(parasitics)
+        if algorithm not in ("direct", "iterative"):
+            raise ValueError(f"algorithm: expected 'direct' or 'iterative', got {algorithm!r}")
+        self.algorithm = algorithm
         if not (0.0 < rtol < 1.0):
             raise ValueError(f"rtol: expected 0 < rtol < 1, got {rtol!r}")
         if fallback not in ("nodal", None):
@@ -235,6 +252,7 @@ class FCMSolver(CircuitSolver):
         self._g_prev: FloatArray | None = None
         self._state_kind = ""                      # iteration that left the warm state
         self._perron: FloatArray | None = None     # last power iterate of the rho bound
+        self._arena: FloatArray | None = None      # work memory of the direct algorithm
 
     def reset(self) -> None:
         """Drop the warm-start state."""
@@ -271,9 +289,14 @@ class FCMSolver(CircuitSolver):
         return "cg"
 
     def g_eff(self, g: FloatArray, *, warm: bool | None = None) -> FloatArray:
-        """``g_eff`` [S] to the guaranteed tolerance; ``warm`` overrides ``warm_start``."""
+        """``g_eff`` [S], exact ("direct") or to the guaranteed tolerance ("iterative").
+
+        ``warm`` overrides ``warm_start`` (iterative only; the direct algorithm keeps no state).
+        """
         g_arr = self._check(g)
         self.stats.n_calls += 1
+        if self.algorithm == "direct":
+            return self._g_eff_direct(g_arr)
         gs = flip(g_arr) if self._flip else g_arr
         n_rows, n_cols = gs.shape
         par = self._par
@@ -349,6 +372,21 @@ class FCMSolver(CircuitSolver):
         self._state_kind = kind
         out = np.concatenate([r[2] for r in results], axis=0)   # (n_drives, n_cols)
         return flip(out) if self._flip else out
+
+    def _g_eff_direct(self, g: FloatArray) -> FloatArray:
+        """Sign-preserving nested dissection (:func:`xbarsim.hardware.schur.g_eff`)."""
+        if self._arena is None:
+            self._arena = np.empty(schur.plan(*self.shape).arena_size)
+        run_parallel = None
+        if self.n_threads >= 2:
+            def run_parallel(tasks: list[Any]) -> None:
+                for future in [shared_pool().submit(task) for task in tasks]:
+                    future.result()
+        out = schur.g_eff(g, self.parasitics, arena=self._arena, run_parallel=run_parallel)
+        self.stats.n_solves += 1
+        self.stats.n_iter = 0
+        self.stats.residual = 0.0
+        return out
 
 
 class AAMSolver(CircuitSolver):

@@ -74,11 +74,11 @@ def _solver_for(hw: HardwareConfig, parasitics: Parasitics) -> CircuitSolver:
     s = hw.solver
     if s.method == "fcm":
         # one thread per solve: a tile refreshes its arrays in parallel instead
-        return make_solver("fcm", parasitics, rtol=s.rtol, n_threads=1)
+        return make_solver("fcm", parasitics, algorithm=s.algorithm, rtol=s.rtol, n_threads=1)
     if s.method == "aam":
         return make_solver("aam", parasitics, order=s.aam_order, n_threads=1)
     if s.method == "interpolated":
-        exact_opts: dict[str, Any] = ({"rtol": s.rtol, "n_threads": 1}
+        exact_opts: dict[str, Any] = ({"algorithm": s.algorithm, "rtol": s.rtol, "n_threads": 1}
                                       if s.refresh_method == "fcm"
                                       else {"order": s.aam_order, "n_threads": 1})
         return make_solver("interpolated", parasitics, refresh_every=s.refresh_every,
