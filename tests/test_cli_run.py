@@ -170,9 +170,9 @@ def test_resume_after_interrupt_equals_uninterrupted_run(configs, tmp_path, mode
     # momentum and a cosine schedule: the optimizer state and the schedule position matter
     opts = ["--set", "train.epochs=3", "train.momentum=0.9", "train.schedule=cosine"]
     if mode == "crossbar":
-        # the layer ADCs calibrate once per batch and once per evaluation (9 calls an epoch):
-        # with 12 the ranges freeze in epoch 2, after the resume point, so the saved
-        # calibration count matters
+        # the layer ADCs calibrate once per training batch (8 calls an epoch; evaluations
+        # never calibrate): with 12 the ranges freeze in epoch 2, after the resume point, so
+        # the saved calibration count matters
         opts += ["hardware.forward.adc.calibration_batches=12",
                  "hardware.backward.adc.calibration_batches=12"]
     run_ok(configs[mode], "--out", tmp_path / "full.h5", *opts)

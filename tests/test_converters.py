@@ -122,6 +122,18 @@ def test_calibrating_adc_does_not_clip_with_running_max(rng):
     assert np.max(np.abs(y - x)) <= 0.5 * adc.lsb * (1 + 1e-12)
 
 
+def test_conversion_without_calibrate_uses_the_present_range_and_changes_nothing():
+    adc = ADC(8, calibration_window=10)
+    with pytest.raises(RuntimeError, match="no range yet"):
+        adc(np.array([1e-6]), calibrate=False)
+    adc(np.array([2e-6]))
+    out = adc(np.array([1e-6, 9e-6]), calibrate=False)    # clipped at the present range
+    assert adc.i_max == 2e-6 and adc.n_calibration_calls == 1 and adc.calibrating
+    assert out[1] == 2e-6
+    adc(np.array([9e-6]))                                  # calibrate=True (default) widens
+    assert adc.i_max == 9e-6 and adc.n_calibration_calls == 2
+
+
 # ---------------------------------------------------------------- sense noise
 def test_sense_noise_is_added_before_conversion(rng):
     noise = rng.standard_normal(50)

@@ -165,3 +165,57 @@ def test_outputs_are_not_overwritten_without_force(tmp_path):
     with h5py.File(out, "r") as f:
         assert f.attrs["status"] == "completed"
     assert not list(tmp_path.glob(".*tmp*"))          # no temporary files left behind
+
+
+# calibrating 6-bit ADCs on small ideal-circuit crossbars (fast; the ranges are what matters)
+CALIBRATING = ["train.mode=crossbar", "hardware.solver.method=ideal", "hardware.device.bits=null",
+               "hardware.mapping.slice_bits=null", "hardware.forward.adc.bits=6",
+               "hardware.backward.adc.bits=6", "hardware.forward.adc.calibration_batches=500",
+               "hardware.forward.dac.input_bits=4", "hardware.backward.dac.input_bits=4"]
+
+
+def _adc_states(model):
+    return {f"{name}/{k}": v.copy() for name, tile in checkpoint.hardware_layers(model).items()
+            for k, v in tile.state_dict().items() if "adc" in k}
+
+
+def test_evaluation_never_calibrates_and_does_not_depend_on_earlier_evaluations():
+    from xbarsim.train import evaluate
+
+    cfg = cfg_of(*CALIBRATING)
+    data = runner.load_data(cfg)
+    model, _ = runner.build_model(cfg, data.x_train.shape[1:], data.n_classes)
+    model.forward(data.x_train[:20], training=True)        # a training pass calibrates
+    trained = _adc_states(model)
+    assert trained and any(v.any() for v in trained.values())
+    acc = evaluate(model, data.x_test, data.y_test)
+    evaluate(model, 30.0 * data.x_train, data.y_train)     # far larger inputs, other data
+    assert evaluate(model, data.x_test, data.y_test) == acc
+    after = _adc_states(model)
+    for k, v in trained.items():
+        assert_array_equal(after[k], v, err_msg=k)
+    model.forward(30.0 * data.x_train[:20], training=True)  # but training still calibrates
+    assert any(not np.array_equal(_adc_states(model)[k], v) for k, v in trained.items())
+
+
+def test_deployment_calibrates_on_training_batches_only():
+    from xbarsim.hardware.tile import calibrating_adcs
+    from xbarsim.train import evaluate
+
+    cfg = cfg_of(*CALIBRATING, "hardware.forward.adc.calibration_batches=3")
+    data = runner.load_data(cfg)
+    shape = data.x_train.shape[1:]
+    deployed, _ = runner.build_model(cfg, shape, data.n_classes)
+    assert runner._calibrate_adcs(deployed, cfg, data.x_train) == 3
+    # the same as three evaluation-mode passes of the first training batches, by hand
+    by_hand, _ = runner.build_model(cfg, shape, data.n_classes)
+    with calibrating_adcs(checkpoint.hardware_layers(by_hand).values()):
+        for i in range(3):
+            by_hand.forward(data.x_train[20 * i:20 * (i + 1)], training=False)
+    want = _adc_states(by_hand)
+    got = _adc_states(deployed)
+    for k, v in want.items():
+        assert_array_equal(got[k], v, err_msg=k)
+    evaluate(deployed, data.x_test, data.y_test)          # evaluating the test set: no change
+    for k, v in want.items():
+        assert_array_equal(_adc_states(deployed)[k], v, err_msg=k)

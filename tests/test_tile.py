@@ -134,6 +134,70 @@ def test_adc_quantises_and_calibration_freezes(rng):
     assert adc.i_max == frozen
 
 
+def _adc_state(tile):
+    return {k: v.copy() for k, v in tile.state_dict().items() if "adc" in k}
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("granularity", ["tile", "layer"])
+def test_evaluation_passes_leave_calibrating_adcs_unchanged(rng, granularity):
+    """calibrate=False converts with the present range; only training passes widen it."""
+    io = PeripheryConfig(dac=DACConfig(bits=4, input_bits=4),
+                         adc=ADCConfig(bits=4, calibration_batches=100, granularity=granularity))
+    hw = dc.replace(ideal_hw(), forward=io, backward=io)
+    w = rng.standard_normal((8, 6))
+    tile = Tile(8, 6, hw, rng=rng, w_init=w)
+    x_small = rng.uniform(0, 1, (16, 8)) * (rng.random((16, 8)) < 0.3)
+    tile.forward(x_small)                              # training pass: calibrates
+    tile.backward(rng.standard_normal((16, 6)))
+    before = _adc_state(tile)
+    adcs = [*tile.blocks[0].adc_fwd, tile._adc_layer_fwd]
+    assert any(a.calibrating and a.i_max is not None for a in adcs)
+    x_big = rng.uniform(0, 1, (16, 8))                 # larger normalised currents
+    y_eval = tile.forward(x_big, calibrate=False)
+    tile.backward(rng.standard_normal((16, 6)), calibrate=False)
+    _assert_same_state(_adc_state(tile), before)
+    # the same conversion again gives the same numbers (no state moved in between)
+    np.testing.assert_array_equal(tile.forward(x_big, calibrate=False), y_eval)
+    # a training pass on the same batch does widen the range (the test above can fail)
+    tile.forward(x_big)
+    after = _adc_state(tile)
+    assert any(not np.array_equal(after[k], before[k]) for k in before)
+
+
+@pytest.mark.parametrize("granularity", ["tile", "layer"])
+def test_evaluation_before_any_calibration_is_refused(rng, granularity):
+    io = PeripheryConfig(dac=DACConfig(bits=4, input_bits=4),
+                         adc=ADCConfig(bits=4, granularity=granularity))
+    tile = Tile(8, 6, dc.replace(ideal_hw(), forward=io), rng=rng,
+                w_init=rng.standard_normal((8, 6)))
+    with pytest.raises(RuntimeError, match="no range yet"):
+        tile.forward(rng.uniform(0, 1, (4, 8)), calibrate=False)
+
+
+def test_calibrating_adcs_context_lets_evaluation_passes_calibrate(rng):
+    from xbarsim.hardware.tile import calibrating_adcs
+
+    io = PeripheryConfig(dac=DACConfig(bits=4, input_bits=4),
+                         adc=ADCConfig(bits=4, calibration_batches=100, granularity="tile"))
+    tiles = [Tile(8, 6, dc.replace(ideal_hw(), forward=io), rng=rng,
+                  w_init=rng.standard_normal((8, 6))) for _ in range(2)]
+    x = rng.uniform(0, 1, (16, 8))
+    with calibrating_adcs(tiles):
+        for t in tiles:
+            t.forward(x, calibrate=False)
+    assert all(t.blocks[0].adc_fwd[0].n_calibration_calls == 1 for t in tiles)
+    assert not any(t.calibrate_in_evaluation for t in tiles)      # restored on exit
+    before = _adc_state(tiles[0])
+    tiles[0].forward(2 * x, calibrate=False)
+    _assert_same_state(_adc_state(tiles[0]), before)
+
+
 # ---------------------------------------------------------------- non-ideal paths
 
 @pytest.mark.parametrize("granularity", ["tile", "layer"])

@@ -606,9 +606,11 @@ def _load_weights(model: Any, state: dict[str, FloatArray], source: str | None) 
 def _calibrate_adcs(model: Any, cfg: RunConfig, x: FloatArray) -> int:
     """Calibrate ADC ranges on training batches; return the number of batches used.
 
-    At most ``hardware.forward.adc.calibration_batches`` batches pass forward (evaluation
-    mode), so the test set is never used for calibration.
+    At most ``hardware.forward.adc.calibration_batches`` batches pass forward in evaluation
+    mode inside :func:`~xbarsim.hardware.tile.calibrating_adcs`; the test set is evaluated
+    afterwards, outside it, and so never changes a range.
     """
+    from xbarsim.hardware.tile import calibrating_adcs
     from xbarsim.train import checkpoint
 
     tiles = checkpoint.hardware_layers(model)
@@ -617,11 +619,12 @@ def _calibrate_adcs(model: Any, cfg: RunConfig, x: FloatArray) -> int:
         return 0
     bs = cfg.train.batch_size
     n = 0
-    for i in range(0, x.shape[0], bs):
-        if n >= cfg.hardware.forward.adc.calibration_batches:
-            break
-        model.forward(x[i:i + bs], training=False)
-        n += 1
+    with calibrating_adcs(tiles.values()):
+        for i in range(0, x.shape[0], bs):
+            if n >= cfg.hardware.forward.adc.calibration_batches:
+                break
+            model.forward(x[i:i + bs], training=False)
+            n += 1
     return n
 
 

@@ -458,11 +458,13 @@ class ADC(Converter):
                                "at least once, or give i_max")
         self.calibrating = False
 
-    def __call__(self, i: ArrayLike, noise: ArrayLike | None = None) -> FloatArray:
+    def __call__(self, i: ArrayLike, noise: ArrayLike | None = None, *,
+                 calibrate: bool = True) -> FloatArray:
         """Digital reconstruction [A] of column currents ``i`` [A] (any shape).
 
-        Adds ``sense_noise * noise``, updates the range while calibrating, then clips,
-        applies the transfer curve, quantises and reconstructs with the ideal inverse.
+        Adds ``sense_noise * noise``, updates the range while calibrating (and ``calibrate``),
+        then clips, applies the transfer curve, quantises and reconstructs with the ideal
+        inverse.
 
         Parameters
         ----------
@@ -470,6 +472,14 @@ class ADC(Converter):
             Analog currents [A].
         noise : array_like, same shape, optional
             Standard normals; required when ``sense_noise > 0``.
+        calibrate : bool
+            Let these currents update the range while the ADC is calibrating (training).
+            ``False`` (evaluation) converts with the present range and changes no state.
+
+        Raises
+        ------
+        RuntimeError
+            ``calibrate=False`` and the ADC has no range yet (never calibrated, no ``i_max``).
         """
         arr = as_float_array("i", i)
         if self.sense_noise > 0:
@@ -482,7 +492,10 @@ class ADC(Converter):
             arr = arr + self.sense_noise * xi
         if self.bits is None:
             return arr.copy() if arr is i else arr
-        if self.calibrating:
+        if self.i_max is None and not calibrate:
+            raise RuntimeError("ADC: no range yet (i_max unknown) and calibrate=False; "
+                               "calibrate it on training data first or give i_max")
+        if self.calibrating and calibrate:
             self.calibrate(arr)
         assert self.i_max is not None
         t = self._transfer

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,6 +189,9 @@ class Tile:
         self.w_scale = 1.0
         self._stacks: dict[str, tuple[tuple[int, ...], list[_Stack]]] = {}
         self._w_eff_cache: tuple[tuple[int, ...], FloatArray] | None = None
+        #: when True, evaluation passes (``calibrate=False``) calibrate too; set it only
+        #: through :func:`calibrating_adcs` (calibration of a deployed network on training data)
+        self.calibrate_in_evaluation = False
         self.blocks = [self._make_block(b) for b in
                        tile_slices(self.n_in, self.n_out, hw.crossbar.n_rows, hw.crossbar.n_cols)]
         self.set_weights(np.zeros((self.n_in, self.n_out)) if w_init is None else w_init,
@@ -297,15 +302,34 @@ class Tile:
         """Plain-SGD outer-product update: ``dW = -lr * x.T @ delta``, realised by the devices."""
         self.apply_step(-lr * (np.asarray(x).T @ np.asarray(delta)))
 
-    def forward(self, x: FloatArray) -> FloatArray:
-        """``x @ W`` through DAC, arrays and ADC: (batch, n_in) -> (batch, n_out)."""
-        x = self._check(x, self.n_in, "x")
-        return self._product(x, forward=True)
+    def forward(self, x: FloatArray, *, calibrate: bool = True) -> FloatArray:
+        """``x @ W`` through DAC, arrays and ADC: (batch, n_in) -> (batch, n_out).
 
-    def backward(self, delta: FloatArray) -> FloatArray:
-        """``delta @ W.T`` via the backward DAC, ``g_eff.T`` and ADC: (B, n_out) -> (B, n_in)."""
+        Parameters
+        ----------
+        x : (batch, n_in) ndarray
+        calibrate : bool, default True
+            Training pass: ADCs still calibrating widen their ranges with this batch's currents
+            first. ``False`` (evaluation) converts with the present ranges and changes no state,
+            so evaluating never leaks test data into the ranges (unless
+            :attr:`calibrate_in_evaluation` is set, see :func:`calibrating_adcs`).
+
+        Raises
+        ------
+        RuntimeError
+            ``calibrate=False`` while a calibrating ADC has never seen data (no range yet):
+            train first, or calibrate on training data with :func:`calibrating_adcs`.
+        """
+        x = self._check(x, self.n_in, "x")
+        return self._product(x, forward=True, calibrate=calibrate)
+
+    def backward(self, delta: FloatArray, *, calibrate: bool = True) -> FloatArray:
+        """``delta @ W.T`` via the backward DAC, ``g_eff.T`` and ADC: (B, n_out) -> (B, n_in).
+
+        ``calibrate`` as in :meth:`forward` (backward passes belong to training).
+        """
         delta = self._check(delta, self.n_out, "delta")
-        return self._product(delta, forward=False)
+        return self._product(delta, forward=False, calibrate=calibrate)
 
     # ------------------------------------------------------------------ internals
     @staticmethod
@@ -350,7 +374,7 @@ class Tile:
                 acc -= 2.0 * self.mapping.g_mid   # the reference column (MODELS §6.1)
         return w / self.alpha
 
-    def _product(self, x: FloatArray, *, forward: bool) -> FloatArray:
+    def _product(self, x: FloatArray, *, forward: bool, calibrate: bool) -> FloatArray:
         periphery = self.hw.forward if forward else self.hw.backward
         dac = self.dac_fwd if forward else self.dac_bwd
         n_out = self.n_out if forward else self.n_in
@@ -369,11 +393,12 @@ class Tile:
         weights = _plane_weights(input_bits, dac.bits, signed)      # (P,)
         dac_args = (x, scale, input_bits, dac.bits or 0, mode, *dac.transfer, dac.v_max)
         self._refresh()
+        calibrate = calibrate or self.calibrate_in_evaluation
         if periphery.adc.granularity == "layer":
             # no ADC between the planes: the arrays see their weighted sum (B, n) [V]
-            out = self._layer_product(mvm.dac_effective(*dac_args, weights), forward)
+            out = self._layer_product(mvm.dac_effective(*dac_args, weights), forward, calibrate)
         else:
-            out = self._tile_product(mvm.dac_planes(*dac_args), weights, forward)
+            out = self._tile_product(mvm.dac_planes(*dac_args), weights, forward, calibrate)
         return out * (scale / (dac.v_max * self.alpha))
 
     def _refresh(self) -> None:
@@ -393,7 +418,7 @@ class Tile:
         for x in light:
             x.g_eff()
 
-    def _layer_product(self, v: FloatArray, forward: bool) -> FloatArray:
+    def _layer_product(self, v: FloatArray, forward: bool, calibrate: bool) -> FloatArray:
         """Stitched effective matrix, one product, one (bipolar) ADC on the layer output.
 
         ``v`` (B, n) [V] is the plane-weighted drive; the stitched matrix is cached until a
@@ -406,7 +431,7 @@ class Tile:
         i = v @ g_layer if forward else v @ g_layer.T             # (B, n) [A]
         adc = self._adc_layer_fwd if forward else self._adc_layer_bwd
         noise = (self.rng.standard_normal(i.shape) if adc.sense_noise > 0 else None)
-        return adc(i, noise)
+        return adc(i, noise, calibrate=calibrate)
 
     def _versions(self) -> tuple[int, ...]:
         """Change counters of every read array (keys of the product caches)."""
@@ -442,15 +467,21 @@ class Tile:
         self._stacks[key] = (versions, stacks)
         return stacks
 
-    def _tile_product(self, volts: FloatArray, weights: FloatArray, forward: bool) -> FloatArray:
+    def _tile_product(self, volts: FloatArray, weights: FloatArray, forward: bool,
+                      calibrate: bool) -> FloatArray:
         """Per-array products (one GEMM per driven block), per-array ADCs, digital partial sums."""
         n_planes, batch = volts.shape[:2]
         out = np.zeros((batch, self.n_out if forward else self.n_in))
         for st in self._stack(forward):
             adc0 = st.adcs[0]
-            if adc0.bits is not None and any(a.calibrating for a in st.adcs):
+            if adc0.bits is not None and any(a.calibrating for a in st.adcs) and calibrate:
                 self._convert_calibrating(st, volts, weights, out)
             else:
+                if adc0.bits is not None and any(a.i_max is None for a in st.adcs):
+                    raise RuntimeError(
+                        f"{self.name}: an ADC has no range yet (never calibrated) and this is "
+                        "an evaluation pass (calibrate=False); train first, or calibrate on "
+                        "training data inside xbarsim.hardware.tile.calibrating_adcs(...)")
                 self._convert_per_plane(st, volts, weights, out)
             if self.mapping.name == "offset":
                 # reference column of g_mid devices per block, computed digitally (MODELS §6.1)
@@ -563,3 +594,23 @@ class Tile:
         return (f"Tile({self.n_in}x{self.n_out}, blocks={len(self.blocks)}, "
                 f"mapping={self.mapping.name}, slices={self.n_slices}, "
                 f"solver={self.hw.solver.method})")
+
+
+@contextmanager
+def calibrating_adcs(tiles: Iterable[Tile]) -> Iterator[None]:
+    """Let evaluation passes calibrate the ADCs of ``tiles`` inside the ``with`` block.
+
+    For deploying a trained network on new hardware without training it: run forward passes
+    of *training* batches in evaluation mode (no dropout, batch-norm running statistics)
+    inside the block, then evaluate outside it, where ranges only change in training passes.
+    Restores the previous setting on exit.
+    """
+    tiles = list(tiles)
+    before = [t.calibrate_in_evaluation for t in tiles]
+    for t in tiles:
+        t.calibrate_in_evaluation = True
+    try:
+        yield
+    finally:
+        for t, flag in zip(tiles, before, strict=True):
+            t.calibrate_in_evaluation = flag

@@ -73,12 +73,18 @@ class WeightBackend(Protocol):
         """``(n_in, n_out)``."""
         ...
 
-    def forward(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``x @ W``: (batch, n_in) -> (batch, n_out)."""
+    def forward(self, x: NDArray[np.float64], *, calibrate: bool = True
+                ) -> NDArray[np.float64]:
+        """``x @ W``: (batch, n_in) -> (batch, n_out).
+
+        ``calibrate`` (training passes) lets hardware converters still calibrating learn their
+        ranges from this batch; ``False`` (evaluation) leaves every converter unchanged.
+        """
         ...
 
-    def backward(self, delta: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``delta @ W.T``: (batch, n_out) -> (batch, n_in)."""
+    def backward(self, delta: NDArray[np.float64], *, calibrate: bool = True
+                 ) -> NDArray[np.float64]:
+        """``delta @ W.T``: (batch, n_out) -> (batch, n_in); ``calibrate`` as in forward."""
         ...
 
     def update(self, x: NDArray[np.float64], delta: NDArray[np.float64], lr: float) -> None:
@@ -124,11 +130,13 @@ class DigitalWeights:
         """``(n_in, n_out)``."""
         return self.w.shape  # type: ignore[return-value]
 
-    def forward(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``x @ W``: (batch, n_in) -> (batch, n_out)."""
+    def forward(self, x: NDArray[np.float64], *, calibrate: bool = True
+                ) -> NDArray[np.float64]:
+        """``x @ W``: (batch, n_in) -> (batch, n_out) (no converters: ``calibrate`` unused)."""
         return x @ self.w
 
-    def backward(self, delta: NDArray[np.float64]) -> NDArray[np.float64]:
+    def backward(self, delta: NDArray[np.float64], *, calibrate: bool = True
+                 ) -> NDArray[np.float64]:
         """``delta @ W.T``: (batch, n_out) -> (batch, n_in)."""
         return delta @ self.w.T
 

@@ -104,7 +104,7 @@ class Conv2d(Layer):
             raise ValueError(f"Conv2d({self.name or ''}): input {h}x{w} is smaller than the "
                              f"{self.kh}x{self.kw} kernel with padding {self.padding}")
         cols = im2col(x, self.kh, self.kw, self.stride, self.padding)  # (b*h_out*w_out, c*kh*kw)
-        y = self.backend.forward(cols)  # (b*h_out*w_out, c_out)
+        y = self.backend.forward(cols, calibrate=training)  # (b*h_out*w_out, c_out)
         if self.bias is not None:
             y = y + self.bias.value
         if training:

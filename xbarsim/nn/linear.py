@@ -64,7 +64,7 @@ class Linear(Layer):
             raise ValueError(f"Linear({self.name or ''}): expected input of shape "
                              f"(batch, {self.n_in}), got {x.shape}")
         self._x = x if training else None
-        y = self.backend.forward(x)
+        y = self.backend.forward(x, calibrate=training)
         if self.bias is not None:
             y = y + self.bias.value
         return y

@@ -93,7 +93,9 @@ def evaluate(model: Layer, x: NDArray[np.float64], y: NDArray[np.int64],
     y : ndarray of shape (n,), int
         Class labels.
     batch_size : int
-        Evaluation batch size (memory only; the result does not depend on it).
+        Evaluation batch size. Exact in software mode; on crossbars the per-batch input scale
+        of the DACs (block floating point) makes quantised results depend on it slightly.
+        Evaluation passes never change ADC ranges (only training passes calibrate).
 
     Returns
     -------
