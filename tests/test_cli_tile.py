@@ -350,6 +350,13 @@ def test_bench_records_and_exponent():
     assert [(r["regime"], r["n_rows"]) for r in recs] == [
         ("txsim", 4), ("txsim", 6), ("harsh", 4), ("harsh", 6)]
     assert recs[0]["nodal_s"] > 0 and recs[1]["nodal_s"] is None
+    for r in recs:
+        assert r["fcm_cold_s"] > 0 and r["iter_cold_s"] > 0 and r["iter_warm_s"] > 0
+        assert r["err_iter"] < 1e-9 and r["err_iter_warm"] < 1e-9
+    assert recs[0]["reference"] == "nodal" and recs[0]["err_fcm"] < 1e-12
+    assert recs[1]["reference"] == "fcm" and recs[1]["err_fcm"] is None
+    table = bench.format_bench_table(recs)
+    assert "iterative warm" in table and "warm refresh <= half a cold one" in table
     fake = [{"regime": "x", "cells": c, "t": 2.0 * c ** 1.5} for c in (16, 64, 256)]
     assert bench.fit_growth_exponent(fake, key="t")["x"] == pytest.approx(1.5)
 

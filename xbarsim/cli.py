@@ -412,7 +412,7 @@ def bench() -> None:
 @_echo_warnings
 def bench_tile(sizes: str, regimes: str, repeats: int, seed: int,
                nodal_max_size: int | None) -> None:
-    """Time nodal, FCM (cold and warm) and AAM K=1..4 g_eff on square tiles."""
+    """Time nodal, FCM (direct; iterative cold and warm) and AAM K=1..4 g_eff on square tiles."""
     from xbarsim.studies import bench as bench_mod
 
     try:
