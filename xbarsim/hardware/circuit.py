@@ -301,7 +301,8 @@ def effective_conductance(g: ArrayLike, *, r_source: ArrayLike = 0.0, r_sense: A
     r_source, r_sense, r_row, r_col
         Parasitic resistances [Ohm], see :func:`sense_currents`.
     method : {"fcm", "nodal", "aam", "ideal"}
-        ``"nodal"``: golden sparse LU solve. ``"fcm"``: exact structured solver (tolerance
+        ``"nodal"``: golden sparse LU solve. ``"fcm"``: exact structured solver (direct nested
+        dissection by default, exact to round-off; ``algorithm="iterative"`` iterates to
         ``rtol``, default 1e-10). ``"aam"``: path expansion of order ``order`` (default 2).
         ``"ideal"``: ``g`` itself (parasitics ignored).
     **options
