@@ -146,7 +146,8 @@ def test_direct_equals_nodal_on_tiles(rng, shape, regime):
 def test_threaded_subtrees_equal_serial_bit_for_bit(rng):
     g = rng.uniform(1e-6, 1e-5, (64, 48))
     par = Parasitics.build(64, 48, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
-    assert schur.plan(64, 48).split[0] > 0
+    parts = schur.plan(64, 48).parts
+    assert len(parts) == 2 and parts[0].last_step > 0 and parts[1].last_step > parts[1].first_step
     serial = FCMSolver(par, n_threads=1).g_eff(g)
     threaded = FCMSolver(par, n_threads=2).g_eff(g)
     assert_array_equal(serial, threaded)
@@ -186,13 +187,22 @@ def test_zero_resistance_stand_in_changes_nothing_measurable(rng):
 def test_plan_box_size_and_padding(shape, box):
     assert schur.box_size(*shape) == box
     pl = schur.plan(*shape)
-    n_real = int(np.sum((pl.cell_row >= 0) & (pl.cell_col < shape[1])))
+    cell_row = np.concatenate([part.cell_row for part in pl.parts])
+    cell_col = np.concatenate([part.cell_col for part in pl.parts])
+    n_real = int(np.sum((cell_row >= 0) & (cell_col < shape[1])))
     assert n_real == shape[0] * shape[1]
-    assert pl.cell_row.size <= 1.3 * shape[0] * shape[1] or box == 1
-    # every real cell appears exactly once in the first batch
-    real = (pl.cell_row >= 0) & (pl.cell_col < shape[1])
-    cells = set(zip(pl.cell_row[real].tolist(), pl.cell_col[real].tolist(), strict=True))
+    assert cell_row.size <= 1.3 * shape[0] * shape[1] or box == 1
+    # every real cell appears exactly once in the first batches of the parts
+    real = (cell_row >= 0) & (cell_col < shape[1])
+    cells = set(zip(cell_row[real].tolist(), cell_col[real].tolist(), strict=True))
     assert len(cells) == n_real
+    # the parts' boxes are every box once, and their merges tile the program before the root
+    offsets = np.concatenate([part.box_offset for part in pl.parts])
+    assert len(set(offsets.tolist())) == offsets.size
+    assert pl.parts[0].first_step == 0
+    assert all(a.last_step == b.first_step
+               for a, b in zip(pl.parts[:-1], pl.parts[1:], strict=True))
+    assert pl.n_steps - pl.parts[-1].last_step == len(pl.parts) - 1
     assert pl.root_size == shape[0] + shape[1]
     assert sorted(pl.source_index.tolist() + pl.ground_index.tolist()) == list(
         range(pl.root_size))

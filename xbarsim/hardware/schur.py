@@ -27,8 +27,9 @@ relative (the input conductance of a row is at most ``n_cols * max(g)``), about 
 far below round-off.
 
 Cost: about 40 ``n^3`` flops for ``n x n`` (37 at n = 64, 43 at n = 256, counted from the
-plan; most of it in matrix products), no iteration, independent of the conductance range. The result has no tolerance to set: it is exact to
-round-off, entry by entry.
+plan; most of it in matrix products), no iteration, independent of the conductance range. The
+result has no tolerance to set: it is exact to round-off, entry by entry. The root's two
+subtrees (each from its cells up) are independent and can run in two threads.
 """
 
 from __future__ import annotations
@@ -89,6 +90,29 @@ def _level_maps(h: int, w: int, horizontal: bool) -> tuple[int, int, IntArray, I
 
 
 @dataclass(frozen=True)
+class SchurPart:
+    """One independent subtree of the nested dissection: a block of boxes and its merges.
+
+    Attributes
+    ----------
+    cell_row, cell_col : (n_cells,) int64 — real cell of each slot of the part's first batch
+        (out of range = padding), in the batch order of :func:`~xbarsim.kernels.schur.merge_level`.
+    keep, keep_start : int64 arrays — connected slots of each of the part's boxes (see
+        ``gather_boxes``), boxes in row-major order within the part.
+    box_offset : (n_boxes,) int64 — arena offsets of those boxes' maps.
+    first_step, last_step : int — the part's box merges are steps ``[first_step, last_step)``.
+    """
+
+    cell_row: IntArray
+    cell_col: IntArray
+    keep: IntArray
+    keep_start: IntArray
+    box_offset: IntArray
+    first_step: int
+    last_step: int
+
+
+@dataclass(frozen=True)
 class SchurPlan:
     """Symbolic part of the direct solver for one array shape (see the module notes).
 
@@ -97,13 +121,10 @@ class SchurPlan:
     n_rows, n_cols : int — array shape.
     box : int — edge of the equal boxes.
     levels : list of (pos_a, pos_b, p, q) — equal-box merges, bottom-up.
-    cell_row, cell_col : (n_cells,) int64 — real cell of each slot of the first batch
-        (out of range = padding).
-    keep, keep_start : int64 arrays — connected slots of each box (see ``gather_boxes``).
-    box_offset : (n_boxes,) int64 — arena offsets of the boxes' maps.
-    steps, positions : int64 arrays — the merge program (see ``merge_boxes``).
-    split : (int, int) — the root's two subtrees are steps ``[0, split[0])`` and
-        ``[split[0], split[1])``; the root merge is ``split[1]`` (``split[1] == n_steps - 1``).
+    parts : tuple of SchurPart — the root's two subtrees (one part when there is one box);
+        each is computed from its cells to its merged map independently of the other.
+    steps, positions : int64 arrays — the merge program (see ``merge_boxes``); the parts'
+        steps come first, the root merge (when there are two parts) is the last step.
     root_offset, root_size : int — the terminals' map in the arena.
     source_index, ground_index : int64 arrays — position of ``s_i`` / ``t_j`` in that map.
     arena_size : int — floats of the arena.
@@ -113,14 +134,9 @@ class SchurPlan:
     n_cols: int
     box: int
     levels: list[tuple[IntArray, IntArray, int, int]]
-    cell_row: IntArray
-    cell_col: IntArray
-    keep: IntArray
-    keep_start: IntArray
-    box_offset: IntArray
+    parts: tuple[SchurPart, ...]
     steps: IntArray
     positions: IntArray
-    split: tuple[int, int]
     root_offset: int
     root_size: int
     source_index: IntArray
@@ -163,22 +179,28 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
             w *= 2
         else:
             h *= 2
-    # batch order of the cells: parent x merges children x and n_parents + x at every level
-    order = np.arange(n_br * n_bc).reshape(n_br, n_bc)
-    for *_, horizontal in reversed(levels):
-        n_par = order.size
-        if horizontal:
-            child = np.empty((order.shape[0], 2 * order.shape[1]), dtype=np.int64)
-            child[:, 0::2], child[:, 1::2] = order, order + n_par
-        else:
-            child = np.empty((2 * order.shape[0], order.shape[1]), dtype=np.int64)
-            child[0::2, :], child[1::2, :] = order, order + n_par
-        order = child
-    cell_row = np.empty(order.size, dtype=np.int64)
-    cell_col = np.empty(order.size, dtype=np.int64)
-    rows, cols = np.indices(order.shape)
-    cell_row[order.ravel()] = rows.ravel() - top
-    cell_col[order.ravel()] = cols.ravel()
+
+    def batch_cells(b0: int, b1: int, c0: int, c1: int) -> tuple[IntArray, IntArray]:
+        """Real cells of the first batch of boxes [b0, b1) x [c0, c1) (row-major boxes).
+
+        Batch order: parent ``x`` merges children ``x`` and ``n_parents + x`` at every level.
+        """
+        order = np.arange((b1 - b0) * (c1 - c0)).reshape(b1 - b0, c1 - c0)
+        for *_, horizontal in reversed(levels):
+            n_par = order.size
+            if horizontal:
+                child = np.empty((order.shape[0], 2 * order.shape[1]), dtype=np.int64)
+                child[:, 0::2], child[:, 1::2] = order, order + n_par
+            else:
+                child = np.empty((2 * order.shape[0], order.shape[1]), dtype=np.int64)
+                child[0::2, :], child[1::2, :] = order, order + n_par
+            order = child
+        cell_row = np.empty(order.size, dtype=np.int64)
+        cell_col = np.empty(order.size, dtype=np.int64)
+        rows, cols = np.indices(order.shape)
+        cell_row[order.ravel()] = rows.ravel() + b0 * box - top
+        cell_col[order.ravel()] = cols.ravel() + c0 * box
+        return cell_row, cell_col
 
     def slot_nodes(bi: int, bj: int) -> list[Node | None]:
         """Node of every slot of box (bi, bj) (None = unconnected)."""
@@ -249,21 +271,40 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         return off_out, outer
 
     root_offset, root_nodes = bisect(0, n_br, 0, n_bc)
-    # post-order: the root's first subtree is the first (its boxes - 1) steps, the root last
-    boxes_first = n_br * (n_bc // 2) if n_bc >= n_br else (n_br // 2) * n_bc
-    split = (max(boxes_first - 1, 0), max(len(steps) - 1, 0))
     if any(kind(nd) == 0 for nd in root_nodes):
         raise AssertionError("schur plan: an inner node was not eliminated")
+    # the root's two subtrees, split as bisect splits them; post-order: the first subtree is
+    # the first (its boxes - 1) steps, the second the next (its boxes - 1), the root last
+    if n_br * n_bc == 1:
+        blocks = [(0, 1, 0, 1)]
+    elif n_bc >= n_br:
+        blocks = [(0, n_br, 0, n_bc // 2), (0, n_br, n_bc // 2, n_bc)]
+    else:
+        blocks = [(0, n_br // 2, 0, n_bc), (n_br // 2, n_br, 0, n_bc)]
+    parts = []
+    first_step = 0
+    for b0, b1, c0, c1 in blocks:
+        ids = [box_index[(bi, bj)] for bi in range(b0, b1) for bj in range(c0, c1)]
+        kept = [keep[keep_start[b]:keep_start[b + 1]] for b in ids]
+        cell_row, cell_col = batch_cells(b0, b1, c0, c1)
+        last_step = first_step + len(ids) - 1
+        parts.append(SchurPart(
+            cell_row=cell_row, cell_col=cell_col,
+            keep=np.array([k for ks in kept for k in ks], dtype=np.int64),
+            keep_start=np.cumsum([0] + [len(ks) for ks in kept], dtype=np.int64),
+            box_offset=np.array([box_offset[b] for b in ids], dtype=np.int64),
+            first_step=first_step, last_step=last_step))
+        first_step = last_step
+    if first_step + len(blocks) - 1 != len(steps):
+        raise AssertionError("schur plan: the parts do not cover the merge program")
     where = {nd: k for k, nd in enumerate(root_nodes)}
     return SchurPlan(
         n_rows=n_rows, n_cols=n_cols, box=box,
         levels=[(pa, pb, p, q) for p, q, pa, pb, _ in levels],
-        cell_row=cell_row, cell_col=cell_col,
-        keep=np.array(keep, dtype=np.int64), keep_start=np.array(keep_start, dtype=np.int64),
-        box_offset=np.array(box_offset, dtype=np.int64),
+        parts=tuple(parts),
         steps=np.array(steps, dtype=np.int64).reshape(-1, 10),
         positions=np.array(positions, dtype=np.int64),
-        split=split, root_offset=int(root_offset), root_size=len(root_nodes),
+        root_offset=int(root_offset), root_size=len(root_nodes),
         source_index=np.array([where[("s", i, 0)] for i in range(n_rows)], dtype=np.int64),
         ground_index=np.array([where[("t", 0, j)] for j in range(n_cols)], dtype=np.int64),
         arena_size=int(offset))
@@ -292,8 +333,9 @@ def g_eff(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = N
     arena : ndarray of shape (plan.arena_size,), optional
         Work memory to reuse between calls (allocated when None).
     run_parallel : callable, optional
-        Runs a list of independent no-argument tasks (the root's two subtrees), for example
-        in threads; default: one after the other.
+        Runs a list of independent no-argument tasks (the root's two subtrees, each from its
+        cells to its merged map), for example in threads; default: one after the other. The
+        result is the same bit for bit.
     box : int, optional
         Edge of the equal boxes (a power of two); default :func:`box_size`.
     """
@@ -303,25 +345,28 @@ def g_eff(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = N
         return np.zeros_like(g)
     pl = plan(n_rows, n_cols, box)
     g_row, g_col, g_source, g_sense = conductances(g_max, parasitics, n_rows * n_cols)
-    maps = kernels.leaf_maps(g, g_row, g_col, g_source, g_sense, pl.cell_row, pl.cell_col)
-    for k, (pos_a, pos_b, p, q) in enumerate(pl.levels):
-        maps = kernels.merge_level(maps, pos_a, pos_b, p, q, CHUNK, k == len(pl.levels) - 1)
-    if not pl.levels:
-        maps = np.ascontiguousarray(maps.transpose(2, 0, 1))
     if arena is None or arena.size < pl.arena_size:
         arena = np.empty(pl.arena_size)
-    kernels.gather_boxes(maps, pl.keep, pl.keep_start, arena, pl.box_offset)
     steps, pos = pl.steps, pl.positions
-    if pl.n_steps:
-        first, second = pl.split
-        tasks = [lambda: kernels.merge_boxes(arena, steps, pos, 0, first, PANEL),
-                 lambda: kernels.merge_boxes(arena, steps, pos, first, second, PANEL)]
-        if run_parallel is None or first == 0 or second == first:
-            for task in tasks:
-                task()
-        else:
-            run_parallel(tasks)
-        kernels.merge_boxes(arena, steps, pos, second, pl.n_steps, PANEL)
+
+    def run_part(part: SchurPart) -> None:
+        """Cells -> equal boxes -> the part's merged map, written into the arena."""
+        maps = kernels.leaf_maps(g, g_row, g_col, g_source, g_sense, part.cell_row,
+                                 part.cell_col)
+        for k, (pos_a, pos_b, p, q) in enumerate(pl.levels):
+            maps = kernels.merge_level(maps, pos_a, pos_b, p, q, CHUNK, k == len(pl.levels) - 1)
+        if not pl.levels:
+            maps = np.ascontiguousarray(maps.transpose(2, 0, 1))
+        kernels.gather_boxes(maps, part.keep, part.keep_start, arena, part.box_offset)
+        kernels.merge_boxes(arena, steps, pos, part.first_step, part.last_step, PANEL)
+
+    tasks = [functools.partial(run_part, part) for part in pl.parts]
+    if run_parallel is None or len(tasks) == 1:
+        for task in tasks:
+            task()
+    else:
+        run_parallel(tasks)
+    kernels.merge_boxes(arena, steps, pos, pl.parts[-1].last_step, pl.n_steps, PANEL)
     d = pl.root_size
     root = arena[pl.root_offset:pl.root_offset + d * d].reshape(d, d)
     return -root[np.ix_(pl.source_index, pl.ground_index)]
