@@ -36,6 +36,7 @@ from xbarsim.hardware import schur
 from xbarsim.hardware.circuit import NodalSystem, Parasitics, check_conductance, flip
 from xbarsim.kernels import aam as aam_kernels
 from xbarsim.kernels import fcm as fcm_kernels
+from xbarsim.kernels.blas import one_blas_thread
 
 logger = logging.getLogger(__name__)
 
@@ -380,7 +381,8 @@ class FCMSolver(CircuitSolver):
         run_parallel = None
         if self.n_threads >= 2:
             def run_parallel(tasks: list[Any]) -> None:
-                for future in [shared_pool().submit(task) for task in tasks]:
+                # BLAS in the calling thread only: two solves x all-core BLAS oversubscribe
+                for future in [shared_pool().submit(one_blas_thread(task)) for task in tasks]:
                     future.result()
         out = schur.g_eff(g, self.parasitics, arena=self._arena, run_parallel=run_parallel)
         self.stats.n_solves += 1

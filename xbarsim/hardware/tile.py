@@ -66,6 +66,7 @@ from xbarsim.hardware.solvers import (
     shared_pool,
 )
 from xbarsim.kernels import mvm
+from xbarsim.kernels.blas import one_blas_thread
 
 logger = logging.getLogger(__name__)
 
@@ -411,7 +412,8 @@ class Tile:
             cheap = isinstance(x.solver, InterpolatedSolver) and not x.solver.needs_refresh(x.g)
             (light if cheap else heavy).append(x)
         if len(heavy) > 1 and default_threads() > 1:
-            list(shared_pool().map(Crossbar.g_eff, heavy))
+            # BLAS in the calling thread only (see xbarsim.kernels.blas)
+            list(shared_pool().map(one_blas_thread(Crossbar.g_eff), heavy))
         else:
             for x in heavy:
                 x.g_eff()
