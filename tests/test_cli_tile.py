@@ -386,3 +386,19 @@ def test_import_and_help_do_not_import_numba():
                           check=True)
     flags = json.loads(proc.stdout.strip().splitlines()[-1])
     assert flags == {"import": False, "help": False, "h5py": False}
+
+
+def test_median_time_calls_until_min_seconds():
+    from xbarsim.studies.bench import median_time
+
+    calls = []
+    median, first = median_time(lambda: calls.append(1) or len(calls), 3, min_seconds=0.02)
+    assert first == 1
+    assert len(calls) > 4          # a no-op call takes far less than 0.02 s / 3
+    calls.clear()
+    median_time(lambda: calls.append(1), 3)
+    assert len(calls) == 4         # one untimed call and exactly `repeats` timed ones
+    calls.clear()
+    median_time(lambda: calls.append(1), 2, min_seconds=10.0, max_calls=7)
+    assert len(calls) == 8
+    assert median >= 0.0

@@ -3,9 +3,10 @@
 For each regime and size, in one run: nodal ``g_eff`` (golden sparse LU); FCM with its default
 direct algorithm (nested dissection) cold and as a refresh after a 1 % random change of ``g``
 (it keeps no state, so the two cost the same); FCM's iterative algorithm cold and warm-started
-after the same change; and AAM with K = 1..4. Each time is the median of
-``repeats`` calls of :func:`time.perf_counter`, after one untimed first call (which absorbs JIT
-compilation and gives the result used for the error columns). Errors are
+after the same change; and AAM with K = 1..4. Each time is the median of at least ``repeats``
+calls timed with :func:`time.perf_counter`, and of more until they add up to
+:data:`MIN_SECONDS`, after one untimed first call (which absorbs JIT compilation and gives the
+result used for the error columns). Errors are
 ``max |g_eff_m - g_eff_ref| / max |g_eff_ref|`` with the nodal result as reference.
 
 Used by ``xbarsim bench tile`` and ``benchmarks/bench_tile.py`` so both print the same table.
@@ -36,6 +37,9 @@ AAM_ORDERS = (1, 2, 3, 4)
 CHANGE = 0.01
 """Relative size of the random change of g before the warm FCM refresh (1 % of the range)."""
 
+MIN_SECONDS = 0.25
+"""Timed seconds each measurement reaches at least (sub-millisecond solves: hundreds of calls)."""
+
 REGIMES: dict[str, dict[str, float]] = {
     # TxSim devices (TxSim §V): R 100 kOhm - 1 MOhm, wires 1 / 4.6 Ohm per segment
     "txsim": {"g_min": 1.0e-6, "g_max": 1.0e-5, "r_row": 1.0, "r_col": 4.6,
@@ -48,16 +52,20 @@ REGIMES: dict[str, dict[str, float]] = {
 
 
 def median_time(fn: Callable[[], Any], repeats: int,
-                 setup: Callable[[], Any] | None = None) -> tuple[float, Any]:
-    """Median wall time [s] of ``repeats`` calls of ``fn`` after one untimed call.
+                 setup: Callable[[], Any] | None = None, *, min_seconds: float = 0.0,
+                 max_calls: int = 1000) -> tuple[float, Any]:
+    """Median wall time [s] of at least ``repeats`` calls of ``fn`` after one untimed call.
 
-    ``setup`` (untimed) runs before every call. Returns ``(median, result of the first call)``.
+    ``setup`` (untimed) runs before every call. Calls continue past ``repeats`` until the timed
+    calls add up to ``min_seconds`` (at most ``max_calls`` calls), so that a sub-millisecond
+    solve is the median of hundreds of calls, not of a few that a busy machine can shift.
+    Returns ``(median, result of the first call)``.
     """
     if setup is not None:
         setup()
     first = fn()
-    times = []
-    for _ in range(repeats):
+    times: list[float] = []
+    while len(times) < repeats or (sum(times) < min_seconds and len(times) < max_calls):
         if setup is not None:
             setup()
         t0 = time.perf_counter()
@@ -97,7 +105,8 @@ def _bench_one(regime: str, g: FloatArray, g2: FloatArray, par: Any, repeats: in
 
     ref = ref2 = None
     if run_nodal:
-        rec["nodal_s"], ref = median_time(lambda: NodalSystem(g, par).g_eff(), repeats)
+        rec["nodal_s"], ref = median_time(lambda: NodalSystem(g, par).g_eff(), repeats,
+                                          min_seconds=MIN_SECONDS)
         ref2 = NodalSystem(g2, par).g_eff()
     else:
         rec["nodal_s"] = None
@@ -112,15 +121,17 @@ def _bench_one(regime: str, g: FloatArray, g2: FloatArray, par: Any, repeats: in
     else:
         # one solver object each, as a Crossbar would hold it
         direct = solvers.FCMSolver(par, algorithm="direct")
-        rec["fcm_cold_s"], g_fcm = median_time(lambda: direct.g_eff(g), repeats)
+        rec["fcm_cold_s"], g_fcm = median_time(lambda: direct.g_eff(g), repeats,
+                                               min_seconds=MIN_SECONDS)
         rec["fcm_warm_s"], g_fcm2 = median_time(lambda: direct.g_eff(g2), repeats,
-                                                setup=lambda: direct.g_eff(g))
+                                                setup=lambda: direct.g_eff(g),
+                                                min_seconds=MIN_SECONDS)
         iterative = solvers.FCMSolver(par, algorithm="iterative", rtol=rtol)
         rec["iter_cold_s"], g_it = median_time(lambda: iterative.g_eff(g, warm=False),
-                                               repeats)
+                                               repeats, min_seconds=MIN_SECONDS)
         rec["iter_warm_s"], g_it2 = median_time(
             lambda: iterative.g_eff(g2, warm=True), repeats,
-            setup=lambda: iterative.g_eff(g, warm=False))
+            setup=lambda: iterative.g_eff(g, warm=False), min_seconds=MIN_SECONDS)
         if ref is None:
             ref, ref2 = g_fcm, g_fcm2
         else:
@@ -138,7 +149,8 @@ def _bench_one(regime: str, g: FloatArray, g2: FloatArray, par: Any, repeats: in
                     try:
                         rec[f"aam{k}_s"], g_aam = median_time(
                             lambda k=k: effective_conductance(g, method="aam", order=k,
-                                                              **kw), repeats)
+                                                              **kw), repeats,
+                            min_seconds=MIN_SECONDS)
                     except ValueError as exc:      # the solver's own rho check
                         rec["notes"].append(f"aam skipped: {exc}")
                         break
