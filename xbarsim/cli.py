@@ -405,7 +405,8 @@ def bench() -> None:
               help="Comma-separated regimes: txsim (g 1-10 uS, wires 1/4.6 Ohm) and harsh "
                    "(g 50-500 uS, wires 10 Ohm); source/sense 100 Ohm in both.")
 @click.option("--repeats", type=int, default=5, show_default=True,
-              help="Timed calls per measurement (median reported; a first call is excluded).")
+              help="Least number of timed calls per measurement; calls continue until they "
+                   "add up to 0.25 s (median reported; a first call is excluded).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--nodal-max-size", type=int, default=None,
               help="Skip the slow nodal solve above this size (default: always run it).")

@@ -180,7 +180,8 @@ def run_tile_bench(sizes: Iterable[int] = DEFAULT_SIZES,
     regimes : iterable of str
         Keys of :data:`REGIMES`.
     repeats : int
-        Timed calls per measurement (the median is reported), >= 1.
+        Least number of timed calls per measurement, >= 1; calls continue until they add up
+        to :data:`MIN_SECONDS` (the median is reported).
     seed : int
         Seed of the random conductances (stream ``"bench.<regime>.<n>"``).
     nodal_max_size : int, optional

@@ -1,0 +1,35 @@
+"""The training-step benchmark's report (xbarsim.studies.bench_train): ratios and target verdicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from xbarsim.studies.bench_train import TARGETS, format_train_bench
+
+
+def _row(model, torch, software, exact, interp):
+    return dict(model=model, torch=torch, software=software, cross_ni_exact=exact,
+                cross_ni_interp=interp)
+
+
+def test_ratios_and_verdicts_against_torch():
+    text = format_train_bench([_row("lenet5", 0.010, 0.0149, 0.101, 0.049)])
+    assert "| lenet5 | 10 | 14.9 | 101 | 49 | 1.49x | 10.10x | 4.90x |" in text
+    assert "PASS: lenet5 software <= 1.5x PyTorch (1.49x)" in text
+    assert "FAIL: lenet5 Cross-NI exact refresh every batch <= 10x PyTorch (10.10x)" in text
+    assert "PASS: lenet5 Cross-NI interpolated (L = 10) <= 5x PyTorch (4.90x)" in text
+    assert text.count("PASS") + text.count("FAIL") == len(TARGETS)
+
+
+def test_without_torch_no_verdicts():
+    text = format_train_bench([_row("mlp", None, 0.002, 0.1, 0.03)])
+    assert "| mlp | - | 2 | 100 | 30 | - | - | - |" in text
+    assert "PASS" not in text and "FAIL" not in text
+    assert "pip install torch==2.13.0" in text
+
+
+@pytest.mark.parametrize("limit_key", [k for k, _, _ in TARGETS])
+def test_each_target_can_fail(limit_key):
+    row = _row("m", 1.0, 1.0, 1.0, 1.0)
+    row[limit_key] = 100.0
+    assert format_train_bench([row]).count("FAIL") == 1
