@@ -1,4 +1,4 @@
-"""The training-step benchmark's report (xbarsim.studies.bench_train): ratios and target verdicts."""
+"""The training-step benchmark report (xbarsim.studies.bench_train): ratios, target verdicts."""
 
 from __future__ import annotations
 
