@@ -22,12 +22,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
+from xbarsim.runtime import tune_allocator, tune_blas_idle
 
-from xbarsim.hardware.circuit import Parasitics
-from xbarsim.hardware.solvers import FCMSolver
-from xbarsim.runtime import tune_allocator
-from xbarsim.studies.bench import REGIMES
+if __name__ == "__main__":
+    tune_blas_idle()    # as the CLI does, before NumPy loads OpenBLAS (xbarsim.runtime)
+
+import numpy as np  # noqa: E402
+
+from xbarsim.hardware.circuit import Parasitics  # noqa: E402
+from xbarsim.hardware.solvers import FCMSolver  # noqa: E402
+from xbarsim.studies.bench import REGIMES  # noqa: E402
 
 ITERATIONS = ("cg", "chebyshev")
 

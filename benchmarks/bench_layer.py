@@ -1,16 +1,12 @@
 """Crossbar layer step (400x120, batch 128, TxSim hardware) vs NumPy.
 
-``python benchmarks/bench_layer.py`` (same as ``xbarsim bench layer``).
+``python benchmarks/bench_layer.py [--repeats 15]`` runs the click command ``xbarsim bench
+layer`` (same options, same process settings of xbarsim.runtime, same table).
 """
 
-import argparse
+import sys
 
-from xbarsim.runtime import tune_allocator
-from xbarsim.studies.bench_layer import format_layer_bench, run_layer_bench
+from xbarsim.cli import main
 
 if __name__ == "__main__":
-    tune_allocator()    # as the CLI does (xbarsim.runtime)
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeats", type=int, default=15)
-    args = ap.parse_args()
-    print(format_layer_bench(run_layer_bench(repeats=args.repeats)))
+    main(["bench", "layer", *sys.argv[1:]], prog_name="bench_layer.py")

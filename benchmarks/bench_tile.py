@@ -18,6 +18,10 @@ from xbarsim.cli import main
 if __name__ == "__main__":
     import os
 
+    from xbarsim.runtime import tune_blas_idle
+
+    tune_blas_idle()    # before NumPy loads OpenBLAS (main() below would be too late)
+
     import numba
     import numpy as np
     import scipy

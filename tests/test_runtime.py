@@ -1,4 +1,4 @@
-"""Allocator tuning (xbarsim.runtime): freed temporaries stay mapped, and it can be switched off.
+"""Process settings (xbarsim.runtime): freed temporaries stay mapped, idle BLAS workers sleep soon.
 
 Each case runs in a fresh interpreter: the setting is process-wide and cannot be undone.
 """
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from xbarsim.runtime import ALLOCATOR_ENV, tune_allocator
+from xbarsim.runtime import ALLOCATOR_ENV, BLAS_TIMEOUT_ENV, tune_allocator, tune_blas_idle
 
 glibc = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt only")
 
@@ -80,3 +80,60 @@ def test_cli_tunes_the_allocator(tmp_path):
     out = subprocess.run([sys.executable, "-m", "xbarsim", "-vv", "bench", "--help"], env=env,
                          capture_output=True, text=True, check=True, cwd=tmp_path)
     assert "glibc malloc tuned" in out.stderr and "(ok)" in out.stderr
+
+
+# what OpenBLAS read, after tune_blas_idle() ran before (argv "before") or after NumPy loaded
+_BLAS_SCRIPT = """
+import sys
+from xbarsim.runtime import tune_blas_idle
+if sys.argv[1] == "after":
+    import numpy
+took = tune_blas_idle()
+from xbarsim.kernels.blas import idle_wait_log2
+print(took, sorted(set(idle_wait_log2())))
+"""
+
+
+def _blas_wait(order: str, env_value: str | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != BLAS_TIMEOUT_ENV}
+    if env_value is not None:
+        env[BLAS_TIMEOUT_ENV] = env_value
+    return subprocess.run([sys.executable, "-c", _BLAS_SCRIPT, order], env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+openblas = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                              reason="OpenBLAS found through /proc/self/maps")
+
+
+@openblas
+def test_blas_idle_wait_is_set_before_numpy_loads():
+    assert _blas_wait("before") == "True [20]"
+
+
+@openblas
+def test_blas_idle_wait_cannot_change_once_numpy_is_loaded():
+    assert _blas_wait("after") == "False [28]"      # OpenBLAS's default, and it says so
+
+
+@openblas
+def test_blas_idle_wait_keeps_the_users_value():
+    assert _blas_wait("before", "24") == "False [24]"
+    assert _blas_wait("before", "99") == "False [30]"    # clamped as OpenBLAS clamps it
+
+
+def test_blas_idle_wait_rejects_out_of_range_values():
+    for bad in (3, 31, 20.0, True):
+        with pytest.raises(ValueError, match="timeout_log2"):
+            tune_blas_idle(bad)
+
+
+@openblas
+def test_cli_sets_the_blas_idle_wait(tmp_path):
+    """The CLI's commands (here the benchmark's note line) run with the shorter idle wait."""
+    env = {k: v for k, v in os.environ.items() if k != BLAS_TIMEOUT_ENV}
+    code = ("from xbarsim.cli import main; main(['bench', '--help'], standalone_mode=False); "
+            "from xbarsim.studies.bench import blas_note; print(blas_note())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, cwd=tmp_path).stdout
+    assert "spin for 2^20 cycles" in out

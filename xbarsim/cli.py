@@ -22,7 +22,7 @@ import click
 
 from xbarsim import __version__
 from xbarsim.errors import ConfigError, ConvergenceError
-from xbarsim.runtime import tune_allocator
+from xbarsim.runtime import tune_allocator, tune_blas_idle
 
 logger = logging.getLogger("xbarsim.cli")
 
@@ -65,6 +65,7 @@ def main(verbose: int) -> None:
     """Simulate DNN training on resistive crossbars with circuit non-idealities."""
     _configure_logging(verbose)
     tune_allocator()    # keep freed temporaries mapped (XBARSIM_TUNE_MALLOC=0: leave it)
+    tune_blas_idle()    # idle BLAS workers sleep soon (before NumPy loads; the user's value wins)
 
 
 def _echo_warnings(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -424,6 +425,7 @@ def bench_tile(sizes: str, regimes: str, repeats: int, seed: int,
     records = bench_mod.run_tile_bench(size_list, regime_list, repeats, seed=seed,
                                        nodal_max_size=nodal_max_size)
     click.echo(bench_mod.format_bench_table(records))
+    click.echo(bench_mod.blas_note())
 
 
 @bench.command("layer")
@@ -432,9 +434,11 @@ def bench_tile(sizes: str, regimes: str, repeats: int, seed: int,
 @_echo_warnings
 def bench_layer(repeats: int) -> None:
     """Time forward + backward + update of a 400x120 crossbar layer vs NumPy (batch 128)."""
+    from xbarsim.studies.bench import blas_note
     from xbarsim.studies.bench_layer import format_layer_bench, run_layer_bench
 
     click.echo(format_layer_bench(run_layer_bench(repeats=repeats)))
+    click.echo(blas_note())
 
 
 @bench.command("train")
@@ -443,6 +447,8 @@ def bench_layer(repeats: int) -> None:
 @_echo_warnings
 def bench_train(repeats: int) -> None:
     """Time one training step (batch 128): software, Cross-NI and PyTorch when installed."""
+    from xbarsim.studies.bench import blas_note
     from xbarsim.studies.bench_train import format_train_bench, run_train_bench
 
     click.echo(format_train_bench(run_train_bench(repeats=repeats)))
+    click.echo(blas_note())

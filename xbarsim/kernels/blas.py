@@ -29,9 +29,32 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["blas_setting_is_process_wide", "local_thread_setters", "one_blas_thread"]
+__all__ = ["blas_setting_is_process_wide", "idle_wait_log2", "local_thread_setters",
+           "one_blas_thread"]
 
 T = TypeVar("T")
+
+
+@functools.cache
+def _openblas_libraries() -> tuple[Any, ...]:
+    """Every OpenBLAS loaded in this process (NumPy's and SciPy's), as ctypes libraries."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that compiled kernels call)
+
+    if not sys.platform.startswith("linux"):
+        return ()
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = sorted({line.split(maxsplit=5)[-1].strip() for line in maps
+                            if "openblas" in line.lower() and ".so" in line})
+    except OSError:
+        return ()
+    libraries = []
+    for path in paths:
+        try:
+            libraries.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    return tuple(libraries)
 
 
 @functools.cache
@@ -44,26 +67,40 @@ def local_thread_setters() -> tuple[Any, ...]:
         Each takes the thread count for the calling thread and returns the previous one;
         empty where none is found (non-Linux, or a BLAS without the function).
     """
-    import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that compiled kernels call)
-
-    if not sys.platform.startswith("linux"):
-        return ()
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as maps:
-            paths = sorted({line.split(maxsplit=5)[-1].strip() for line in maps
-                            if "openblas" in line.lower() and ".so" in line})
-    except OSError:
-        return ()
     setters = []
-    for path in paths:
+    for library in _openblas_libraries():
         try:
-            setter = ctypes.CDLL(path).openblas_set_num_threads_local
-        except (OSError, AttributeError):
+            setter = library.openblas_set_num_threads_local
+        except AttributeError:
             continue
         setter.argtypes = [ctypes.c_int]
         setter.restype = ctypes.c_int
         setters.append(setter)
     return tuple(setters)
+
+
+def idle_wait_log2() -> tuple[int, ...]:
+    """How long each loaded OpenBLAS lets idle workers spin: log2 of CPU cycles.
+
+    The value OpenBLAS read from ``OPENBLAS_THREAD_TIMEOUT`` when it loaded, clamped to 4..30
+    as OpenBLAS clamps it, or its default 28 (see :func:`xbarsim.runtime.tune_blas_idle`).
+
+    Returns
+    -------
+    tuple of int
+        One entry per OpenBLAS that has the getter; empty where none is found.
+    """
+    waits = []
+    for library in _openblas_libraries():
+        try:
+            getter = library.openblas_thread_timeout
+        except AttributeError:
+            continue
+        getter.argtypes = []
+        getter.restype = ctypes.c_int
+        value = getter()
+        waits.append(28 if value <= 0 else min(max(value, 4), 30))
+    return tuple(waits)
 
 
 _GUARD = threading.RLock()         # probing and the counted process-wide setting

@@ -51,6 +51,21 @@ REGIMES: dict[str, dict[str, float]] = {
 """Parameter sets of the benchmark: conductance range [S] and parasitics [Ohm]."""
 
 
+def blas_note() -> str:
+    """One line saying how long idle OpenBLAS workers spun in this run (it moves the numbers).
+
+    See :func:`xbarsim.runtime.tune_blas_idle`; ``benchmarks/bench_blas_idle.py`` measures it.
+    """
+    from xbarsim.kernels.blas import idle_wait_log2  # noqa: PLC0415
+
+    waits = sorted(set(idle_wait_log2()))
+    if not waits:
+        return "BLAS: no OpenBLAS found; idle wait unknown"
+    return ("BLAS: idle OpenBLAS workers spin for "
+            + ", ".join(f"2^{w}" for w in waits)
+            + " cycles (OPENBLAS_THREAD_TIMEOUT; xbarsim's CLI sets 20, OpenBLAS's default is 28)")
+
+
 def median_time(fn: Callable[[], Any], repeats: int,
                  setup: Callable[[], Any] | None = None, *, min_seconds: float = 0.0,
                  max_calls: int = 1000) -> tuple[float, Any]:
