@@ -399,6 +399,14 @@ def bench() -> None:
     """Benchmarks: circuit solvers (tile), one crossbar layer (layer), training steps (train)."""
 
 
+@bench.result_callback()
+def _bench_blas_note(*_: Any, **__: Any) -> None:
+    """After every benchmark: the BLAS idle wait it ran with (it moves the numbers)."""
+    from xbarsim.studies.bench import blas_note
+
+    click.echo(blas_note())
+
+
 @bench.command("tile")
 @click.option("--sizes", default="32,64,128,256", show_default=True,
               help="Comma-separated square tile sizes n (n x n).")
@@ -425,7 +433,6 @@ def bench_tile(sizes: str, regimes: str, repeats: int, seed: int,
     records = bench_mod.run_tile_bench(size_list, regime_list, repeats, seed=seed,
                                        nodal_max_size=nodal_max_size)
     click.echo(bench_mod.format_bench_table(records))
-    click.echo(bench_mod.blas_note())
 
 
 @bench.command("layer")
@@ -434,11 +441,9 @@ def bench_tile(sizes: str, regimes: str, repeats: int, seed: int,
 @_echo_warnings
 def bench_layer(repeats: int) -> None:
     """Time forward + backward + update of a 400x120 crossbar layer vs NumPy (batch 128)."""
-    from xbarsim.studies.bench import blas_note
     from xbarsim.studies.bench_layer import format_layer_bench, run_layer_bench
 
     click.echo(format_layer_bench(run_layer_bench(repeats=repeats)))
-    click.echo(blas_note())
 
 
 @bench.command("train")
@@ -447,8 +452,6 @@ def bench_layer(repeats: int) -> None:
 @_echo_warnings
 def bench_train(repeats: int) -> None:
     """Time one training step (batch 128): software, Cross-NI and PyTorch when installed."""
-    from xbarsim.studies.bench import blas_note
     from xbarsim.studies.bench_train import format_train_bench, run_train_bench
 
     click.echo(format_train_bench(run_train_bench(repeats=repeats)))
-    click.echo(blas_note())

@@ -39,7 +39,8 @@ import logging
 import os
 import sys
 
-__all__ = ["ALLOCATOR_ENV", "BLAS_TIMEOUT_ENV", "tune_allocator", "tune_blas_idle"]
+__all__ = ["ALLOCATOR_ENV", "BLAS_IDLE_WAIT_LOG2", "BLAS_TIMEOUT_ENV", "tune_allocator",
+           "tune_blas_idle"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ ALLOCATOR_ENV = "XBARSIM_TUNE_MALLOC"
 
 #: OpenBLAS's idle wait of its worker threads, log2 of CPU cycles (clamped to 4..30; default 28).
 BLAS_TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
+
+#: The idle wait :func:`tune_blas_idle` sets by default (log2 of CPU cycles).
+BLAS_IDLE_WAIT_LOG2 = 20
 
 # glibc's mallopt parameter codes (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -103,7 +107,7 @@ def tune_allocator(*, trim_threshold: int = 1024 * _MIB, mmap_threshold: int | N
     return ok
 
 
-def tune_blas_idle(timeout_log2: int = 20) -> bool:
+def tune_blas_idle(timeout_log2: int = BLAS_IDLE_WAIT_LOG2) -> bool:
     """Let idle OpenBLAS worker threads sleep after ``2**timeout_log2`` CPU cycles.
 
     Sets ``OPENBLAS_THREAD_TIMEOUT`` for OpenBLAS to read when it loads (see the module notes).

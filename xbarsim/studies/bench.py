@@ -57,13 +57,15 @@ def blas_note() -> str:
     See :func:`xbarsim.runtime.tune_blas_idle`; ``benchmarks/bench_blas_idle.py`` measures it.
     """
     from xbarsim.kernels.blas import idle_wait_log2  # noqa: PLC0415
+    from xbarsim.runtime import BLAS_IDLE_WAIT_LOG2  # noqa: PLC0415
 
     waits = sorted(set(idle_wait_log2()))
     if not waits:
         return "BLAS: no OpenBLAS found; idle wait unknown"
     return ("BLAS: idle OpenBLAS workers spin for "
             + ", ".join(f"2^{w}" for w in waits)
-            + " cycles (OPENBLAS_THREAD_TIMEOUT; xbarsim's CLI sets 20, OpenBLAS's default is 28)")
+            + f" cycles (OPENBLAS_THREAD_TIMEOUT; xbarsim's CLI sets {BLAS_IDLE_WAIT_LOG2}, "
+            "OpenBLAS's default is 28)")
 
 
 def median_time(fn: Callable[[], Any], repeats: int,
