@@ -182,8 +182,9 @@ def test_zero_resistance_stand_in_changes_nothing_measurable(rng):
 
 # ---------------------------------------------------------------- plan
 
-@pytest.mark.parametrize(("shape", "box"), [((64, 64), 16), ((16, 64), 16), ((3, 11), 1),
-                                            ((1, 1), 1), ((70, 33), 8)])
+@pytest.mark.parametrize(("shape", "box"), [((64, 64), 8), ((16, 64), 8), ((16, 16), 4),
+                                            ((8, 8), 2), ((3, 11), 1), ((1, 1), 1),
+                                            ((70, 33), 8)])
 def test_plan_box_size_and_padding(shape, box):
     assert schur.box_size(*shape) == box
     pl = schur.plan(*shape)

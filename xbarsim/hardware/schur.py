@@ -26,10 +26,11 @@ n_cols * max(g))`` Ohm, which changes every current by less than ``delta * n_col
 relative (the input conductance of a row is at most ``n_cols * max(g)``), about 1e-16 / n_rows:
 far below round-off.
 
-Cost: about 40 ``n^3`` flops for ``n x n`` (37 at n = 64, 43 at n = 256, counted from the
-plan; most of it in matrix products), no iteration, independent of the conductance range. The
-result has no tolerance to set: it is exact to round-off, entry by entry. The root's two
-subtrees (each from its cells up) are independent and can run in two threads.
+Cost: about 35 ``n^3`` flops for ``n x n`` (34 at n = 64, 35 at n = 256 with 8-cell boxes,
+counted from the plan; most of it in matrix products), no iteration, independent of the
+conductance range. The result has no tolerance to set: it is exact to round-off, entry by
+entry. The root's two subtrees (each from its cells up) are independent and can run in two
+threads.
 """
 
 from __future__ import annotations
@@ -60,14 +61,19 @@ Node = tuple[str, int, int]   # ("U" | "W", real row, real column) or ("s", i, 0
 
 
 def box_size(n_rows: int, n_cols: int) -> int:
-    """Edge of the equal boxes for an ``n_rows x n_cols`` array (a power of two <= 16).
+    """Edge of the equal boxes for an ``n_rows x n_cols`` array (a power of two <= 8).
 
-    The largest of 16, 8, 4, 2, 1 that pads the array by at most 30 % of its cells (padding
-    cells cost as much as real ones in the equal-box levels).
+    The largest of 8, 4, 2 that is at most a third of the longer side and pads the array by at
+    most 30 % of its cells (padding cells cost as much as real ones in the equal-box levels),
+    else 1. Measured on one thread (``python benchmarks/bench_schur_box.py``, output in
+    ``data/bench/schur_box.txt``): 8 is the fastest or within 3 % of it for every shape from
+    32 x 32 to 256 x 256, and up to 1.7x faster than 16 (32 x 32, 16 x 64: the equal-box
+    levels vectorise across the boxes of a level and run short loops when few are left); 4 is
+    the fastest at 16 x 16 and within 11 % at 24 x 24.
     """
-    for box in (16, 8, 4, 2):
+    for box in (8, 4, 2):
         padded = -(-n_rows // box) * box * (-(-n_cols // box) * box)
-        if box <= max(n_rows, n_cols) and padded <= 1.3 * n_rows * n_cols:
+        if 3 * box <= max(n_rows, n_cols) and padded <= 1.3 * n_rows * n_cols:
             return box
     return 1
 
