@@ -290,13 +290,22 @@ class Tile:
             raise ValueError(f"dw: expected shape {self.shape}, got {dw.shape}")
         if not np.all(np.isfinite(dw)):
             raise ValueError("dw: the requested weight step must be finite")
+        # one draw for the whole tile, sliced in block and array order: the same numbers as one
+        # draw per array (a Generator's stream does not depend on how it is chunked)
+        sizes = [x.g.size for blk in self.blocks for x in blk.masters if x.device.noisy]
+        noise = self.rng.standard_normal(sum(sizes)) if sizes else None
+        offset = 0
         for blk in self.blocks:
-            g = np.stack([x.g for x in blk.masters])
-            requests = self.mapping.split_update(dw[blk.block.rows, blk.block.cols], g,
-                                                 self.w_scale)
+            requests = self.mapping.split_update_trusted(dw[blk.block.rows, blk.block.cols],
+                                                         [x.g for x in blk.masters],
+                                                         self.w_scale)
             for a, xbar in enumerate(blk.masters):
-                noise = self.rng.standard_normal(xbar.shape) if xbar.device.noisy else None
-                xbar.update(requests[a], noise)
+                xi = None
+                if xbar.device.noisy:
+                    assert noise is not None
+                    xi = noise[offset:offset + xbar.g.size].reshape(xbar.shape)
+                    offset += xbar.g.size
+                xbar.update(requests[a], xi)
             blk.slices_stale = True
 
     def update(self, x: FloatArray, delta: FloatArray, lr: float) -> None:
