@@ -153,6 +153,23 @@ def test_threaded_subtrees_equal_serial_bit_for_bit(rng):
     assert_array_equal(serial, threaded)
 
 
+def test_small_arrays_solve_in_the_calling_thread(rng, monkeypatch):
+    # below direct_parallel_min_cells two threads cost more than they save (16x16: 3x slower)
+    from xbarsim.hardware import solvers  # noqa: PLC0415
+
+    used = []
+    real_pool = solvers.shared_pool
+    monkeypatch.setattr(solvers, "shared_pool", lambda: used.append(1) or real_pool())
+    side = int(FCMSolver.direct_parallel_min_cells ** 0.5)
+    for n, threaded in ((side - 1, False), (side, True)):
+        par = Parasitics.build(n, n, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+        g = rng.uniform(1e-6, 1e-5, (n, n))
+        used.clear()
+        got = FCMSolver(par, n_threads=2).g_eff(g)
+        assert bool(used) is threaded, n
+        assert_array_equal(got, FCMSolver(par, n_threads=1).g_eff(g))
+
+
 def test_reciprocity_flipped_circuit(rng):
     """Driving the columns and sensing the rows gives g_eff.T (solved on the flipped circuit)."""
     g = rng.uniform(1e-6, 1e-5, (9, 14))

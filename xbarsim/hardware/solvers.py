@@ -189,8 +189,9 @@ class FCMSolver(CircuitSolver):
         bytes).
     n_threads : int, optional
         Threads; default ``NUMBA_NUM_THREADS`` or the CPU count. "direct" runs the root's two
-        subtrees in two threads when ``n_threads >= 2``; "iterative" runs independent drive
-        blocks in parallel.
+        subtrees in two threads when ``n_threads >= 2`` and the array has at least
+        :attr:`direct_parallel_min_cells` cells; "iterative" runs independent drive blocks in
+        parallel.
     iteration : {"auto", "cg", "chebyshev"}, default "auto"
         "auto" takes Chebyshev when the array has at least :attr:`chebyshev_any_rho_cells`
         cells, or at least :attr:`chebyshev_min_cells` cells and a rho bound of at most
@@ -219,6 +220,10 @@ class FCMSolver(CircuitSolver):
     #: above the spectral radius to 2-7 %, one Chebyshev step fewer in eight to eighteen. A
     #: warm start takes the bound from the previous call's last iterate without iterating.
     spectral_iterations: ClassVar[int] = 4
+    #: Fewest cells for which the direct algorithm runs the root's two subtrees in two threads.
+    #: One TxSim-regime solve, two threads against one (one run): 3.2x slower at 16 x 16, 1.8x
+    #: at 24 x 24, 1.6x at 32 x 32, even at 48 x 48, 0.74x at 64 x 64, 0.6x at 96-128.
+    direct_parallel_min_cells: ClassVar[int] = 48 * 48
 
     def __init__(self, parasitics: Parasitics, *, algorithm: str = "direct",
                  rtol: float = 1e-10, max_iter: int | None = None,
@@ -379,7 +384,7 @@ class FCMSolver(CircuitSolver):
         if self._arena is None:
             self._arena = np.empty(schur.plan(*self.shape).arena_size)
         run_parallel = None
-        if self.n_threads >= 2:
+        if self.n_threads >= 2 and g.size >= self.direct_parallel_min_cells:
             def run_parallel(tasks: list[Any]) -> None:
                 # BLAS in the calling thread only: two solves x all-core BLAS oversubscribe
                 for future in [shared_pool().submit(one_blas_thread(task)) for task in tasks]:
