@@ -240,7 +240,7 @@ def test_noisy_nonlinear_update_stays_in_range_and_follows_sign(rng):
 
 def test_update_step_equals_per_array_reference_bit_for_bit(rng):
     # the tile draws one noise array and slices it; the reference draws per array and uses the
-    # checked mapping: several blocks (9x7 on 4x3 arrays), clipping, noise and non-linearity
+    # checked mapping: 2x2 blocks (9x7 on 8x6 arrays), clipping, noise and non-linearity
     hw = dc.replace(parasitic_hw(), device=DeviceConfig(bits=None, update_model="txsim",
                                                         nl=2.0, gamma=5.0))
     w = 0.3 * rng.standard_normal((9, 7))
