@@ -8,7 +8,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from xbarsim.kernels.im2col import col2im, im2col, maxpool_backward, maxpool_forward
+from xbarsim.kernels.im2col import (
+    col2im,
+    col2im_into,
+    im2col,
+    im2col_into,
+    maxpool_backward,
+    maxpool_backward_into,
+    maxpool_forward,
+    maxpool_forward_into,
+    nchw_to_rows,
+    rows_to_nchw,
+)
 from xbarsim.nn import (
     ACTIVATIONS,
     SGD,
@@ -130,13 +141,16 @@ def test_im2col_col2im_match_reference_and_py_func(seed, b, c, h, w, kh, kw, str
     x = rng.standard_normal((b, c, h, w))
     ref = im2col_ref(x, kh, kw, stride, pad)
     assert_allclose(im2col(x, kh, kw, stride, pad), ref, rtol=0, atol=0)
-    assert_allclose(im2col.py_func(x, kh, kw, stride, pad), ref, rtol=0, atol=0)
+    into = np.full(ref.shape, np.nan)              # every entry must be written
+    im2col_into.py_func(x, kh, kw, stride, pad, into)
+    assert_allclose(into, ref, rtol=0, atol=0)
     cols = rng.standard_normal(ref.shape)
     ref2 = col2im_ref(cols, x.shape, kh, kw, stride, pad)
     assert_allclose(col2im(cols, x.shape, kh, kw, stride, pad), ref2, rtol=TOL.kernel_rtol,
                     atol=1e-14)
-    assert_allclose(col2im.py_func(cols, x.shape, kh, kw, stride, pad), ref2,
-                    rtol=TOL.kernel_rtol, atol=1e-14)
+    into2 = np.full(x.shape, np.nan)               # overwritten, not accumulated onto
+    col2im_into.py_func(cols, kh, kw, stride, pad, into2)
+    assert_allclose(into2, ref2, rtol=TOL.kernel_rtol, atol=1e-14)
     # adjointness: <im2col(x), C> == <x, col2im(C)>
     assert_allclose(np.sum(ref * cols), np.sum(x * ref2), rtol=1e-12, atol=1e-12)
 
@@ -160,15 +174,43 @@ def test_maxpool_kernels_match_reference_and_py_func(seed, b, c, h, k, stride):
                     ref[n, ch, i, j] = win.max()
                     p, q = np.unravel_index(np.argmax(win), win.shape)
                     dref[n, ch, i * stride + p, j * stride + q] += g[n, ch, i, j]
-    for fwd, bwd in ((maxpool_forward, maxpool_backward),
-                     (maxpool_forward.py_func, maxpool_backward.py_func)):
-        y, arg = fwd(x, k, stride)
-        assert_array_equal(y, ref)
-        assert_allclose(bwd(g, arg, h, h + 1), dref, rtol=1e-12, atol=1e-14)
+    y, arg = maxpool_forward(x, k, stride)
+    assert_array_equal(y, ref)
+    assert_allclose(maxpool_backward(g, arg, h, h + 1), dref, rtol=1e-12, atol=1e-14)
+    y2, arg2 = np.full(ref.shape, np.nan), np.full(ref.shape, -1, dtype=np.int64)
+    maxpool_forward_into.py_func(x, k, stride, y2, arg2)
+    assert_array_equal(y2, ref)
+    assert_array_equal(arg2, arg)
+    dx = np.full(x.shape, np.nan)
+    maxpool_backward_into.py_func(g, arg2, dx)
+    assert_allclose(dx, dref, rtol=1e-12, atol=1e-14)
+
+
+@given(seed=seeds, b=st.integers(1, 3), c=st.integers(1, 4), n_pix=st.integers(1, 9),
+       bias=st.booleans())
+def test_layout_kernels_match_numpy(seed, b, c, n_pix, bias):
+    rng = np.random.default_rng(seed)
+    y = rng.standard_normal((b * n_pix, c))
+    bvec = rng.standard_normal(c) if bias else np.zeros(0)
+    ref = y.reshape(b, n_pix, c).transpose(0, 2, 1) + (bvec[:, None] if bias else 0.0)
+    for kernel in (rows_to_nchw, rows_to_nchw.py_func):
+        out = np.full((b, c, n_pix), np.nan)
+        kernel(y, bvec, out)
+        assert_array_equal(out, ref)
+    g = rng.standard_normal((b, c, n_pix))
+    for kernel in (nchw_to_rows, nchw_to_rows.py_func):
+        rows = np.full((b * n_pix, c), np.nan)
+        kernel(g, rows)
+        assert_array_equal(rows, g.transpose(0, 2, 1).reshape(-1, c))
+        # adjoint pair: the layout change back and forth is the identity
+        back = np.empty((b, c, n_pix))
+        rows_to_nchw(rows, np.zeros(0), back)
+        assert_array_equal(back, g)
 
 
 def test_kernels_have_no_fastmath():
-    for k in (im2col, col2im, maxpool_forward, maxpool_backward):
+    for k in (im2col, col2im, maxpool_forward, maxpool_backward, im2col_into, col2im_into,
+              maxpool_forward_into, maxpool_backward_into, rows_to_nchw, nchw_to_rows):
         assert k.targetoptions.get("fastmath") in (None, False)
 
 

@@ -122,6 +122,9 @@ class NodalSolver(CircuitSolver):
 
 _POOL: ThreadPoolExecutor | None = None
 
+#: Name prefix of the threads of :func:`shared_pool` (tasks check it to avoid nested waits).
+POOL_THREAD_PREFIX = "xbarsim-pool"
+
 
 def default_threads() -> int:
     """Threads for parallel solves: ``NUMBA_NUM_THREADS`` if set, else the CPU count."""
@@ -132,7 +135,8 @@ def shared_pool() -> ThreadPoolExecutor:
     """One process-wide thread pool for the nogil solver kernels (created on first use)."""
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=default_threads(), thread_name_prefix="xbarsim")
+        _POOL = ThreadPoolExecutor(max_workers=default_threads(),
+                                   thread_name_prefix=POOL_THREAD_PREFIX)
     return _POOL
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from xbarsim.kernels.im2col import col2im, im2col
+from xbarsim.kernels.im2col import col2im_into, im2col_into, nchw_to_rows, rows_to_nchw
 from xbarsim.nn.base import (
     BackendParameter,
     Layer,
@@ -21,8 +21,11 @@ from xbarsim.nn.base import (
     check_input,
     weight_backend,
 )
+from xbarsim.nn.parallel import over_batch
 
 __all__ = ["Conv2d", "conv_output_size"]
+
+_NO_BIAS = np.zeros(0)
 
 
 def conv_output_size(n: int, k: int, stride: int, pad: int) -> int:
@@ -103,19 +106,21 @@ class Conv2d(Layer):
         if h_out < 1 or w_out < 1:
             raise ValueError(f"Conv2d({self.name or ''}): input {h}x{w} is smaller than the "
                              f"{self.kh}x{self.kw} kernel with padding {self.padding}")
-        cols = im2col(x, self.kh, self.kw, self.stride, self.padding)  # (b*h_out*w_out, c*kh*kw)
+        n_pix = h_out * w_out
+        kh, kw, stride, pad = self.kh, self.kw, self.stride, self.padding
+        cols = np.empty((b * n_pix, c * kh * kw))   # im2col rows, (b*h_out*w_out, c*kh*kw)
+        over_batch(lambda i0, i1: im2col_into(x[i0:i1], kh, kw, stride, pad,
+                                              cols[i0 * n_pix:i1 * n_pix]), b, cols.size)
         y = self.backend.forward(cols, calibrate=training)  # (b*h_out*w_out, c_out)
         if training:
             self._cols, self._x_shape = cols, (b, c, h, w)
         else:
             self._cols, self._x_shape = None, None
-        # (b, h_out * w_out, c_out) -> NCHW in one pass, adding the bias on the way
-        y_nchw = y.reshape(b, h_out * w_out, self.c_out).transpose(0, 2, 1)
-        out = np.empty((b, self.c_out, h_out * w_out))
-        if self.bias is not None:
-            np.add(y_nchw, self.bias.value[:, None], out=out)
-        else:
-            out[...] = y_nchw
+        # (b*h_out*w_out, c_out) rows -> NCHW in one pass, adding the bias on the way
+        out = np.empty((b, self.c_out, n_pix))
+        bias = self.bias.value if self.bias is not None else _NO_BIAS
+        over_batch(lambda i0, i1: rows_to_nchw(y[i0 * n_pix:i1 * n_pix], bias, out[i0:i1]),
+                   b, out.size)
         return out.reshape(b, self.c_out, h_out, w_out)
 
     def backward(self, grad_out: NDArray[np.float64], *, input_grad: bool = True
@@ -126,12 +131,19 @@ class Conv2d(Layer):
         """
         self._need(self._cols)
         assert self._cols is not None and self._x_shape is not None
-        g = np.asarray(grad_out, dtype=np.float64)
-        # NCHW -> (b*h_out*w_out, c_out), rows in the same order as the im2col rows
-        delta = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, self.c_out)
-        if delta.shape[0] != self._cols.shape[0]:
+        b, c, h, w = self._x_shape
+        g = np.ascontiguousarray(grad_out, dtype=np.float64)
+        n_rows = self._cols.shape[0]
+        if g.ndim != 4 or g.shape[0] != b or g.shape[1] != self.c_out \
+                or b * g.shape[2] * g.shape[3] != n_rows:
             raise ValueError(f"Conv2d({self.name or ''}): grad_out shape {g.shape} does not "
                              "match the cached forward")
+        n_pix = n_rows // b
+        g_pix = g.reshape(b, self.c_out, n_pix)
+        # NCHW -> (b*h_out*w_out, c_out), rows in the same order as the im2col rows
+        delta = np.empty((n_rows, self.c_out))
+        over_batch(lambda i0, i1: nchw_to_rows(g_pix[i0:i1], delta[i0 * n_pix:i1 * n_pix]),
+                   b, delta.size)
         self.weight.set_gradient(self._cols, delta)
         if self.bias is not None:
             # summed over the NCHW gradient: 10x faster than delta.sum(axis=0) on a tall
@@ -139,9 +151,12 @@ class Conv2d(Layer):
             self.bias.grad = g.sum(axis=(0, 2, 3))
         if not input_grad:
             return None
-        dcols = self.backend.backward(delta)  # (b*h_out*w_out, c_in*kh*kw)
-        return col2im(np.ascontiguousarray(dcols), self._x_shape, self.kh, self.kw,
-                      self.stride, self.padding)
+        dcols = np.ascontiguousarray(self.backend.backward(delta))  # (b*h_out*w_out, c*kh*kw)
+        kh, kw, stride, pad = self.kh, self.kw, self.stride, self.padding
+        dx = np.empty((b, c, h, w))
+        over_batch(lambda i0, i1: col2im_into(dcols[i0 * n_pix:i1 * n_pix], kh, kw, stride, pad,
+                                              dx[i0:i1]), b, dcols.size)
+        return dx
 
     def __repr__(self) -> str:
         return (f"Conv2d({self.c_in}, {self.c_out}, ({self.kh}, {self.kw}), stride={self.stride}, "

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from xbarsim.kernels.im2col import col2im, im2col, maxpool_backward, maxpool_forward
+from xbarsim.kernels.im2col import col2im, im2col, maxpool_backward_into, maxpool_forward_into
 from xbarsim.nn.base import Layer, check_input
+from xbarsim.nn.parallel import over_batch
 
 __all__ = ["MaxPool2d", "AvgPool2d", "GlobalAvgPool2d"]
 
@@ -50,7 +51,12 @@ class MaxPool2d(_Pool):
     def forward(self, x: NDArray[np.float64], *, training: bool = True) -> NDArray[np.float64]:
         """(batch, c, h, w) -> (batch, c, h_out, w_out)."""
         x = self._check(x)
-        y, arg = maxpool_forward(x, self.k, self.stride)
+        b, c, h, w = x.shape
+        k, stride = self.k, self.stride
+        shape_out = (b, c, (h - k) // stride + 1, (w - k) // stride + 1)
+        y, arg = np.empty(shape_out), np.empty(shape_out, dtype=np.int64)
+        over_batch(lambda i0, i1: maxpool_forward_into(x[i0:i1], k, stride, y[i0:i1],
+                                                       arg[i0:i1]), b, x.size)
         self._arg = arg if training else None
         self._hw = x.shape[2:]
         return y
@@ -63,7 +69,11 @@ class MaxPool2d(_Pool):
         if g.shape != self._arg.shape:
             raise ValueError(f"MaxPool2d: grad_out shape {g.shape} != output shape "
                              f"{self._arg.shape}")
-        return maxpool_backward(g, self._arg, self._hw[0], self._hw[1])
+        arg = self._arg
+        dx = np.empty(g.shape[:2] + tuple(self._hw))
+        over_batch(lambda i0, i1: maxpool_backward_into(g[i0:i1], arg[i0:i1], dx[i0:i1]),
+                   g.shape[0], dx.size)
+        return dx
 
 
 class AvgPool2d(_Pool):

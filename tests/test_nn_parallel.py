@@ -1,0 +1,107 @@
+"""Batch-parallel digital kernels: slicing, bit-identity with the serial path, errors, nesting."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.testing import assert_array_equal
+
+from xbarsim.hardware.solvers import shared_pool
+from xbarsim.nn import Conv2d, MaxPool2d, parallel
+from xbarsim.nn.parallel import batch_slices, over_batch
+
+
+@given(n_batch=st.integers(0, 300), n_parts=st.integers(1, 9))
+def test_batch_slices_cover_the_batch_in_order(n_batch, n_parts):
+    sl = batch_slices(n_batch, n_parts)
+    assert [i for a, b in sl for i in range(a, b)] == list(range(n_batch))
+    assert len(sl) == min(n_parts, n_batch) or (n_batch == 0 and sl == [])
+    lengths = [b - a for a, b in sl]
+    assert all(n > 0 for n in lengths)
+    assert not lengths or max(lengths) - min(lengths) <= 1
+
+
+def _calls(monkeypatch, n_threads, min_work, n_batch, work):
+    monkeypatch.setattr(parallel, "default_threads", lambda: n_threads)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", min_work)
+    seen = []
+    lock = threading.Lock()
+
+    def task(a, b):
+        with lock:
+            seen.append((a, b, threading.current_thread().name))
+
+    over_batch(task, n_batch, work)
+    return sorted(seen)
+
+
+def test_over_batch_splits_large_work_and_keeps_small_work_serial(monkeypatch):
+    split = _calls(monkeypatch, 2, 100, 7, 100)
+    assert [(a, b) for a, b, _ in split] == [(0, 3), (3, 7)]
+    assert split[0][2] == threading.current_thread().name     # first slice in the caller
+    assert split[1][2].startswith(parallel.POOL_THREAD_PREFIX)
+    assert [(a, b) for a, b, _ in _calls(monkeypatch, 2, 101, 7, 100)] == [(0, 7)]
+    assert [(a, b) for a, b, _ in _calls(monkeypatch, 1, 0, 7, 100)] == [(0, 7)]
+    assert [(a, b) for a, b, _ in _calls(monkeypatch, 2, 0, 1, 100)] == [(0, 1)]
+
+
+def test_over_batch_inside_a_pool_thread_runs_serially(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
+    monkeypatch.setattr(parallel, "default_threads", lambda: 2)
+    seen = []
+    # every pool thread busy with a task that itself calls over_batch: no deadlock
+    futures = [shared_pool().submit(over_batch, lambda a, b: seen.append((a, b)), 4, 10**6)
+               for _ in range(4)]
+    for f in futures:
+        f.result(timeout=30)
+    assert seen == [(0, 4)] * 4
+
+
+def test_over_batch_raises_after_every_slice_finished(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
+    monkeypatch.setattr(parallel, "default_threads", lambda: 2)
+    done = threading.Event()
+
+    def task(a, b):
+        if a == 0:
+            raise ValueError("first slice failed")
+        threading.Event().wait(0.05)
+        done.set()
+
+    with pytest.raises(ValueError, match="first slice failed"):
+        over_batch(task, 4, 10)
+    assert done.is_set()
+
+    def task2(a, b):
+        if a > 0:
+            raise RuntimeError("pool slice failed")
+
+    with pytest.raises(RuntimeError, match="pool slice failed"):
+        over_batch(task2, 4, 10)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("b", [2, 5])
+def test_conv_and_pool_are_bit_identical_split_or_serial(monkeypatch, n_threads, b):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((b, 3, 11, 12))
+    g_seed = rng.integers(2**32)
+
+    def run(min_work):
+        monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", min_work)
+        monkeypatch.setattr(parallel, "default_threads", lambda: n_threads)
+        conv = Conv2d(3, 4, 3, stride=1, padding=2, rng=np.random.default_rng(3))
+        conv.bias.value[:] = np.arange(4.0)
+        pool = MaxPool2d(2)
+        y = pool.forward(conv.forward(x))
+        g = np.random.default_rng(g_seed).standard_normal(y.shape)
+        dx = conv.backward(pool.backward(g))
+        return y, dx, conv.weight.grad, conv.bias.grad
+
+    serial, split = run(10**12), run(0)
+    for a, s in zip(serial, split, strict=True):
+        assert_array_equal(a, s)

@@ -1,0 +1,73 @@
+"""Data-parallel digital work of the layers: a kernel over slices of the batch, in threads.
+
+The digital data movement around a product (im2col / col2im, max pooling, the layout changes of
+a convolution) is a serial Numba kernel per layer that releases the GIL (``nogil``). For a
+LeNet-5 batch it is about as much time as the products themselves, which BLAS already runs on
+every core. :func:`over_batch` splits the batch into one contiguous slice per thread of
+:func:`xbarsim.hardware.solvers.shared_pool`, runs the first slice in the calling thread and the
+others in the pool, and returns when all are done. Each task writes only its own slice of
+preallocated outputs, and every output entry is computed by the same operations as in the
+serial kernel, so the results are bit-identical to it whatever the number of threads.
+
+Small work stays serial (a hand-off to a pool thread costs tens of microseconds), and so does
+work started from a pool thread (no nested waits on the same pool).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from xbarsim.hardware.solvers import POOL_THREAD_PREFIX, default_threads, shared_pool
+
+__all__ = ["MIN_SPLIT_WORK", "batch_slices", "over_batch"]
+
+#: Split only work of at least this many output elements (below it one thread is faster).
+MIN_SPLIT_WORK = 1 << 15
+
+
+def batch_slices(n_batch: int, n_parts: int) -> list[tuple[int, int]]:
+    """``n_parts`` contiguous half-open slices ``(start, stop)`` covering ``range(n_batch)``.
+
+    Slices differ in length by at most one; empty slices are dropped.
+    """
+    n_parts = max(1, min(n_parts, n_batch))
+    edges = [n_batch * k // n_parts for k in range(n_parts + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def over_batch(task: Callable[[int, int], None], n_batch: int, work: int) -> None:
+    """Run ``task(start, stop)`` over ``range(n_batch)`` in contiguous slices, one per thread.
+
+    Parameters
+    ----------
+    task : callable
+        ``task(start, stop)`` handles batch items ``start:stop``; it must write only outputs of
+        those items (slices of arrays the caller allocated) and should release the GIL (a
+        ``nogil`` Numba kernel), or the threads gain nothing.
+    n_batch : int
+        Batch size.
+    work : int
+        Size of the job, in output elements: below :data:`MIN_SPLIT_WORK` the task runs once,
+        serially, in the calling thread.
+
+    Notes
+    -----
+    Exceptions of any slice are raised after every slice has finished, so no thread still
+    writes into the outputs when the caller sees the error.
+    """
+    n_threads = default_threads()
+    if (n_threads < 2 or n_batch < 2 or work < MIN_SPLIT_WORK
+            or threading.current_thread().name.startswith(POOL_THREAD_PREFIX)):
+        task(0, n_batch)
+        return
+    first, *rest = batch_slices(n_batch, n_threads)
+    pool = shared_pool()
+    futures = [pool.submit(task, a, b) for a, b in rest]
+    try:
+        task(*first)
+    finally:
+        for f in futures:
+            f.exception()          # waits; the first error is raised below
+    for f in futures:
+        f.result()
