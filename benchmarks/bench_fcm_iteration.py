@@ -64,10 +64,10 @@ def single_array(sizes: list[int], repeats: int, seed: int = 0) -> list[str]:
             for it in ITERATIONS:
                 solver = FCMSolver(par, iteration=it)
                 solver.g_eff(g)     # compile and warm the caches
-                cold = _median_ms(lambda s=solver: s.g_eff(g, warm=False), reps)
+                cold = _median_ms(lambda s=solver, g=g: s.g_eff(g, warm=False), reps)
                 n_cold = solver.stats.n_iter
-                warm = _median_ms(lambda s=solver: s.g_eff(g2),
-                                  reps, setup=lambda s=solver: s.g_eff(g))
+                warm = _median_ms(lambda s=solver, g2=g2: s.g_eff(g2),
+                                  reps, setup=lambda s=solver, g=g: s.g_eff(g))
                 res[it] = (cold, warm, n_cold)
             cg, ch = res["cg"], res["chebyshev"]
             rows.append(f"| {regime} | {n} | {cg[0]:.3g} | {ch[0]:.3g} | {cg[1]:.3g} | "

@@ -46,7 +46,7 @@ def main() -> None:  # noqa: D103
             times = {}
             for box in boxes:
                 if box <= max(shape):
-                    times[box] = median_time(lambda b=box: schur.g_eff(g, par, box=b),
+                    times[box] = median_time(lambda b=box, g=g, par=par: schur.g_eff(g, par, box=b),
                                              args.repeats, min_seconds=0.25)[0]
             best = min(times, key=times.__getitem__)
             default = schur.box_size(*shape)
