@@ -33,3 +33,16 @@ def test_each_target_can_fail(limit_key):
     row = _row("m", 1.0, 1.0, 1.0, 1.0)
     row[limit_key] = 100.0
     assert format_train_bench([row]).count("FAIL") == 1
+
+
+def test_step_parts_time_every_part_of_a_crossbar_step():
+    from xbarsim.studies.bench_train import PARTS, format_step_parts, run_step_parts
+
+    r = run_step_parts("mlp", "interpolated", batch=8, steps=10, warmup=1)
+    assert all(r[k] > 0 for k in PARTS)
+    # 784x256, 256x128, 128x10 on 64x64 arrays, signed split: two devices per weight
+    assert r["n_devices"] == 2 * (784 * 256 + 256 * 128 + 128 * 10)
+    assert r["update_ns_per_device"] == pytest.approx(1e9 * r["update"] / r["n_devices"])
+    text = format_step_parts({("mlp", "interpolated"): r})
+    assert text.splitlines()[2].startswith("| mlp | interpolated | ")
+    assert f"| {int(r['n_devices'])} |" in text

@@ -449,9 +449,22 @@ def bench_layer(repeats: int) -> None:
 @bench.command("train")
 @click.option("--repeats", type=int, default=5, show_default=True,
               help="Timed steps (refresh periods for the interpolated solver) per measurement.")
+@click.option("--parts", is_flag=True,
+              help="Also time the refresh, forward, backward and update of the Cross-NI steps "
+                   "apart (30 steps each).")
 @_echo_warnings
-def bench_train(repeats: int) -> None:
+def bench_train(repeats: int, parts: bool) -> None:
     """Time one training step (batch 128): software, Cross-NI and PyTorch when installed."""
-    from xbarsim.studies.bench_train import format_train_bench, run_train_bench
+    from xbarsim.studies.bench_train import (
+        format_step_parts,
+        format_train_bench,
+        run_step_parts,
+        run_train_bench,
+    )
 
     click.echo(format_train_bench(run_train_bench(repeats=repeats)))
+    if parts:
+        results = {(m, method): run_step_parts(m, method)
+                   for m in ("lenet5", "mlp") for method in ("fcm", "interpolated")}
+        click.echo("\nCross-NI step by part (refresh: mean over 30 steps, others medians):\n")
+        click.echo(format_step_parts(results))

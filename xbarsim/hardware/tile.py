@@ -402,7 +402,7 @@ class Tile:
                 "twos_complement": mvm.MODE_TWOS_COMPLEMENT}[signed]
         weights = _plane_weights(input_bits, dac.bits, signed)      # (P,)
         dac_args = (x, scale, input_bits, dac.bits or 0, mode, *dac.transfer, dac.v_max)
-        self._refresh()
+        self.refresh()
         calibrate = calibrate or self.calibrate_in_evaluation
         if periphery.adc.granularity == "layer":
             # no ADC between the planes: the arrays see their weighted sum (B, n) [V]
@@ -411,8 +411,12 @@ class Tile:
             out = self._tile_product(mvm.dac_planes(*dac_args), weights, forward, calibrate)
         return out * (scale / (dac.v_max * self.alpha))
 
-    def _refresh(self) -> None:
-        """Recompute every stale ``g_eff`` (in parallel threads when there are several)."""
+    def refresh(self) -> None:
+        """Recompute every stale ``g_eff`` (in parallel threads when there are several).
+
+        Every product does this first; call it to pay for the refresh at a moment of your
+        choosing (or to time it apart, as the benchmarks do).
+        """
         stale = [x for blk in self.blocks for x in self.read_arrays(blk) if x.stale]
         # interpolation between exact refreshes costs microseconds: not worth a thread
         heavy: list[Crossbar] = []

@@ -56,7 +56,7 @@ def run_layer_bench(n_in: int = 400, n_out: int = 120, batch: int = 128, repeats
 
     def refresh() -> None:
         tile.apply_step(np.zeros_like(w) + 1e-9)   # a real (tiny) update: every array is stale
-        tile._refresh()
+        tile.refresh()
 
     out: dict[str, float] = {}
     out["refresh"] = _median(refresh, repeats)

@@ -37,19 +37,22 @@ def _median_step(step: Callable[[], Any], repeats: int, warmup: int) -> float:
     return median_time(step, repeats, min_seconds=MIN_SECONDS)[0]
 
 
-def _xbarsim_step(model_name: str, hw: HardwareConfig | None, batch: int, seed: int
-                  ) -> Callable[[], None]:
+def _build(model_name: str, hw: HardwareConfig | None, batch: int, seed: int
+           ) -> tuple[Any, list[Any], Callable[[], None], Callable[[], None], Callable[[], None]]:
+    """Model, its tiles, and the forward (with the loss), backward and update of one step."""
     from xbarsim.hardware.tile import Tile  # noqa: PLC0415
     from xbarsim.nn import models  # noqa: PLC0415
     from xbarsim.nn.losses import SoftmaxCrossEntropy  # noqa: PLC0415
     from xbarsim.nn.optim import SGD  # noqa: PLC0415
     from xbarsim.rng import stream  # noqa: PLC0415
 
+    tiles: list[Tile] = []
     factory = None
     if hw is not None:
         def factory(name: str, n_in: int, n_out: int, w_init: np.ndarray) -> Tile:
-            return Tile(n_in, n_out, hw, rng=stream(seed, f"tile/{name}"), name=name,
-                        w_init=w_init)
+            tiles.append(Tile(n_in, n_out, hw, rng=stream(seed, f"tile/{name}"), name=name,
+                              w_init=w_init))
+            return tiles[-1]
     if model_name == "lenet5":
         model = models.lenet5(seed=seed, weight_factory=factory)
         shape: tuple[int, ...] = (batch, 1, 28, 28)
@@ -62,12 +65,76 @@ def _xbarsim_step(model_name: str, hw: HardwareConfig | None, batch: int, seed: 
     loss = SoftmaxCrossEntropy()
     opt = SGD(model.parameters(), lr=0.01)
 
-    def step() -> None:
+    def forward() -> None:
         loss(model.forward(x), labels)
+
+    def backward() -> None:
         model.backward(loss.backward(), input_grad=False)
-        opt.step()
+
+    return model, tiles, forward, backward, opt.step
+
+
+def _xbarsim_step(model_name: str, hw: HardwareConfig | None, batch: int, seed: int
+                  ) -> Callable[[], None]:
+    _, _, forward, backward, update = _build(model_name, hw, batch, seed)
+
+    def step() -> None:
+        forward()
+        backward()
+        update()
 
     return step
+
+
+#: Parts of a crossbar training step, in the order they run (see :func:`run_step_parts`).
+PARTS = ("refresh", "forward", "backward", "update")
+
+
+def run_step_parts(model_name: str, method: str = "fcm", batch: int = 128, steps: int = 30,
+                   warmup: int = 10, seed: int = 0) -> dict[str, float]:
+    """Where a Cross-NI training step goes: refresh, forward, backward and update times [s].
+
+    The step of :func:`run_train_bench` on :func:`cross_ni_hardware` ``(method)``, with the
+    refresh of every stale ``g_eff`` (which the forward would otherwise start) timed on its
+    own. ``refresh`` is the mean over ``steps`` steps (the interpolated solver refreshes
+    exactly once in 10, so a median would hide it; ``steps`` should be a multiple of 10), the
+    others are medians. Also returns ``n_devices``, the devices of all arrays, and
+    ``update_ns_per_device``, the update's median per device [ns].
+    """
+    _, tiles, forward, backward, update = _build(model_name, cross_ni_hardware(method), batch,
+                                                 seed)
+    def refresh() -> None:
+        for t in tiles:
+            t.refresh()
+
+    parts = {"refresh": refresh, "forward": forward, "backward": backward, "update": update}
+    times: dict[str, list[float]] = {k: [] for k in PARTS}
+    for i in range(warmup + steps):
+        for name in PARTS:
+            part = parts[name]
+            t0 = time.perf_counter()
+            part()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    out = {k: statistics.median(v) for k, v in times.items()}
+    out["refresh"] = statistics.fmean(times["refresh"])
+    out["n_devices"] = float(sum(x.g.size for t in tiles for blk in t.blocks
+                                 for x in t.read_arrays(blk)))
+    out["update_ns_per_device"] = 1e9 * out["update"] / out["n_devices"]
+    return out
+
+
+def format_step_parts(results: dict[tuple[str, str], dict[str, float]]) -> str:
+    """Markdown table of :func:`run_step_parts` results keyed by ``(model, method)``."""
+    out = ["| model | solver | refresh, mean [ms] | forward [ms] | backward [ms] | update [ms] | "
+           "sum [ms] | devices | update [ns/device] |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for (model, method), r in results.items():
+        total = sum(r[k] for k in PARTS)
+        out.append(f"| {model} | {method} | {1e3 * r['refresh']:.3g} | {1e3 * r['forward']:.3g} "
+                   f"| {1e3 * r['backward']:.3g} | {1e3 * r['update']:.3g} | {1e3 * total:.3g} "
+                   f"| {int(r['n_devices'])} | {r['update_ns_per_device']:.3g} |")
+    return "\n".join(out)
 
 
 def _torch_step(model_name: str, batch: int, seed: int) -> Callable[[], None] | None:
