@@ -230,6 +230,27 @@ def test_convert_kernels_match_reference_and_py_func(kind, bipolar, rng):
     assert_allclose(got, want, rtol=TOL.kernel_rtol, atol=1e-15)
 
 
+@pytest.mark.parametrize("n_steps", [255, 0])
+@pytest.mark.parametrize("bipolar", [False, True])
+def test_linear_adc_fast_path_is_bitwise_the_general_loop(bipolar, n_steps, rng):
+    """``adc_convert``'s written-out linear curve against the general per-element chain."""
+    x = np.concatenate([rng.uniform(-1.3 * I_MAX, 1.3 * I_MAX, 300),
+                        I_MAX * np.array([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5 / 255, 1e-300,
+                                          np.nan, -np.nan, np.inf, -np.inf])])
+    unit = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    want = np.empty_like(x)
+    for k, xk in enumerate(x):                       # the general loop of adc_convert
+        u, sign = xk / I_MAX, 1.0
+        if u < 0.0:
+            sign, u = (-1.0, -u) if bipolar else (1.0, 0.0)
+        u = min(u, 1.0) if u > 1.0 else u
+        want[k] = sign * K.quantize_scalar.py_func(
+            K.transfer_scalar.py_func(u, NONLINEARITIES["none"], 0.0, *unit), n_steps)
+    for kernel in (K.adc_convert, K.adc_convert.py_func):
+        got = kernel(x, I_MAX, n_steps, bipolar, NONLINEARITIES["none"], 0.0, *unit)
+        assert got.tobytes() == want.tobytes()       # bitwise, signed zeros and NaNs included
+
+
 def test_kernels_do_not_use_fastmath():
     for name in ("interp_scalar", "transfer_scalar", "quantize_scalar", "adc_convert",
                  "dac_convert"):

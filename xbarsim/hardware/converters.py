@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from xbarsim.checks import as_float_array, nonneg_scalar, positive_int
+from xbarsim.hardware.parallel import over_batch
 from xbarsim.kernels import quantize as kernels
 
 FloatArray = NDArray[np.float64]
@@ -411,10 +412,21 @@ class ADC(Converter):
         if not self.calibrating:
             assert self.i_max is not None or self.bits is None
             return self.i_max if self.i_max is not None else math.nan
-        mag = np.abs(arr) if self.bipolar else np.maximum(arr, 0.0)
-        if self.calibration == "max":
-            stat = float(np.max(mag))
+        if self.calibration == "max" and arr.size:
+            # max |i| (bipolar) or max(max i, 0) over slices in threads: exact, NaN as np.max
+            flat = arr.reshape(-1)
+            parts: dict[int, float] = {}
+
+            def task(k0: int, k1: int) -> None:
+                parts[k0] = kernels.peak(flat[k0:k1], self.bipolar)
+
+            over_batch(task, flat.shape[0], flat.shape[0])
+            peaks = list(parts.values())
+            stat = math.nan if any(math.isnan(v) for v in peaks) else max(peaks)
+        elif self.calibration == "max":
+            stat = float(np.max(arr))      # no currents: NumPy's error, as before
         else:
+            mag = np.abs(arr) if self.bipolar else np.maximum(arr, 0.0)
             stat = float(np.percentile(mag, self.percentile))
         return self._record(stat)
 
@@ -499,8 +511,12 @@ class ADC(Converter):
             self.calibrate(arr)
         assert self.i_max is not None
         t = self._transfer
-        out = kernels.adc_convert(arr.reshape(-1), self.i_max, self.n_steps, self.bipolar,
-                                  t.kind, t.param, t.table_x, t.table_y)
+        flat = arr.reshape(-1)
+        out = np.empty(flat.shape[0])
+        i_max, n_steps, bipolar = self.i_max, self.n_steps, self.bipolar
+        over_batch(lambda k0, k1: kernels.adc_convert_into(
+            flat[k0:k1], i_max, n_steps, bipolar, t.kind, t.param, t.table_x, t.table_y,
+            out[k0:k1]), flat.shape[0], flat.shape[0])
         return self.i_max * out.reshape(arr.shape)
 
 

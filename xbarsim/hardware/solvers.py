@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import warnings
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,6 +32,7 @@ from numpy.typing import NDArray
 from xbarsim.errors import ConvergenceError
 from xbarsim.hardware import schur
 from xbarsim.hardware.circuit import NodalSystem, Parasitics, check_conductance, flip
+from xbarsim.hardware.parallel import default_threads, shared_pool
 from xbarsim.kernels import aam as aam_kernels
 from xbarsim.kernels import fcm as fcm_kernels
 from xbarsim.kernels.blas import one_blas_thread
@@ -120,24 +119,6 @@ class NodalSolver(CircuitSolver):
         return NodalSystem(g_arr, self.parasitics).g_eff()
 
 
-_POOL: ThreadPoolExecutor | None = None
-
-#: Name prefix of the threads of :func:`shared_pool` (tasks check it to avoid nested waits).
-POOL_THREAD_PREFIX = "xbarsim-pool"
-
-
-def default_threads() -> int:
-    """Threads for parallel solves: ``NUMBA_NUM_THREADS`` if set, else the CPU count."""
-    return int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1)
-
-
-def shared_pool() -> ThreadPoolExecutor:
-    """One process-wide thread pool for the nogil solver kernels (created on first use)."""
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=default_threads(),
-                                   thread_name_prefix=POOL_THREAD_PREFIX)
-    return _POOL
 
 
 def _cg_iterations(rho: float, rtol: float) -> int:

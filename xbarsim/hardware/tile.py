@@ -58,13 +58,8 @@ from xbarsim.hardware.mapping import (
     tile_slices,
     weight_scale,
 )
-from xbarsim.hardware.solvers import (
-    CircuitSolver,
-    InterpolatedSolver,
-    default_threads,
-    make_solver,
-    shared_pool,
-)
+from xbarsim.hardware.parallel import default_threads, over_batch, shared_pool
+from xbarsim.hardware.solvers import CircuitSolver, InterpolatedSolver, make_solver
 from xbarsim.kernels import mvm
 from xbarsim.kernels.blas import one_blas_thread
 
@@ -132,6 +127,25 @@ class _Block:
     adc_fwd: list[ADC]
     adc_bwd: list[ADC]
     slices_stale: bool = True
+
+
+
+def _abs_max_min(x: FloatArray) -> tuple[float, float]:
+    """Compute :func:`xbarsim.kernels.mvm.abs_max_min` of a non-empty (B, n) array.
+
+    Over row slices in threads; exact whatever the slicing (a maximum or minimum does not
+    round), NaN as in the kernel.
+    """
+    parts: dict[int, tuple[float, float]] = {}
+
+    def task(b0: int, b1: int) -> None:
+        parts[b0] = mvm.abs_max_min(x[b0:b1])
+
+    over_batch(task, x.shape[0], x.size)
+    tops, lows = zip(*parts.values(), strict=True)
+    if any(math.isnan(t) for t in tops):
+        return math.nan, math.nan
+    return max(tops), min(lows)
 
 
 class Tile:
@@ -389,7 +403,7 @@ class Tile:
         dac = self.dac_fwd if forward else self.dac_bwd
         n_out = self.n_out if forward else self.n_in
         # the DAC kernels normalise on the fly: x / scale in [-1, 1]
-        scale, x_min = mvm.abs_max_min(x) if x.size else (0.0, 0.0)
+        scale, x_min = _abs_max_min(x) if x.size else (0.0, 0.0)
         if scale == 0.0:
             return np.zeros((x.shape[0], n_out))
         signed = periphery.dac.signed if x_min < 0 else None
@@ -406,7 +420,10 @@ class Tile:
         calibrate = calibrate or self.calibrate_in_evaluation
         if periphery.adc.granularity == "layer":
             # no ADC between the planes: the arrays see their weighted sum (B, n) [V]
-            out = self._layer_product(mvm.dac_effective(*dac_args, weights), forward, calibrate)
+            v = np.empty(x.shape)
+            over_batch(lambda b0, b1: mvm.dac_effective_into(x[b0:b1], *dac_args[1:], weights,
+                                                             v[b0:b1]), x.shape[0], x.size)
+            out = self._layer_product(v, forward, calibrate)
         else:
             out = self._tile_product(mvm.dac_planes(*dac_args), weights, forward, calibrate)
         return out * (scale / (dac.v_max * self.alpha))

@@ -7,7 +7,7 @@ stays off so results are reproducible and comparable with the reference oracles.
 There is deliberately no ``parallel=True`` variant: on the shared 2-core machines this project
 targets, Numba's OpenMP-threaded loops measured 3-20x slower than serial ones whenever another
 process used the cores; parallelism comes from threads over independent arrays instead
-(:func:`xbarsim.hardware.solvers.shared_pool`).
+(:func:`xbarsim.hardware.parallel.shared_pool`).
 """
 
 from __future__ import annotations

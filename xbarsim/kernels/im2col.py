@@ -16,7 +16,7 @@ The kernels are serial: on the 2-core machines this project targets a threaded l
 OpenMP layer) measured 3-20x slower whenever another process shared the cores (im2col of a
 LeNet batch: 5 ms serial vs 16 ms threaded). Every kernel has an ``*_into`` form that writes
 a batch slice of a caller-provided output, so that a caller can run disjoint slices in its own
-threads (:func:`xbarsim.nn.parallel.over_batch`); every output entry is computed by the same
+threads (:func:`xbarsim.hardware.parallel.over_batch`); every output entry is computed by the same
 operations whatever the slicing, so the results are bit-identical.
 
 ``rows_to_nchw`` and ``nchw_to_rows`` convert between the ``(batch * h_out * w_out, c)`` rows of

@@ -19,7 +19,6 @@ import numpy as np
 from xbarsim.kernels._jit import jit
 from xbarsim.kernels.quantize import KIND_NONE, quantize_scalar, transfer_scalar
 
-
 MODE_UNSIGNED = 0
 MODE_TWO_PASS = 1
 MODE_TWOS_COMPLEMENT = 2
@@ -250,8 +249,17 @@ def dac_effective(x, in_scale, input_bits, dac_bits, mode, kind, param, table_x,
     What a linear array sees of a streamed input when no ADC sits between the planes (ADC on
     the stitched layer output). Same decomposition and transfer curve as :func:`dac_planes`.
     """
+    out = np.empty(x.shape)
+    dac_effective_into(x, in_scale, input_bits, dac_bits, mode, kind, param, table_x, table_y,
+                       v_max, plane_weight, out)
+    return out
+
+
+@jit
+def dac_effective_into(x, in_scale, input_bits, dac_bits, mode, kind, param, table_x, table_y,
+                       v_max, plane_weight, out):
+    """:func:`dac_effective` into ``out`` (batch, n), overwritten; rows are independent."""
     batch, n = x.shape
-    out = np.empty((batch, n))
     if kind == KIND_NONE and dac_bits != 0:
         # linear DAC: the weighted planes add up to the quantised input itself,
         # v_max * q / scale with q = rint(clip(u) * scale) (exact in integers)
@@ -262,7 +270,7 @@ def dac_effective(x, in_scale, input_bits, dac_bits, mode, kind, param, table_x,
             for k in range(n):
                 u = x[b, k] / in_scale
                 out[b, k] = v_max * (np.rint(min(max(u, lo), 1.0) * scale) / scale)
-        return out
+        return
     for b0 in range(0, batch, 16):
         b1 = min(batch, b0 + 16)
         planes = dac_planes(x[b0:b1], in_scale, input_bits, dac_bits, mode, kind, param, table_x,
@@ -273,4 +281,3 @@ def dac_effective(x, in_scale, input_bits, dac_bits, mode, kind, param, table_x,
                 for p in range(planes.shape[0]):
                     acc += plane_weight[p] * planes[p, b, k]
                 out[b0 + b, k] = acc
-    return out

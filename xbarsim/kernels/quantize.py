@@ -80,6 +80,35 @@ def quantize_scalar(y, n_steps):
 def adc_convert(x, full_scale, n_steps, bipolar, kind, param, table_x, table_y):
     """ADC: clip, transfer curve, then quantise (``q(f(u))``), element-wise.
 
+    Parameters as :func:`adc_convert_into`; returns the ``(n,)`` result in units of the full
+    scale.
+    """
+    out = np.empty(x.shape[0], dtype=np.float64)
+    adc_convert_into(x, full_scale, n_steps, bipolar, kind, param, table_x, table_y, out)
+    return out
+
+
+@jit
+def peak(x, bipolar):
+    """Largest magnitude an ADC range must cover: ``max |x|`` (bipolar) or ``max(max x, 0)``.
+
+    x : ndarray of shape (n,). NaN if any entry is NaN (as ``np.max``), else exact.
+    """
+    top = 0.0
+    bad = False
+    for k in range(x.shape[0]):
+        v = x[k]
+        bad |= v != v
+        if bipolar:
+            v = abs(v)
+        top = max(top, v)
+    return np.nan if bad else top
+
+
+@jit
+def adc_convert_into(x, full_scale, n_steps, bipolar, kind, param, table_x, table_y, out):
+    """ADC: clip, transfer curve, then quantise (``q(f(u))``), element-wise, into ``out``.
+
     Parameters
     ----------
     x : ndarray of shape (n,)
@@ -92,18 +121,32 @@ def adc_convert(x, full_scale, n_steps, bipolar, kind, param, table_x, table_y):
         Clip to ``[-1, 1]`` with the odd extension instead of ``[0, 1]``.
     kind, param, table_x, table_y
         Transfer curve (module docstring).
-
-    Returns
-    -------
-    ndarray of shape (n,)
-        ``sign * q(f(|u|))`` with ``u = clip(x / full_scale)``, in units of the full scale
-        (multiply by ``i_max`` for amperes).
+    out : ndarray of shape (n,)
+        Overwritten with ``sign * q(f(|u|))``, ``u = clip(x / full_scale)``, in units of the
+        full scale (multiply by ``i_max`` for amperes).
     """
     n = x.shape[0]
-    out = np.empty(n, dtype=np.float64)
     if full_scale <= 0.0:
         out[:] = 0.0
-        return out
+        return
+    if kind == KIND_NONE:
+        # the linear curve written out: the same operations as the general loop below, which
+        # the compiler does not inline (4x slower bipolar, 16x unipolar on 2.8M currents)
+        for k in range(n):
+            u = x[k] / full_scale
+            sign = 1.0
+            if u < 0.0:
+                if bipolar:
+                    sign = -1.0
+                    u = -u
+                else:
+                    u = 0.0
+            if u > 1.0:
+                u = 1.0
+            if n_steps != 0:
+                u = np.rint(u * n_steps) / n_steps
+            out[k] = sign * u
+        return
     for k in range(n):
         u = x[k] / full_scale
         sign = 1.0
@@ -117,7 +160,6 @@ def adc_convert(x, full_scale, n_steps, bipolar, kind, param, table_x, table_y):
             u = 1.0
         out[k] = sign * quantize_scalar(transfer_scalar(u, kind, param, table_x, table_y),
                                         n_steps)
-    return out
 
 
 @jit

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from xbarsim.hardware.parallel import over_batch
 from xbarsim.kernels.im2col import col2im_into, im2col_into, nchw_to_rows, rows_to_nchw
 from xbarsim.nn.base import (
     BackendParameter,
@@ -21,7 +22,6 @@ from xbarsim.nn.base import (
     check_input,
     weight_backend,
 )
-from xbarsim.nn.parallel import over_batch
 
 __all__ = ["Conv2d", "conv_output_size"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from xbarsim.hardware.parallel import over_batch
 from xbarsim.kernels.im2col import col2im, im2col, maxpool_backward_into, maxpool_forward_into
 from xbarsim.nn.base import Layer, check_input
-from xbarsim.nn.parallel import over_batch
 
 __all__ = ["MaxPool2d", "AvgPool2d", "GlobalAvgPool2d"]
 

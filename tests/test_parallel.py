@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
-from xbarsim.hardware.solvers import shared_pool
-from xbarsim.nn import Conv2d, MaxPool2d, parallel
-from xbarsim.nn.parallel import batch_slices, over_batch
+from xbarsim.hardware import parallel
+from xbarsim.hardware.parallel import batch_slices, over_batch, shared_pool
+from xbarsim.nn import Conv2d, MaxPool2d
 
 
 @given(n_batch=st.integers(0, 300), n_parts=st.integers(1, 9))

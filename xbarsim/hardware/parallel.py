@@ -4,7 +4,7 @@ The digital data movement around a product (im2col / col2im, max pooling, the la
 a convolution) is a serial Numba kernel per layer that releases the GIL (``nogil``). For a
 LeNet-5 batch it is about as much time as the products themselves, which BLAS already runs on
 every core. :func:`over_batch` splits the batch into one contiguous slice per thread of
-:func:`xbarsim.hardware.solvers.shared_pool`, runs the first slice in the calling thread and the
+:func:`shared_pool`, runs the first slice in the calling thread and the
 others in the pool, and returns when all are done. Each task writes only its own slice of
 preallocated outputs, and every output entry is computed by the same operations as in the
 serial kernel, so the results are bit-identical to it whatever the number of threads.
@@ -15,12 +15,36 @@ work started from a pool thread (no nested waits on the same pool).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-from xbarsim.hardware.solvers import POOL_THREAD_PREFIX, default_threads, shared_pool
+__all__ = ["MIN_SPLIT_WORK", "POOL_THREAD_PREFIX", "batch_slices", "default_threads",
+           "over_batch", "shared_pool"]
 
-__all__ = ["MIN_SPLIT_WORK", "batch_slices", "over_batch"]
+_POOL: ThreadPoolExecutor | None = None
+
+#: Name prefix of the threads of :func:`shared_pool` (tasks check it to avoid nested waits).
+POOL_THREAD_PREFIX = "xbarsim-pool"
+
+
+_CPU_COUNT = os.cpu_count() or 1     # read once: os.cpu_count() takes tens of microseconds
+
+
+def default_threads() -> int:
+    """Threads for parallel work: ``NUMBA_NUM_THREADS`` if set, else the CPU count."""
+    return int(os.environ.get("NUMBA_NUM_THREADS") or _CPU_COUNT)
+
+
+def shared_pool() -> ThreadPoolExecutor:
+    """One process-wide thread pool for nogil kernels: solves, batch slices (made on first use)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=default_threads(),
+                                   thread_name_prefix=POOL_THREAD_PREFIX)
+    return _POOL
+
 
 #: Split only work of at least this many output elements (below it one thread is faster).
 MIN_SPLIT_WORK = 1 << 15
