@@ -46,3 +46,13 @@ def test_step_parts_time_every_part_of_a_crossbar_step():
     text = format_step_parts({("mlp", "interpolated"): r})
     assert text.splitlines()[2].startswith("| mlp | interpolated | ")
     assert f"| {int(r['n_devices'])} |" in text
+
+
+def test_per_round_ratios_are_listed_and_the_table_uses_their_median():
+    row = _row("lenet5", 0.010, 0.012, 0.05, 0.03)
+    row["rounds"] = {"torch": [0.010, 0.020], "software": [0.012, 0.030],
+                     "cross_ni_exact": [0.05, 0.05], "cross_ni_interp": [0.03, 0.03]}
+    text = format_train_bench([row])
+    assert "  lenet5 software: 1.20/1.50" in text
+    assert "  lenet5 cross_ni_exact: 5.00/2.50" in text
+    assert "round" not in format_train_bench([_row("lenet5", 0.010, 0.012, 0.05, 0.03)])

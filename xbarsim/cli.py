@@ -449,11 +449,13 @@ def bench_layer(repeats: int) -> None:
 @bench.command("train")
 @click.option("--repeats", type=int, default=5, show_default=True,
               help="Timed steps (refresh periods for the interpolated solver) per measurement.")
+@click.option("--rounds", type=int, default=3, show_default=True,
+              help="Rounds that time every mode in turn (the table gives medians over them).")
 @click.option("--parts", is_flag=True,
               help="Also time the refresh, forward, backward and update of the Cross-NI steps "
                    "apart (30 steps each).")
 @_echo_warnings
-def bench_train(repeats: int, parts: bool) -> None:
+def bench_train(repeats: int, rounds: int, parts: bool) -> None:
     """Time one training step (batch 128): software, Cross-NI and PyTorch when installed."""
     from xbarsim.studies.bench_train import (
         format_step_parts,
@@ -462,7 +464,7 @@ def bench_train(repeats: int, parts: bool) -> None:
         run_train_bench,
     )
 
-    click.echo(format_train_bench(run_train_bench(repeats=repeats)))
+    click.echo(format_train_bench(run_train_bench(repeats=repeats, rounds=rounds)))
     if parts:
         results = {(m, method): run_step_parts(m, method)
                    for m in ("lenet5", "mlp") for method in ("fcm", "interpolated")}

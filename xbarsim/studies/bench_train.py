@@ -12,7 +12,8 @@ cross-entropy, backward and a plain SGD update. Measured in the same run:
 
 Times are medians over at least ``repeats`` steps (and as many more as make
 :data:`xbarsim.studies.bench.MIN_SECONDS`) after warm-up steps (JIT compilation, ADC
-calibration); ratios are against PyTorch when present, else against ``software``.
+calibration), taken in rounds that alternate the modes, and the medians over the rounds;
+ratios are against PyTorch when present, else against ``software``.
 """
 
 from __future__ import annotations
@@ -174,19 +175,39 @@ def cross_ni_hardware(method: str = "fcm") -> HardwareConfig:
 
 
 def run_train_bench(models: tuple[str, ...] = ("lenet5", "mlp"), batch: int = 128,
-                    repeats: int = 5, warmup: int = 2, seed: int = 0) -> list[dict[str, Any]]:
-    """Median step times [s] per model and mode, measured side by side in one run."""
+                    repeats: int = 5, warmup: int = 2, seed: int = 0, rounds: int = 3
+                    ) -> list[dict[str, Any]]:
+    """Step times [s] per model and mode, measured side by side in one run.
+
+    The modes of a model are timed in turn, ``rounds`` times over (after ``warmup`` steps of
+    each), and each column is the median over the rounds; ``row["rounds"]`` keeps the times
+    of every round. Interleaving keeps a burst of load on a shared machine from falling on one
+    mode only.
+    """
     rows = []
     for name in models:
+        steps: dict[str, Callable[[], Any] | None] = {
+            "torch": _torch_step(name, batch, seed),
+            "software": _xbarsim_step(name, None, batch, seed),
+            "cross_ni_exact": _xbarsim_step(name, cross_ni_hardware("fcm"), batch, seed),
+            "cross_ni_interp": _xbarsim_step(name, cross_ni_hardware("interpolated"), batch,
+                                             seed)}
+        for step in steps.values():
+            for _ in range(warmup if step is not None else 0):
+                step()
+        per_round: dict[str, list[float]] = {k: [] for k, v in steps.items() if v is not None}
+        for _ in range(max(1, rounds)):
+            for key, step in steps.items():
+                if step is None:
+                    continue
+                # interpolated: whole refresh periods (one exact refresh in every 10 steps)
+                per_round[key].append(_mean_over_periods(step, repeats, 0)
+                                      if key == "cross_ni_interp" else
+                                      _median_step(step, repeats, 0))
         row: dict[str, Any] = {"model": name}
-        torch_step = _torch_step(name, batch, seed)
-        row["torch"] = (_median_step(torch_step, repeats, warmup) if torch_step else None)
-        row["software"] = _median_step(_xbarsim_step(name, None, batch, seed), repeats, warmup)
-        row["cross_ni_exact"] = _median_step(
-            _xbarsim_step(name, cross_ni_hardware("fcm"), batch, seed), repeats, warmup)
-        # interpolated: median over whole refresh periods (one exact refresh in every 10)
-        interp = _xbarsim_step(name, cross_ni_hardware("interpolated"), batch, seed)
-        row["cross_ni_interp"] = _mean_over_periods(interp, repeats, warmup)
+        row.update({k: (statistics.median(per_round[k]) if k in per_round else None)
+                    for k in steps})
+        row["rounds"] = per_round
         rows.append(row)
     return rows
 
@@ -235,4 +256,14 @@ def format_train_bench(rows: list[dict[str, Any]]) -> str:
             ratio = r[key] / r["torch"]
             verdict = "PASS" if ratio <= limit else "FAIL"
             out.append(f"  {verdict}: {r['model']} {text} ({ratio:.2f}x)")
+    per_round = [r for r in rows if r["torch"] is not None and len(r.get("rounds", {})) > 1
+                 and len(r["rounds"]["torch"]) > 1]
+    if per_round:
+        out += ["", "Ratios to PyTorch in each round (the table: medians over rounds):"]
+        for r in per_round:
+            t = r["rounds"]["torch"]
+            for key, _, _ in TARGETS:
+                each = "/".join(f"{v / tv:.2f}" for v, tv in zip(r["rounds"][key], t,
+                                                                 strict=True))
+                out.append(f"  {r['model']} {key}: {each}")
     return "\n".join(out)
