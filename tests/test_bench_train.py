@@ -55,4 +55,7 @@ def test_per_round_ratios_are_listed_and_the_table_uses_their_median():
     text = format_train_bench([row])
     assert "  lenet5 software: 1.20/1.50" in text
     assert "  lenet5 cross_ni_exact: 5.00/2.50" in text
+    # ratios and verdicts: medians of the per-round ratios, not ratios of the median times
+    assert "| lenet5 | 10 | 12 | 50 | 30 | 1.35x | 3.75x | 2.25x |" in text
+    assert "PASS: lenet5 software <= 1.5x PyTorch (1.35x)" in text
     assert "round" not in format_train_bench([_row("lenet5", 0.010, 0.012, 0.05, 0.03)])

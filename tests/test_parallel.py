@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from xbarsim.hardware import parallel
+from xbarsim.hardware.converters import ADC
 from xbarsim.hardware.parallel import batch_slices, over_batch, shared_pool
+from xbarsim.hardware.tile import Tile
 from xbarsim.nn import Conv2d, MaxPool2d
 
 
@@ -105,3 +107,54 @@ def test_conv_and_pool_are_bit_identical_split_or_serial(monkeypatch, n_threads,
     serial, split = run(10**12), run(0)
     for a, s in zip(serial, split, strict=True):
         assert_array_equal(a, s)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_crossbar_layer_products_are_bit_identical_split_or_serial(monkeypatch, n_threads):
+    """Input scale, DAC drive and layer ADC (calibrating, then frozen) in slices or not."""
+    from xbarsim.studies.bench_train import cross_ni_hardware
+
+    hw = cross_ni_hardware("fcm")
+    rng = np.random.default_rng(11)
+    w = 0.1 * rng.standard_normal((20, 7))
+    xs = [rng.uniform(0.0, 1.0, (9, 20)), rng.standard_normal((9, 20))]   # unsigned, signed
+    delta = rng.standard_normal((9, 7))
+
+    def run(min_work):
+        monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", min_work)
+        monkeypatch.setattr(parallel, "default_threads", lambda: n_threads)
+        tile = Tile(20, 7, hw, rng=np.random.default_rng(5), w_init=w)
+        out = [tile.forward(x) for x in xs] + [tile.backward(delta)]
+        tile.freeze_adcs()
+        return out + [tile.forward(xs[1]), tile.backward(delta)]
+
+    for a, b in zip(run(10**12), run(0), strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("bipolar", [False, True])
+def test_adc_range_and_conversion_are_bit_identical_split_or_serial(monkeypatch, bipolar):
+    rng = np.random.default_rng(3)
+    i = rng.standard_normal((13, 11)) * 1e-5
+
+    def run(min_work, currents):
+        monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", min_work)
+        monkeypatch.setattr(parallel, "default_threads", lambda: 2)
+        adc = ADC(8, bipolar=bipolar, calibration_window=2)
+        return adc(currents), adc.i_max
+
+    (a, ia), (b, ib) = run(10**12, i), run(0, i)
+    assert a.tobytes() == b.tobytes() and ia == ib
+    ref = np.max(np.abs(i)) if bipolar else np.max(np.maximum(i, 0.0))
+    assert ia == ref                                      # the statistic np.max gives
+
+
+@given(x=st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), max_size=40),
+       bipolar=st.booleans())
+def test_peak_kernel_is_the_numpy_statistic(x, bipolar):
+    from xbarsim.kernels.quantize import peak
+
+    arr = np.array(x, dtype=np.float64)
+    want = np.max(np.abs(arr) if bipolar else np.maximum(arr, 0.0), initial=0.0)
+    got = peak(arr, bipolar)
+    assert (np.isnan(got) and np.isnan(want)) or got == want
