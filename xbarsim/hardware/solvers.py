@@ -119,8 +119,6 @@ class NodalSolver(CircuitSolver):
         return NodalSystem(g_arr, self.parasitics).g_eff()
 
 
-
-
 def _cg_iterations(rho: float, rtol: float) -> int:
     """Iterations CG needs on a spectrum in [1, 1 + rho] to reduce the error by ``rtol``."""
     kappa = 1.0 + max(rho, 0.0)

@@ -129,7 +129,6 @@ class _Block:
     slices_stale: bool = True
 
 
-
 def _abs_max_min(x: FloatArray) -> tuple[float, float]:
     """Compute :func:`xbarsim.kernels.mvm.abs_max_min` of a non-empty (B, n) array.
 

@@ -138,7 +138,7 @@ class Conv2d(Layer):
                 or b * g.shape[2] * g.shape[3] != n_rows:
             raise ValueError(f"Conv2d({self.name or ''}): grad_out shape {g.shape} does not "
                              "match the cached forward")
-        n_pix = n_rows // b
+        n_pix = n_rows // b if b else 0
         g_pix = g.reshape(b, self.c_out, n_pix)
         # NCHW -> (b*h_out*w_out, c_out), rows in the same order as the im2col rows
         delta = np.empty((n_rows, self.c_out))
