@@ -48,10 +48,11 @@ def shared_pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-#: Split only work of at least this many elements. Handing a slice to a sleeping pool thread
-#: and waiting for it costs about 60 us on the 2-core VMs, and these kernels take 0.5-1.5 ns
-#: per element: ADC conversion of 2**17 currents took 84 us serial, 107 us split, of 2**18
-#: 166 against 154 us, of 2**20 663 against 402 us.
+#: Split only work estimated at this many nanoseconds or more. Handing a slice to a sleeping
+#: pool thread and waiting for it costs about 60 us on the 2-core VMs; the element-wise kernels
+#: take 0.5-1.5 ns per element (their callers pass element counts): ADC conversion of 2**17
+#: currents took 84 us serial, 107 us split, of 2**18 166 against 154 us, of 2**20 663
+#: against 402 us.
 MIN_SPLIT_WORK = 1 << 18
 
 
@@ -77,8 +78,9 @@ def over_batch(task: Callable[[int, int], None], n_batch: int, work: int) -> Non
     n_batch : int
         Batch size.
     work : int
-        Size of the job, in output elements: below :data:`MIN_SPLIT_WORK` the task runs once,
-        serially, in the calling thread.
+        Estimated serial time of the whole job [ns] (for the element-wise kernels, about one
+        per element, so their callers pass element counts): below :data:`MIN_SPLIT_WORK` the
+        task runs once, serially, in the calling thread.
 
     Notes
     -----

@@ -129,6 +129,12 @@ class _Block:
     slices_stale: bool = True
 
 
+#: Rough serial cost of one device update in :meth:`Tile.apply_step` [ns] (the device kernel,
+#: its share of the update requests and Python overhead; 28-30 ns measured by
+#: ``xbarsim bench train --parts``), to decide when the blocks are updated in threads.
+UPDATE_NS_PER_DEVICE = 25
+
+
 def _abs_max_min(x: FloatArray) -> tuple[float, float]:
     """Compute :func:`xbarsim.kernels.mvm.abs_max_min` of a non-empty (B, n) array.
 
@@ -307,19 +313,31 @@ class Tile:
         # draw per array (a Generator's stream does not depend on how it is chunked)
         sizes = [x.g.size for blk in self.blocks for x in blk.masters if x.device.noisy]
         noise = self.rng.standard_normal(sum(sizes)) if sizes else None
+        starts: list[list[int | None]] = []      # each array's slice of the draw, or None
         offset = 0
         for blk in self.blocks:
-            requests = self.mapping.split_update_trusted(dw[blk.block.rows, blk.block.cols],
-                                                         [x.g for x in blk.masters],
-                                                         self.w_scale)
-            for a, xbar in enumerate(blk.masters):
-                xi = None
-                if xbar.device.noisy:
-                    assert noise is not None
-                    xi = noise[offset:offset + xbar.g.size].reshape(xbar.shape)
-                    offset += xbar.g.size
-                xbar.update(requests[a], xi)
-            blk.slices_stale = True
+            starts.append([])
+            for xbar in blk.masters:
+                starts[-1].append(offset if xbar.device.noisy else None)
+                offset += xbar.g.size if xbar.device.noisy else 0
+
+        def update_blocks(k0: int, k1: int) -> None:
+            for blk, blk_starts in zip(self.blocks[k0:k1], starts[k0:k1], strict=True):
+                requests = self.mapping.split_update_trusted(dw[blk.block.rows, blk.block.cols],
+                                                             [x.g for x in blk.masters],
+                                                             self.w_scale)
+                for a, (xbar, o) in enumerate(zip(blk.masters, blk_starts, strict=True)):
+                    xi = None
+                    if o is not None:
+                        assert noise is not None
+                        xi = noise[o:o + xbar.g.size].reshape(xbar.shape)
+                    xbar.update(requests[a], xi)
+                blk.slices_stale = True
+
+        # blocks are independent (each updates only its own arrays, from its own noise slice):
+        # in slices on the pool's threads when the device updates add up to enough work
+        n_devices = sum(x.g.size for blk in self.blocks for x in blk.masters)
+        over_batch(update_blocks, len(self.blocks), UPDATE_NS_PER_DEVICE * n_devices)
 
     def update(self, x: FloatArray, delta: FloatArray, lr: float) -> None:
         """Plain-SGD outer-product update: ``dW = -lr * x.T @ delta``, realised by the devices."""
