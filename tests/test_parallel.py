@@ -110,23 +110,28 @@ def test_conv_and_pool_are_bit_identical_split_or_serial(monkeypatch, n_threads,
 
 
 @pytest.mark.parametrize("n_threads", [2, 3])
-def test_crossbar_layer_products_are_bit_identical_split_or_serial(monkeypatch, n_threads):
-    """Input scale, DAC drive and layer ADC (calibrating, then frozen) in slices or not."""
+def test_crossbar_layer_is_bit_identical_split_or_serial(monkeypatch, n_threads):
+    """Input scale, DAC drive, layer ADC (calibrating, then frozen) and the block updates of
+    a tile of 3 x 2 blocks (noisy devices), in slices or not."""
     from xbarsim.studies.bench_train import cross_ni_hardware
 
     hw = cross_ni_hardware("fcm")
     rng = np.random.default_rng(11)
-    w = 0.1 * rng.standard_normal((20, 7))
-    xs = [rng.uniform(0.0, 1.0, (9, 20)), rng.standard_normal((9, 20))]   # unsigned, signed
-    delta = rng.standard_normal((9, 7))
+    n_in, n_out = 130, 70
+    w = 0.1 * rng.standard_normal((n_in, n_out))
+    xs = [rng.uniform(0.0, 1.0, (9, n_in)), rng.standard_normal((9, n_in))]  # unsigned, signed
+    delta = rng.standard_normal((9, n_out))
 
     def run(min_work):
         monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", min_work)
         monkeypatch.setattr(parallel, "default_threads", lambda: n_threads)
-        tile = Tile(20, 7, hw, rng=np.random.default_rng(5), w_init=w)
+        tile = Tile(n_in, n_out, hw, rng=np.random.default_rng(5), w_init=w)
+        assert len(tile.blocks) == 6
         out = [tile.forward(x) for x in xs] + [tile.backward(delta)]
+        tile.update(xs[1], delta, 0.05)
         tile.freeze_adcs()
-        return out + [tile.forward(xs[1]), tile.backward(delta)]
+        out += [tile.forward(xs[1]), tile.backward(delta)]
+        return out + [x.g for blk in tile.blocks for x in blk.masters]
 
     for a, b in zip(run(10**12), run(0), strict=True):
         assert a.tobytes() == b.tobytes()
