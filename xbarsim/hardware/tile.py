@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xbarsim.config.schema import HardwareConfig, PeripheryConfig
+from xbarsim.hardware import parallel
 from xbarsim.hardware.circuit import Parasitics
 from xbarsim.hardware.converters import ADC, DAC, stream_inputs
 from xbarsim.hardware.crossbar import Crossbar
@@ -58,7 +59,7 @@ from xbarsim.hardware.mapping import (
     tile_slices,
     weight_scale,
 )
-from xbarsim.hardware.parallel import default_threads, over_batch, shared_pool
+from xbarsim.hardware.parallel import over_batch
 from xbarsim.hardware.solvers import CircuitSolver, InterpolatedSolver, make_solver
 from xbarsim.kernels import mvm
 from xbarsim.kernels.blas import one_blas_thread
@@ -133,6 +134,12 @@ class _Block:
 #: its share of the update requests and Python overhead; 28-30 ns measured by
 #: ``xbarsim bench train --parts``), to decide when the blocks are updated in threads.
 UPDATE_NS_PER_DEVICE = 25
+
+
+#: Rough serial cost of an exact ``g_eff`` per cell and per cell of the longer side [ns]
+#: (35 n^3 flops at about 6 GFlop/s: 1.5-1.8 ms for 64 x 64), to decide when a refresh is
+#: split over threads.
+EXACT_SOLVE_NS_PER_CELL = 6
 
 
 def _abs_max_min(x: FloatArray) -> tuple[float, float]:
@@ -458,12 +465,18 @@ class Tile:
         for x in stale:
             cheap = isinstance(x.solver, InterpolatedSolver) and not x.solver.needs_refresh(x.g)
             (light if cheap else heavy).append(x)
-        if len(heavy) > 1 and default_threads() > 1:
-            # BLAS in the calling thread only (see xbarsim.kernels.blas)
-            list(shared_pool().map(one_blas_thread(Crossbar.g_eff), heavy))
-        else:
-            for x in heavy:
+        def solve(k0: int, k1: int) -> None:
+            for x in heavy[k0:k1]:
                 x.g_eff()
+
+        work = sum(EXACT_SOLVE_NS_PER_CELL * x.g.size * max(x.shape) for x in heavy)
+        if len(heavy) > 1 and work >= parallel.MIN_SPLIT_WORK:
+            # one slice of arrays per thread, each with one BLAS thread (xbarsim.kernels.blas):
+            # one task per array paid the BLAS setting at every array (104 arrays of 64 x 64:
+            # 121 ms against 106 ms in two slices, 188 ms serial)
+            over_batch(one_blas_thread(solve), len(heavy), work)
+        else:
+            solve(0, len(heavy))
         for x in light:
             x.g_eff()
 
