@@ -414,14 +414,9 @@ class ADC(Converter):
             return self.i_max if self.i_max is not None else math.nan
         if self.calibration == "max" and arr.size:
             # max |i| (bipolar) or max(max i, 0) over slices in threads: exact, NaN as np.max
-            flat = arr.reshape(-1)
-            parts: dict[int, float] = {}
-
-            def task(k0: int, k1: int) -> None:
-                parts[k0] = kernels.peak(flat[k0:k1], self.bipolar)
-
-            over_batch(task, flat.shape[0], flat.shape[0])
-            peaks = list(parts.values())
+            flat, bipolar = arr.reshape(-1), self.bipolar
+            peaks = over_batch(lambda k0, k1: kernels.peak(flat[k0:k1], bipolar), flat.shape[0],
+                               flat.shape[0])
             stat = math.nan if any(math.isnan(v) for v in peaks) else max(peaks)
         elif self.calibration == "max":
             stat = float(np.max(arr))      # no currents: NumPy's error, as before

@@ -12,7 +12,7 @@ preallocated outputs, and every output entry is computed by the same operations 
 serial kernel, so the results are bit-identical to it whatever the number of threads.
 
 Small work stays serial (:data:`MIN_SPLIT_WORK`), and so does work started from a pool thread
-(no nested waits on the same pool).
+(no nested waits on the same pool): :func:`splits` decides.
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 __all__ = ["MIN_SPLIT_WORK", "POOL_THREAD_PREFIX", "batch_slices", "default_threads",
-           "over_batch", "shared_pool"]
+           "over_batch", "shared_pool", "splits"]
+
+T = TypeVar("T")
 
 _POOL: ThreadPoolExecutor | None = None
 
@@ -66,7 +69,17 @@ def batch_slices(n_batch: int, n_parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
-def over_batch(task: Callable[[int, int], None], n_batch: int, work: int) -> None:
+def splits(n_batch: int, work: int) -> bool:
+    """Whether :func:`over_batch` runs a job of ``n_batch`` items and ``work`` ns in threads.
+
+    Not when there is one thread or one item, when the work is below :data:`MIN_SPLIT_WORK`,
+    or when called from a pool thread (no nested waits on the same pool).
+    """
+    return (default_threads() >= 2 and n_batch >= 2 and work >= MIN_SPLIT_WORK
+            and not threading.current_thread().name.startswith(POOL_THREAD_PREFIX))
+
+
+def over_batch(task: Callable[[int, int], T], n_batch: int, work: int) -> list[T]:
     """Run ``task(start, stop)`` over ``range(n_batch)`` in contiguous slices, one per thread.
 
     Parameters
@@ -79,26 +92,28 @@ def over_batch(task: Callable[[int, int], None], n_batch: int, work: int) -> Non
         Batch size.
     work : int
         Estimated serial time of the whole job [ns] (for the element-wise kernels, about one
-        per element, so their callers pass element counts): below :data:`MIN_SPLIT_WORK` the
-        task runs once, serially, in the calling thread.
+        per element, so their callers pass element counts): unless :func:`splits`, the task
+        runs once, serially, in the calling thread.
+
+    Returns
+    -------
+    list
+        The tasks' return values in slice order (one entry when it ran serially), for
+        reductions that combine per-slice results.
 
     Notes
     -----
     Exceptions of any slice are raised after every slice has finished, so no thread still
     writes into the outputs when the caller sees the error.
     """
-    n_threads = default_threads()
-    if (n_threads < 2 or n_batch < 2 or work < MIN_SPLIT_WORK
-            or threading.current_thread().name.startswith(POOL_THREAD_PREFIX)):
-        task(0, n_batch)
-        return
-    first, *rest = batch_slices(n_batch, n_threads)
+    if not splits(n_batch, work):
+        return [task(0, n_batch)]
+    first, *rest = batch_slices(n_batch, default_threads())
     pool = shared_pool()
     futures = [pool.submit(task, a, b) for a, b in rest]
     try:
-        task(*first)
+        head = task(*first)
     finally:
         for f in futures:
             f.exception()          # waits; the first error is raised below
-    for f in futures:
-        f.result()
+    return [head] + [f.result() for f in futures]

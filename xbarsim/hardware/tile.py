@@ -148,13 +148,8 @@ def _abs_max_min(x: FloatArray) -> tuple[float, float]:
     Over row slices in threads; exact whatever the slicing (a maximum or minimum does not
     round), NaN as in the kernel.
     """
-    parts: dict[int, tuple[float, float]] = {}
-
-    def task(b0: int, b1: int) -> None:
-        parts[b0] = mvm.abs_max_min(x[b0:b1])
-
-    over_batch(task, x.shape[0], x.size)
-    tops, lows = zip(*parts.values(), strict=True)
+    parts = over_batch(lambda b0, b1: mvm.abs_max_min(x[b0:b1]), x.shape[0], x.size)
+    tops, lows = zip(*parts, strict=True)
     if any(math.isnan(t) for t in tops):
         return math.nan, math.nan
     return max(tops), min(lows)
@@ -320,25 +315,24 @@ class Tile:
         # draw per array (a Generator's stream does not depend on how it is chunked)
         sizes = [x.g.size for blk in self.blocks for x in blk.masters if x.device.noisy]
         noise = self.rng.standard_normal(sum(sizes)) if sizes else None
-        starts: list[list[int | None]] = []      # each array's slice of the draw, or None
+        xis: list[list[FloatArray | None]] = []  # each array's slice of the draw, or None
         offset = 0
         for blk in self.blocks:
-            starts.append([])
+            xis.append([])
             for xbar in blk.masters:
-                starts[-1].append(offset if xbar.device.noisy else None)
-                offset += xbar.g.size if xbar.device.noisy else 0
+                if noise is not None and xbar.device.noisy:
+                    xis[-1].append(noise[offset:offset + xbar.g.size].reshape(xbar.shape))
+                    offset += xbar.g.size
+                else:
+                    xis[-1].append(None)
 
         def update_blocks(k0: int, k1: int) -> None:
-            for blk, blk_starts in zip(self.blocks[k0:k1], starts[k0:k1], strict=True):
+            for blk, blk_xis in zip(self.blocks[k0:k1], xis[k0:k1], strict=True):
                 requests = self.mapping.split_update_trusted(dw[blk.block.rows, blk.block.cols],
                                                              [x.g for x in blk.masters],
                                                              self.w_scale)
-                for a, (xbar, o) in enumerate(zip(blk.masters, blk_starts, strict=True)):
-                    xi = None
-                    if o is not None:
-                        assert noise is not None
-                        xi = noise[o:o + xbar.g.size].reshape(xbar.shape)
-                    xbar.update(requests[a], xi)
+                for xbar, request, xi in zip(blk.masters, requests, blk_xis, strict=True):
+                    xbar.update(request, xi)
                 blk.slices_stale = True
 
         # blocks are independent (each updates only its own arrays, from its own noise slice):
@@ -470,7 +464,7 @@ class Tile:
                 x.g_eff()
 
         work = sum(EXACT_SOLVE_NS_PER_CELL * x.g.size * max(x.shape) for x in heavy)
-        if len(heavy) > 1 and work >= parallel.MIN_SPLIT_WORK:
+        if parallel.splits(len(heavy), work):
             # one slice of arrays per thread, each with one BLAS thread (xbarsim.kernels.blas):
             # one task per array paid the BLAS setting at every array (104 arrays of 64 x 64:
             # 121 ms against 106 ms in two slices, 188 ms serial)

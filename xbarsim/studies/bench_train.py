@@ -108,11 +108,10 @@ def run_step_parts(model_name: str, method: str = "fcm", batch: int = 128, steps
         for t in tiles:
             t.refresh()
 
-    parts = {"refresh": refresh, "forward": forward, "backward": backward, "update": update}
+    parts = dict(zip(PARTS, (refresh, forward, backward, update), strict=True))
     times: dict[str, list[float]] = {k: [] for k in PARTS}
     for i in range(warmup + steps):
-        for name in PARTS:
-            part = parts[name]
+        for name, part in parts.items():
             t0 = time.perf_counter()
             part()
             if i >= warmup:
@@ -231,13 +230,18 @@ TARGETS = (("software", 1.5, "software <= 1.5x PyTorch"),
            ("cross_ni_interp", 5.0, "Cross-NI interpolated (L = 10) <= 5x PyTorch"))
 
 
+def _round_ratios(row: dict[str, Any], key: str) -> list[float] | None:
+    """``key`` over PyTorch in each round, or None without several timed rounds."""
+    rounds = row.get("rounds", {})
+    if len(rounds.get("torch", ())) < 2:
+        return None
+    return [v / t for v, t in zip(rounds[key], rounds["torch"], strict=True)]
+
+
 def _ratio(row: dict[str, Any], key: str) -> float:
     """``key`` over PyTorch: the median of the rounds' ratios when there are rounds."""
-    rounds = row.get("rounds", {})
-    if len(rounds.get("torch", ())) > 1 and len(rounds.get(key, ())) == len(rounds["torch"]):
-        return statistics.median(v / t for v, t in zip(rounds[key], rounds["torch"],
-                                                       strict=True))
-    return row[key] / row["torch"]
+    each = _round_ratios(row, key)
+    return statistics.median(each) if each else row[key] / row["torch"]
 
 
 def format_train_bench(rows: list[dict[str, Any]]) -> str:
@@ -269,14 +273,11 @@ def format_train_bench(rows: list[dict[str, Any]]) -> str:
             ratio = _ratio(r, key)
             verdict = "PASS" if ratio <= limit else "FAIL"
             out.append(f"  {verdict}: {r['model']} {text} ({ratio:.2f}x)")
-    per_round = [r for r in rows if r["torch"] is not None and len(r.get("rounds", {})) > 1
-                 and len(r["rounds"]["torch"]) > 1]
+    per_round = [r for r in rows if r["torch"] is not None and _round_ratios(r, "software")]
     if per_round:
         out += ["", "Ratios to PyTorch in each round (the table gives their medians):"]
         for r in per_round:
-            t = r["rounds"]["torch"]
             for key, _, _ in TARGETS:
-                each = "/".join(f"{v / tv:.2f}" for v, tv in zip(r["rounds"][key], t,
-                                                                 strict=True))
+                each = "/".join(f"{v:.2f}" for v in _round_ratios(r, key) or ())
                 out.append(f"  {r['model']} {key}: {each}")
     return "\n".join(out)
