@@ -72,7 +72,7 @@ def test_nodal_matrices_1x1_by_hand(r_source, r_sense, y, b, c, d):
     assert_allclose(sys.d, np.array(d, dtype=float), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(("r_source", "r_sense"), itertools.product([0.0, RS], [0.0, RK]))
+@pytest.mark.parametrize(("r_source", "r_sense"), list(itertools.product([0.0, RS], [0.0, RK])))
 @pytest.mark.parametrize("v", [0.37, -0.8])
 def test_current_1x1_by_hand(r_source, r_sense, v):
     # a series circuit: i = v / (r_source + 1/g + r_sense)
