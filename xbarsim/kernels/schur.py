@@ -104,6 +104,16 @@ def leaf_maps(g, g_row, g_col, g_source, g_sense, cell_row, cell_col):
 def merge_level(child, pos_a, pos_b, n_inner, n_outer, chunk, box_major):
     """Merge pairs of equal boxes, all pairs of one level at once.
 
+    Same as :func:`merge_level_factored` without keeping the elimination factors.
+    """
+    return merge_level_factored(child, pos_a, pos_b, n_inner, n_outer, chunk, box_major,
+                                np.empty((0, 0, 0)))
+
+
+@jit
+def merge_level_factored(child, pos_a, pos_b, n_inner, n_outer, chunk, box_major, factor):
+    """Merge pairs of equal boxes, all pairs of one level at once.
+
     Parameters
     ----------
     child : (m, m, 2 * n_parents) float64
@@ -115,6 +125,10 @@ def merge_level(child, pos_a, pos_b, n_inner, n_outer, chunk, box_major):
     n_outer : int — slots of the parent (``q``).
     chunk : int — boxes processed together (they stay in cache).
     box_major : bool — output layout (n_parents, q, q) instead of (q, q, n_parents).
+    factor : (p + q, p, n_parents) float64, or of size 0 — receives the eliminated columns:
+        ``factor[i, c, x]`` (``i > c``) is the entry ``(i, c)`` of parent ``x``'s merged map at
+        the moment pivot ``c`` is eliminated (the rest is left untouched). Back-substitution
+        needs exactly these (:mod:`xbarsim.kernels.adjoint`). Size 0: not kept.
 
     Returns
     -------
@@ -162,6 +176,12 @@ def merge_level(child, pos_a, pos_b, n_inner, n_outer, chunk, box_major):
                 for j in range(piv + 1, i):
                     for x in range(nx):
                         k[i, j, x] -= f[x] * k[j, piv, x]
+        if factor.size > 0:
+            # column piv is final once it is the pivot (later pivots only touch columns > piv)
+            for piv in range(p):
+                for i in range(piv + 1, n):
+                    for x in range(nx):
+                        factor[i, piv, x0 + x] = k[i, piv, x]
         for a in range(n_outer):
             for b in range(a):
                 if box_major:
@@ -202,6 +222,17 @@ def gather_boxes(maps, keep, keep_start, arena, arena_start):
 def _merge_pair(ka, kb, pos_a, pos_b, p, q, n_plain, n_src, n_gnd, panel, out):
     """Merge two box maps and eliminate their ``p`` shared nodes (blocked, sign-preserving).
 
+    Same as :func:`_merge_pair_factored` without keeping the elimination factor.
+    """
+    _merge_pair_factored(ka, kb, pos_a, pos_b, p, q, n_plain, n_src, n_gnd, panel, out,
+                         np.empty(0))
+
+
+@jit
+def _merge_pair_factored(ka, kb, pos_a, pos_b, p, q, n_plain, n_src, n_gnd, panel, out,
+                         factor):
+    """Merge two box maps and eliminate their ``p`` shared nodes (blocked, sign-preserving).
+
     ``pos_a`` / ``pos_b`` place the children's nodes in the order ``[shared (p), outer (q)]``;
     the outer nodes are ordered ``[plain (n_plain), sources (n_src), grounds (n_gnd)]``. Only
     the blocks a later merge can read are formed: source-source and ground-ground couplings
@@ -210,7 +241,10 @@ def _merge_pair(ka, kb, pos_a, pos_b, p, q, n_plain, n_src, n_gnd, panel, out):
     The shared block is eliminated by panels of ``panel`` pivots: inside a panel column by
     column, then the rest of the shared rows and the outer rows by one matrix product per
     panel; the outer-outer block by one product at the end. Storage ``t[c, i]`` = entry
-    ``(i, c)`` of the lower triangle, for the shared columns ``c < p``.
+    ``(i, c)`` of the lower triangle, for the shared columns ``c < p``. ``factor`` (size
+    ``p * (p + q)``, or 0 = not kept) receives ``t`` row by row at the end: row ``c`` is final
+    once ``c`` is the pivot (later panels only update rows ``> c``), which is what
+    back-substitution needs (:mod:`xbarsim.kernels.adjoint`).
     """
     n = p + q
     t = np.zeros((p, n))
@@ -252,6 +286,10 @@ def _merge_pair(ka, kb, pos_a, pos_b, p, q, n_plain, n_src, n_gnd, panel, out):
             for j in range(c1, p):
                 for i in range(j + 1, n):
                     t[j, i] -= upd[j - c1, i - c1]
+    if factor.size > 0:
+        for c in range(p):
+            for i in range(n):
+                factor[c * n + i] = t[c, i]
     ye = np.empty((p, q))
     for c in range(p):
         sc = scale[c]
@@ -279,6 +317,16 @@ def _merge_pair(ka, kb, pos_a, pos_b, p, q, n_plain, n_src, n_gnd, panel, out):
 def merge_boxes(arena, steps, positions, first, last, panel):
     """Run merge steps ``first .. last - 1`` of a nested-dissection program on the arena.
 
+    Same as :func:`merge_boxes_factored` without keeping the elimination factors.
+    """
+    merge_boxes_factored(arena, steps, positions, first, last, panel, np.empty(0),
+                         np.zeros(0, dtype=np.int64))
+
+
+@jit
+def merge_boxes_factored(arena, steps, positions, first, last, panel, factor, factor_start):
+    """Run merge steps ``first .. last - 1`` of a nested-dissection program on the arena.
+
     Parameters
     ----------
     arena : (size,) float64 — every box map, each a square matrix at its offset.
@@ -287,7 +335,12 @@ def merge_boxes(arena, steps, positions, first, last, panel):
         of plain, source and ground outer nodes (``q`` is their sum).
     positions : (n,) int64 — concatenated ``pos_a, pos_b`` of every step.
     panel : int — pivots per panel of the blocked elimination.
+    factor : (size,) float64, or of size 0 — receives each step's elimination factor ``t``
+        (``p x (p + q)``, row-major, see :func:`_merge_pair_factored`) at
+        ``factor_start[step]``. Size 0: not kept.
+    factor_start : (n_steps,) int64 — offsets into ``factor`` (unused when it has size 0).
     """
+    keep = factor.size > 0
     for s in range(first, last):
         off_a, d_a, off_b, d_b, off_o, pos0, p, n_plain, n_src, n_gnd = steps[s]
         q = n_plain + n_src + n_gnd
@@ -295,5 +348,11 @@ def merge_boxes(arena, steps, positions, first, last, panel):
         kb = arena[off_b:off_b + d_b * d_b].reshape(d_b, d_b)
         out = arena[off_o:off_o + q * q].reshape(q, q)
         out[:] = 0.0
-        _merge_pair(ka, kb, positions[pos0:pos0 + d_a], positions[pos0 + d_a:pos0 + d_a + d_b],
-                    p, q, n_plain, n_src, n_gnd, panel, out)
+        if keep:
+            f0 = factor_start[s]
+            fac = factor[f0:f0 + p * (p + q)]
+        else:
+            fac = factor[:0]
+        _merge_pair_factored(ka, kb, positions[pos0:pos0 + d_a],
+                             positions[pos0 + d_a:pos0 + d_a + d_b], p, q, n_plain, n_src,
+                             n_gnd, panel, out, fac)

@@ -1,0 +1,218 @@
+r"""Exact sensitivity of ``g_eff`` to every device conductance: the adjoint method.
+
+For one crossbar, ``g_eff[i, j]`` is the current into sense node ``j`` per volt on row ``i``.
+With ``dX^(i)`` the device-voltage field (row node minus column node of every cell) when row
+``i`` is driven with 1 V and every other terminal is at 0 V, and ``dY^(j)`` the field when the
+virtual ground of column ``j`` is raised to 1 V behind ``r_sense`` (the *adjoint drive*; every
+row source at 0 V), the derivative is (docs/aware.md; MODELS.md §8.1)::
+
+    d g_eff[i, j] / d g[k, l] = - dX^(i)[k, l] * dY^(j)[k, l]
+
+For a loss ``L`` with ``Gamma = dL/dg_eff`` of rank ``r`` written as ``Gamma = P Q^T``
+(``P`` of shape (n_rows, r), ``Q`` of shape (n_cols, r)), linearity collapses the sum over
+``(i, j)``::
+
+    dL/dg[k, l] = - sum_{i,j} Gamma_ij dX^(i)_kl dY^(j)_kl = - sum_s dX[P_s]_kl * dY[Q_s]_kl
+
+where ``dX[P_s]`` is the field of the forward drive with row voltages ``P[:, s]`` and
+``dY[Q_s]`` that of the adjoint drive with ground voltages ``Q[:, s]``. So the exact gradient
+costs ``2 r`` field solves, ``r = min(batch, n_rows, n_cols)`` for a layer
+(``Gamma = V^T delta``), and no field is ever stored: :func:`conductance_gradient` undoes the
+nested dissection of the direct solver (:func:`xbarsim.hardware.schur.factorize`) from the
+terminal voltages down to the cells, a few drives at a time, and accumulates the products
+cell by cell.
+
+Cost: back-substitution is ``sum p (p + q)`` flops per drive over the merges (about
+``2 (n_rows + n_cols)`` per node), far below the ``35 n^3`` of the factorization itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xbarsim.hardware import schur
+from xbarsim.hardware.circuit import Parasitics
+from xbarsim.hardware.parallel import POOL_THREAD_PREFIX, default_threads, shared_pool
+from xbarsim.kernels import adjoint as kernels
+from xbarsim.kernels.blas import one_blas_thread
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+__all__ = ["AdjointPlan", "adjoint_plan", "conductance_gradient", "gradient_from_factors",
+           "VOLTS_BUDGET_BYTES", "LEVEL_BUDGET_BYTES"]
+
+#: Memory for the node voltages of the box merges [bytes]; drives are processed in chunks
+#: that fit (at least one forward-adjoint pair).
+VOLTS_BUDGET_BYTES = 128 << 20
+
+#: Memory for the slot voltages of one chunk of boxes going down the equal-box levels [bytes].
+LEVEL_BUDGET_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class AdjointPlan:
+    """Where the node voltages of every map of a :class:`~xbarsim.hardware.schur.SchurPlan` go.
+
+    Attributes
+    ----------
+    step_nodes : (n_steps, 3) int64 — first voltage row of child A's, child B's and the merged
+        map's nodes.
+    box_nodes : tuple of (n_boxes,) int64 — per part, the first voltage row of each box.
+    root_node : int — first voltage row of the root map (terminals).
+    n_nodes : int — voltage rows in all.
+    level_meta : tuple of (n_levels, 5) int64 — per part, :func:`schur.level_factor_layout`.
+    level_pos : (n_levels, 2, m_max) int64 — ``pos_a``, ``pos_b`` of each equal-box level.
+    """
+
+    step_nodes: IntArray
+    box_nodes: tuple[IntArray, ...]
+    root_node: int
+    n_nodes: int
+    level_meta: tuple[IntArray, ...]
+    level_pos: IntArray
+
+
+@functools.lru_cache(maxsize=16)
+def adjoint_plan(n_rows: int, n_cols: int, box: int | None = None) -> AdjointPlan:
+    """Voltage layout for the back-substitution of one array shape (cached)."""
+    pl = schur.plan(n_rows, n_cols, box)
+    start: dict[int, int] = {}
+    n_nodes = 0
+
+    def place(offset: int, d: int) -> int:
+        nonlocal n_nodes
+        if offset not in start:
+            start[offset] = n_nodes
+            n_nodes += d
+        return start[offset]
+
+    box_nodes = []
+    for part in pl.parts:
+        sizes = np.diff(part.keep_start)
+        box_nodes.append(np.array([place(int(o), int(d)) for o, d in
+                                   zip(part.box_offset, sizes, strict=True)], dtype=np.int64))
+    step_nodes = np.zeros((pl.n_steps, 3), dtype=np.int64)
+    for s, (off_a, d_a, off_b, d_b, off_o, _pos0, _p, n_plain, n_src, n_gnd) in \
+            enumerate(pl.steps):
+        step_nodes[s] = (place(int(off_a), int(d_a)), place(int(off_b), int(d_b)),
+                         place(int(off_o), int(n_plain + n_src + n_gnd)))
+    root_node = place(pl.root_offset, pl.root_size)
+    m_max = max((lv[0].size for lv in pl.levels), default=1)
+    level_pos = np.full((len(pl.levels), 2, m_max), -1, dtype=np.int64)
+    for k, (pos_a, pos_b, _p, _q) in enumerate(pl.levels):
+        level_pos[k, 0, :pos_a.size] = pos_a
+        level_pos[k, 1, :pos_b.size] = pos_b
+    meta = tuple(schur.level_factor_layout(pl, part.cell_row.size) for part in pl.parts)
+    return AdjointPlan(step_nodes=step_nodes, box_nodes=tuple(box_nodes), root_node=root_node,
+                       n_nodes=n_nodes, level_meta=meta, level_pos=level_pos)
+
+
+def on_pool_thread() -> bool:
+    """Whether the caller runs on a thread of the shared pool (then it must not wait on it)."""
+    return threading.current_thread().name.startswith(POOL_THREAD_PREFIX)
+
+
+def _check_drives(name: str, drive: FloatArray, n: int) -> FloatArray:
+    arr = np.asarray(drive, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise ValueError(f"{name}: expected shape ({n}, r), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: drive voltages must be finite")
+    return arr
+
+
+def gradient_from_factors(factors: schur.SchurFactors, p_drive: FloatArray,
+                          q_drive: FloatArray, *, n_threads: int | None = None) -> FloatArray:
+    """Compute ``-sum_s dX[P_s] * dY[Q_s]`` from the factors of a direct solve (exact ``dL/dg``).
+
+    Parameters
+    ----------
+    factors : SchurFactors
+        From :func:`xbarsim.hardware.schur.factorize` of the conductances ``g``.
+    p_drive : ndarray of shape (n_rows, r)
+        Forward drives: row source voltages [V] (every ground at 0 V).
+    q_drive : ndarray of shape (n_cols, r)
+        Adjoint drives: virtual-ground voltages [V] behind ``r_sense`` (every source at 0 V).
+    n_threads : int, optional
+        Threads (the root's two subtrees and chunks of boxes run in parallel); default
+        :func:`~xbarsim.hardware.parallel.default_threads`.
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_cols)
+        ``sum_{i,j} (P Q^T)_ij d g_eff[i, j] / d g`` [per S of the entries of ``P Q^T``]:
+        with ``P Q^T = dL/dg_eff`` this is ``dL/dg``.
+    """
+    pl = factors.plan
+    n_rows, n_cols = pl.n_rows, pl.n_cols
+    p_drive = _check_drives("p_drive", p_drive, n_rows)
+    q_drive = _check_drives("q_drive", q_drive, n_cols)
+    if p_drive.shape[1] != q_drive.shape[1]:
+        raise ValueError(f"p_drive, q_drive: expected the same number of drives, got "
+                         f"{p_drive.shape[1]} and {q_drive.shape[1]}")
+    ap = adjoint_plan(n_rows, n_cols, pl.box)
+    r = p_drive.shape[1]
+    grad = np.zeros((n_rows, n_cols))
+    if r == 0:
+        return grad
+    threads = n_threads or default_threads()
+    per_chunk = max(1, min(r, VOLTS_BUDGET_BYTES // (16 * max(1, ap.n_nodes))))
+    box_slots = 4 * pl.box
+    cells_per_box = pl.box * pl.box
+    for s0 in range(0, r, per_chunk):
+        s1 = min(r, s0 + per_chunk)
+        rc = s1 - s0
+        volts = np.zeros((ap.n_nodes, 2 * rc))
+        root = volts[ap.root_node:ap.root_node + pl.root_size]
+        root[pl.source_index, :rc] = p_drive[:, s0:s1]
+        root[pl.ground_index, rc:] = q_drive[:, s0:s1]
+        kernels.back_steps(factors.step_factor, factors.step_factor_start, pl.steps,
+                           pl.positions, ap.step_nodes, volts, pl.parts[-1].last_step,
+                           pl.n_steps)
+        # boxes per chunk going down the levels: leaf slot voltages within the budget
+        w = max(1, LEVEL_BUDGET_BYTES // (8 * 4 * 2 * rc * cells_per_box * 2))
+
+        def run_part(k: int, volts: FloatArray = volts, rc: int = rc, w: int = w) -> None:
+            part = pl.parts[k]
+            kernels.back_steps(factors.step_factor, factors.step_factor_start, pl.steps,
+                               pl.positions, ap.step_nodes, volts, part.first_step,
+                               part.last_step)
+            n_boxes = part.box_offset.size
+            for x0 in range(0, n_boxes, w):
+                x1 = min(n_boxes, x0 + w)
+                top = kernels.box_slots(volts, ap.box_nodes[k], part.keep, part.keep_start,
+                                        x0, x1, box_slots)
+                kernels.back_levels_gradient(
+                    top, x0, n_boxes, ap.level_meta[k], ap.level_pos, factors.level_factors[k],
+                    factors.g, factors.g_row, factors.g_col, factors.g_source,
+                    factors.g_sense, part.cell_row, part.cell_col, rc, grad)
+
+        # below the root the products are small: one BLAS thread each (threaded BLAS on small
+        # products cost 5-20x on a loaded 2-core machine)
+        if threads >= 2 and len(pl.parts) == 2 and not on_pool_thread():
+            futures = [shared_pool().submit(one_blas_thread(functools.partial(run_part, k)))
+                       for k in range(2)]
+            for f in futures:
+                f.result()
+        else:
+            for k in range(len(pl.parts)):
+                one_blas_thread(run_part)(k)
+    return grad
+
+
+def conductance_gradient(g: FloatArray, parasitics: Parasitics, p_drive: FloatArray,
+                         q_drive: FloatArray, *, n_threads: int | None = None) -> FloatArray:
+    """Exact ``dL/dg`` of one crossbar for ``dL/dg_eff = P Q^T`` (factorizes ``g`` first).
+
+    Convenience wrapper of :func:`~xbarsim.hardware.schur.factorize` and
+    :func:`gradient_from_factors`; see there for the arguments.
+    """
+    g = np.ascontiguousarray(g, dtype=np.float64)
+    return gradient_from_factors(schur.factorize(g, parasitics), p_drive, q_drive,
+                                 n_threads=n_threads)
