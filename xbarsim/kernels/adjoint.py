@@ -1,8 +1,9 @@
 """Kernels of the adjoint (device-sensitivity) computation: back-substitution.
 
-Back-substitution through the nested dissection of :mod:`xbarsim.kernels.schur`. The direct solver eliminates, at every merge, the nodes two boxes share. With the elimination
-factor kept (``merge_level_factored`` / ``merge_boxes_factored``), the voltage of every
-eliminated node follows from the voltages of the nodes that were still present::
+Back-substitution through the nested dissection of :mod:`xbarsim.kernels.schur`. The direct
+solver eliminates, at every merge, the nodes two boxes share. With the elimination factor kept
+(``merge_level_factored`` / ``merge_boxes_factored``), the voltage of every eliminated node
+follows from the voltages of the nodes that were still present::
 
     x_c = sum_{i > c} w_ci x_i,     w_ci = -t_ci / sum_{i' > c} (-t_ci')  (>= 0, sum <= 1)
 
