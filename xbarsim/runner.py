@@ -232,13 +232,18 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, *,
     n_classes : int
         Output width.
     hardware : bool, optional
-        Put weights on crossbar tiles; default ``cfg.train.mode == "crossbar"``.
+        Put weights on crossbar tiles; default ``cfg.train.mode == "crossbar"``. In mode
+        ``"aware"`` (and ``hardware`` not given) every weighted layer is an
+        :class:`~xbarsim.hardware.aware.AwareWeights` backend instead: digital weights trained
+        through a model of ``cfg.hardware``, all layers on one chip
+        (:class:`~xbarsim.hardware.aware.ChipSampler`, seeds from the stream ``aware/chips``).
 
     Returns
     -------
     model : Sequential
     rngs : dict of str to numpy.random.Generator
-        The tiles' noise streams ``tile/<layer>`` (empty in software mode), for checkpoints.
+        The tiles' noise streams ``tile/<layer>`` (empty in software mode; in aware mode
+        ``aware/chips`` and ``aware/<layer>``), for checkpoints.
 
     Raises
     ------
@@ -256,12 +261,27 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, *,
     if m.name == "lenet5" and len(input_shape) == 3 and input_shape[1:] != (28, 28):
         problems.append(f"model.name: 'lenet5' is built for 28x28 images, the data are "
                         f"{input_shape[1]}x{input_shape[2]}; use vgg_small or resnet20")
+    aware = cfg.train.mode == "aware" and hardware is None
+    if aware:
+        from xbarsim.hardware.aware import check_config
+
+        problems += check_config(cfg.hardware, cfg.train.aware)
     if problems:
         raise ConfigError(problems)
     use_hw = cfg.train.mode == "crossbar" if hardware is None else hardware
     rngs: dict[str, np.random.Generator] = {}
     factory = None
-    if use_hw:
+    if aware:
+        from xbarsim.hardware.aware import AwareWeights, ChipSampler
+
+        chips = ChipSampler(cfg.hardware.variation.chip_seed, cfg.train.aware.resample_every,
+                            rngs.setdefault("aware/chips", stream(cfg.seed, "aware/chips")))
+
+        def factory(name: str, n_in: int, n_out: int, w_init: FloatArray) -> AwareWeights:
+            rng = rngs[f"aware/{name}"] = stream(cfg.seed, f"aware/{name}")
+            return AwareWeights(n_in, n_out, cfg.hardware, cfg.train.aware, chips=chips,
+                                name=name, w_init=w_init, rng=rng)
+    elif use_hw:
         from xbarsim.hardware.tile import Tile
 
         def factory(name: str, n_in: int, n_out: int, w_init: FloatArray) -> Tile:
@@ -531,7 +551,13 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
         writer.checkpoint(last_good)
         writer.run_file(last_good, status="running", test_acc=test_acc)
 
+    from xbarsim.hardware.aware import find_chip_sampler
+
+    chips = find_chip_sampler(checkpoint.hardware_layers(model).values())
+
     def on_batch_end(epoch: int, batch: int, value: float) -> None:
+        if chips is not None:        # aware mode: a fresh chip every resample_every batches
+            chips.after_batch()
         if bar_update[0] is not None:
             bar_update[0]()
 
