@@ -6,13 +6,18 @@ so ``xbarsim --help`` stays fast and compiles nothing.
 
 One module per command or command group registers it on :data:`main`
 (:mod:`xbarsim.cli.common`): ``cmd_run`` (run, validate, show-config), ``cmd_tile``,
-``cmd_bench``. Exit codes: 0 success, 2 bad input (one ``Error: ...`` line, no traceback),
-3 diverged training, 130 interrupted.
+``cmd_bench``, ``cmd_deploy``. Exit codes: 0 success, 2 bad input (one ``Error: ...`` line,
+no traceback), 3 diverged training, 130 interrupted.
 """
 
 from __future__ import annotations
 
-from xbarsim.cli import cmd_bench, cmd_run, cmd_tile  # noqa: F401  (registers the commands)
+from xbarsim.cli import (  # noqa: F401  (registers the commands)
+    cmd_bench,
+    cmd_deploy,
+    cmd_run,
+    cmd_tile,
+)
 from xbarsim.cli.common import main
 
 __all__ = ["main"]
