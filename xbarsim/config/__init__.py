@@ -32,8 +32,8 @@ from xbarsim.config.schema import (
 )
 
 __all__ = [
-    "ADCConfig", "AwareConfig", "CrossbarConfig", "DACConfig", "DataConfig", "DeviceConfig", "HardwareConfig",
-    "MappingConfig", "ModelConfig", "OutputConfig", "PRESETS", "PeripheryConfig", "RunConfig",
-    "SolverConfig", "TrainConfig", "UpdateConfig", "VariationConfig", "config_to_dict",
-    "dump_config", "field_docs", "load_config",
+    "ADCConfig", "AwareConfig", "CrossbarConfig", "DACConfig", "DataConfig", "DeviceConfig",
+    "HardwareConfig", "MappingConfig", "ModelConfig", "OutputConfig", "PRESETS",
+    "PeripheryConfig", "RunConfig", "SolverConfig", "TrainConfig", "UpdateConfig",
+    "VariationConfig", "config_to_dict", "dump_config", "field_docs", "load_config",
 ]

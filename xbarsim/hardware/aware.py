@@ -64,8 +64,8 @@ from xbarsim.kernels.blas import one_blas_thread
 
 FloatArray = NDArray[np.float64]
 
-__all__ = ["AWARE_GRADIENTS", "AwareWeights", "ChipSampler", "check_config", "find_chip_sampler",
-           "FACTOR_BUDGET_BYTES"]
+__all__ = ["AWARE_GRADIENTS", "AwareWeights", "ChipSampler", "FACTOR_BUDGET_BYTES",
+           "aam1_gradient", "check_config", "find_chip_sampler"]
 
 AWARE_GRADIENTS: tuple[str, ...] = ("exact", "aam1", "straight_through")
 """Circuit-gradient choices of ``train.aware.gradient`` (module notes)."""
@@ -101,6 +101,33 @@ def check_config(hw: HardwareConfig, aware: AwareConfig) -> list[str]:
                         f"hardware.solver.method to 'fcm' or use gradient 'aam1' or "
                         f"'straight_through'")
     return problems
+
+
+def aam1_gradient(g: FloatArray, parasitics: Parasitics, gamma: FloatArray) -> FloatArray:
+    """``dL/dg`` of the first-order analytical model for ``dL/dg_eff = gamma``.
+
+    AAM K = 1 (MODELS.md §3.2): ``g_eff ~ g * (1 - Z g)`` with ``(Z c)[i, j] = sum_l
+    P_row[j, l] c[i, l] + sum_k P_col[i, k] c[k, j]`` (``P_row``, ``P_col`` the shared path
+    resistances of the row and column, symmetric), so
+
+        dL/dg = gamma * (1 - Z g) - Z (gamma * g)
+
+    in two O(n_rows n_cols) sweeps (:func:`xbarsim.kernels.fcm.z_apply`). Exact for the model,
+    approximate for the circuit (its error grows with the spectral radius of ``Z diag(g)``).
+
+    Parameters
+    ----------
+    g : ndarray of shape (n_rows, n_cols)
+        Device conductances [S].
+    parasitics : Parasitics
+        Of the same shape.
+    gamma : ndarray of shape (n_rows, n_cols)
+        ``dL/dg_eff``.
+    """
+    p = parasitics
+    ones = np.ones(g.shape)
+    return (gamma * (1.0 - fcm_kernels.z_apply(g, ones, p.r_source, p.r_sense, p.r_row, p.r_col))
+            - fcm_kernels.z_apply(gamma, g, p.r_source, p.r_sense, p.r_row, p.r_col))
 
 
 class ChipSampler:
@@ -504,12 +531,7 @@ class AwareWeights:
             if self.hw.solver.method == "ideal" or self.gradient == "straight_through":
                 dg = gamma
             elif self.gradient == "aam1":
-                p = arr.parasitics
-                dg = (gamma * (1.0 - fcm_kernels.z_apply(arr.g_chip, np.ones(arr.shape),
-                                                         p.r_source, p.r_sense, p.r_row,
-                                                         p.r_col))
-                      - fcm_kernels.z_apply(gamma, arr.g_chip, p.r_source, p.r_sense, p.r_row,
-                                            p.r_col))
+                dg = aam1_gradient(arr.g_chip, arr.parasitics, gamma)
             else:
                 factors = arr.factors
                 if factors is None:       # not kept (memory budget): factorize again
