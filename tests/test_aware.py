@@ -319,3 +319,19 @@ def test_aware_run_trains_and_resumes_bit_for_bit(tmp_path, mnist_path):
     for layer in ("fc1", "fc2"):
         np.testing.assert_array_equal(got["layers"][layer]["weights"],
                                       run["layers"][layer]["weights"])
+
+
+def test_cnn_has_the_4096x512_classifier_layer(rng):
+    from xbarsim import runner
+    from xbarsim.nn.models import cnn
+
+    model = cnn(seed=1)
+    shapes = {n: p.value.shape for n, p in model.named_parameters() if n.endswith("weight")}
+    assert shapes == {"conv1.weight": (25, 32), "conv2.weight": (800, 64),
+                      "fc1.weight": (4096, 512), "fc2.weight": (512, 10)}
+    assert model.forward(rng.standard_normal((2, 1, 28, 28)), training=False).shape == (2, 10)
+    cfg = load_config({"model": {"name": "cnn"}, "train": {"mode": "software"}})
+    built, _ = runner.build_model(cfg, (1, 28, 28), 10)
+    assert [layer.name for layer in built][-3:] == ["fc1", "relu3", "fc2"]
+    with pytest.raises(ValueError, match="too small"):
+        cnn(input_size=12)

@@ -210,7 +210,7 @@ def _unsupported(cfg: RunConfig) -> list[str]:
     if not m.bias:
         problems.append("model.bias: false is not supported by the model builders yet; set it "
                         "to true")
-    if m.batch_norm and m.name in ("mlp", "lenet5"):
+    if m.batch_norm and m.name in ("mlp", "lenet5", "cnn"):
         problems.append(f"model.batch_norm: not available for model {m.name!r} (only "
                         "vgg_small; resnet20 always has it); set it to false")
     if m.activation != "relu" and m.name != "mlp":
@@ -255,7 +255,7 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, *,
 
     problems = _unsupported(cfg)
     m = cfg.model
-    if m.name in ("lenet5", "vgg_small", "resnet20") and len(input_shape) != 3:
+    if m.name in ("lenet5", "cnn", "vgg_small", "resnet20") and len(input_shape) != 3:
         problems.append(f"model.name: {m.name!r} needs image inputs (channels, height, width), "
                         f"but the data have shape {input_shape}; use 'mlp' or image data")
     if m.name == "lenet5" and len(input_shape) == 3 and input_shape[1:] != (28, 28):
@@ -294,6 +294,9 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, *,
         model = models.mlp(sizes, m.activation, **common)
     elif m.name == "lenet5":
         model = models.lenet5(in_channels=input_shape[0], n_classes=n_classes, **common)
+    elif m.name == "cnn":
+        model = models.cnn(in_channels=input_shape[0], n_classes=n_classes,
+                           input_size=input_shape[1], **common)
     elif m.name == "vgg_small":
         model = models.vgg_small(in_channels=input_shape[0], n_classes=n_classes,
                                  input_size=input_shape[1], batchnorm=m.batch_norm, **common)

@@ -42,7 +42,7 @@ from xbarsim.errors import ConfigError
 # --------------------------------------------------------------------------------------------
 
 DatasetName = Literal["mnist", "cifar10", "synthetic"]
-ModelName = Literal["mlp", "lenet5", "vgg_small", "resnet20"]
+ModelName = Literal["mlp", "lenet5", "cnn", "vgg_small", "resnet20"]
 ActivationName = Literal["relu", "sigmoid", "tanh"]
 InitName = Literal["he_normal", "he_uniform", "glorot_normal", "glorot_uniform"]
 LossName = Literal["cross_entropy", "mse"]
@@ -379,7 +379,8 @@ class ModelConfig:
     """Network architecture. Input shape and class count come from the dataset."""
 
     name: ModelName = "lenet5"
-    """Architecture: 'mlp', 'lenet5', 'vgg_small' or 'resnet20' (CIFAR shape)."""
+    """Architecture: 'mlp', 'lenet5', 'cnn' (two 5x5 convolutions, a 4096 x 512 classifier layer
+    on MNIST: Chakraborty et al.), 'vgg_small' or 'resnet20' (CIFAR shape)."""
     hidden: tuple[int, ...] = (256, 128)
     """Hidden layer widths of 'mlp' [units], input to output; [] = a single linear layer.
     Ignored by the other models."""

@@ -83,6 +83,9 @@ PARALLEL_ARENA_BYTES = 256 << 20
 
 _COEFS = {"signed_split": (1.0, -1.0), "differential": (1.0, -1.0), "offset": (2.0,)}
 
+#: Per-thread work memory of the direct solver, by array shape (see ``AwareWeights._arena``).
+_ARENAS = threading.local()
+
 
 def check_config(hw: HardwareConfig, aware: AwareConfig) -> list[str]:
     """Problems of a configuration for aware training (empty when it is usable).
@@ -264,6 +267,12 @@ class AwareWeights:
         self.quantize = aware.quantize
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.g_min, self.g_max = 1.0 / hw.device.r_max, 1.0 / hw.device.r_min
+        # exact g_eff by the direct solver: 'fcm' (either algorithm: the exact gradient needs
+        # the direct factorization, and the iterative one agrees to its tolerance) or 'nodal'
+        # with the exact gradient; 'fcm' direct otherwise
+        s = hw.solver
+        self._direct = (s.method in ("fcm", "nodal") and self.gradient == "exact") or (
+            s.method == "fcm" and s.algorithm == "direct")
         self.mapping = MAPPINGS[hw.mapping.scheme](self.g_min, self.g_max)
         cb = hw.crossbar
         self.arrays: list[_Array] = []
@@ -272,8 +281,10 @@ class AwareWeights:
             par = Parasitics.build(*shape, r_source=cb.r_source, r_sense=cb.r_sense,
                                    r_row=cb.r_row, r_col=cb.r_col)
             for a, coef in enumerate(_COEFS[self.mapping.name]):
+                # the exact direct solver runs here (schur.g_eff / factorize on shared work
+                # memory); other methods through their solver object, as in a tile
                 solver = None
-                if self.gradient != "exact" or hw.solver.method == "ideal":
+                if not self._direct:
                     solver = _solver_for(hw, par)
                 self.arrays.append(_Array(blk, a, coef, par, solver))
         self._serial = (len(self.arrays) == 1 or 8 * max(
@@ -287,7 +298,6 @@ class AwareWeights:
         self._adc = _adc(hw.forward, bipolar=True)
         #: let evaluation passes calibrate the ADC (deployment, see ``tile.calibrating_adcs``)
         self.calibrate_in_evaluation = False
-        self._local = threading.local()          # per-thread direct-solver work memory
         self._chip_version = -1
         self._w_version = 0
         self._cache_key: tuple[int, int, bool] | None = None
@@ -360,11 +370,16 @@ class AwareWeights:
                                 shape=arr.shape)
         self._chip_version = self.chips.version
 
-    def _arena(self, shape: tuple[int, int]) -> FloatArray:
-        """Return the calling thread's direct-solver work memory for ``shape`` (kept)."""
-        arenas = getattr(self._local, "arenas", None)
+    @staticmethod
+    def _arena(shape: tuple[int, int]) -> FloatArray:
+        """Return the calling thread's direct-solver work memory for ``shape``.
+
+        Kept per thread and shape for the whole process and shared by every aware layer
+        (a 4096 x 512 array needs 3.7 GB; one per layer would not fit).
+        """
+        arenas = getattr(_ARENAS, "by_shape", None)
         if arenas is None:
-            arenas = self._local.arenas = {}
+            arenas = _ARENAS.by_shape = {}
         arena = arenas.get(shape)
         if arena is None:
             arena = arenas[shape] = np.empty(schur.plan(*shape).arena_size)
@@ -374,7 +389,9 @@ class AwareWeights:
         """``g_eff`` of one array (and its factors when ``keep``)."""
         assert arr.g_chip is not None
         arr.factors = None
-        if arr.solver is not None:
+        if self.hw.solver.method == "ideal":
+            arr.g_eff = arr.g_chip.copy()
+        elif arr.solver is not None:
             arr.g_eff = arr.solver.g_eff(arr.g_chip)
         elif keep:
             arr.factors = schur.factorize(arr.g_chip, arr.parasitics,
