@@ -150,7 +150,6 @@ def test_drive_chunks_give_the_same_gradient(rng, monkeypatch):
     p_drive, q_drive = rng.standard_normal((20, 7)), rng.standard_normal((24, 7))
     whole = gradient_from_factors(f, p_drive, q_drive)
     monkeypatch.setattr(adjoint, "VOLTS_BUDGET_BYTES", 1)       # one drive pair per chunk
-    monkeypatch.setattr(adjoint, "LEVEL_BUDGET_BYTES", 1)       # one box per chunk
     assert_allclose(gradient_from_factors(f, p_drive, q_drive), whole, rtol=1e-12,
                     atol=1e-15 * np.abs(whole).max())
 

@@ -45,72 +45,84 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 __all__ = ["AdjointPlan", "adjoint_plan", "conductance_gradient", "gradient_from_factors",
-           "VOLTS_BUDGET_BYTES", "LEVEL_BUDGET_BYTES"]
+           "VOLTS_BUDGET_BYTES"]
 
-#: Memory for the node voltages of the box merges [bytes]; drives are processed in chunks
-#: that fit (at least one forward-adjoint pair).
-VOLTS_BUDGET_BYTES = 128 << 20
-
-#: Memory for the slot voltages of one chunk of boxes going down the equal-box levels [bytes].
-LEVEL_BUDGET_BYTES = 8 << 20
+#: Memory for the node voltages waiting on the depth-first stack of one part [bytes]; drives
+#: are processed in chunks that fit (at least one forward-adjoint pair).
+VOLTS_BUDGET_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
 class AdjointPlan:
-    """Where the node voltages of every map of a :class:`~xbarsim.hardware.schur.SchurPlan` go.
+    """How to undo the nested dissection of one array shape, part by part.
 
     Attributes
     ----------
-    step_nodes : (n_steps, 3) int64 — first voltage row of child A's, child B's and the merged
-        map's nodes.
-    box_nodes : tuple of (n_boxes,) int64 — per part, the first voltage row of each box.
-    root_node : int — first voltage row of the root map (terminals).
-    n_nodes : int — voltage rows in all.
+    child_box : (n_steps, 2) int64 — box index (within its part) of each box merge's child A
+        and B, or -1 when the child is a merged map.
+    root_box : tuple of int — per part, its box index when the part is one box, else -1.
+    stack_nodes : tuple of int — per part, the largest number of nodes waiting on the stack.
     level_meta : tuple of (n_levels, 5) int64 — per part, :func:`schur.level_factor_layout`.
     level_pos : (n_levels, 2, m_max) int64 — ``pos_a``, ``pos_b`` of each equal-box level.
     """
 
-    step_nodes: IntArray
-    box_nodes: tuple[IntArray, ...]
-    root_node: int
-    n_nodes: int
+    child_box: IntArray
+    root_box: tuple[int, ...]
+    stack_nodes: tuple[int, ...]
     level_meta: tuple[IntArray, ...]
     level_pos: IntArray
 
 
 @functools.lru_cache(maxsize=16)
 def adjoint_plan(n_rows: int, n_cols: int, box: int | None = None) -> AdjointPlan:
-    """Voltage layout for the back-substitution of one array shape (cached)."""
+    """Build (and cache) the back-substitution plan of one array shape.
+
+    Checks that the merge program is the post-order the stack of
+    :func:`xbarsim.kernels.adjoint.back_part` relies on.
+    """
     pl = schur.plan(n_rows, n_cols, box)
-    start: dict[int, int] = {}
-    n_nodes = 0
-
-    def place(offset: int, d: int) -> int:
-        nonlocal n_nodes
-        if offset not in start:
-            start[offset] = n_nodes
-            n_nodes += d
-        return start[offset]
-
-    box_nodes = []
+    steps = pl.steps
+    child_box = np.full((pl.n_steps, 2), -1, dtype=np.int64)
+    root_box, stack_nodes, part_roots = [], [], []
     for part in pl.parts:
-        sizes = np.diff(part.keep_start)
-        box_nodes.append(np.array([place(int(o), int(d)) for o, d in
-                                   zip(part.box_offset, sizes, strict=True)], dtype=np.int64))
-    step_nodes = np.zeros((pl.n_steps, 3), dtype=np.int64)
-    for s, (off_a, d_a, off_b, d_b, off_o, _pos0, _p, n_plain, n_src, n_gnd) in \
-            enumerate(pl.steps):
-        step_nodes[s] = (place(int(off_a), int(d_a)), place(int(off_b), int(d_b)),
-                         place(int(off_o), int(n_plain + n_src + n_gnd)))
-    root_node = place(pl.root_offset, pl.root_size)
+        box_of = {int(o): b for b, o in enumerate(part.box_offset)}
+        for s in range(part.first_step, part.last_step):
+            child_box[s, 0] = box_of.get(int(steps[s, 0]), -1)
+            child_box[s, 1] = box_of.get(int(steps[s, 2]), -1)
+        if part.last_step == part.first_step:
+            root_box.append(0)
+            part_roots.append(int(part.box_offset[0]))
+            stack_nodes.append(int(part.keep_start[1]))
+            continue
+        root_box.append(-1)
+        top = steps[part.last_step - 1]
+        part_roots.append(int(top[4]))
+        # simulate the stack: (offset, size) of the maps waiting, the next step's on top
+        stack = [(int(top[4]), int(top[7:10].sum()))]
+        peak = stack[0][1]
+        for s in range(part.last_step - 1, part.first_step - 1, -1):
+            off_o, size = stack.pop()
+            if off_o != int(steps[s, 4]):
+                raise AssertionError("adjoint plan: the merge program is not in post-order")
+            for side in range(2):
+                if child_box[s, side] < 0:
+                    stack.append((int(steps[s, 2 * side]), int(steps[s, 2 * side + 1])))
+            peak = max(peak, sum(d for _, d in stack))
+        if stack:
+            raise AssertionError("adjoint plan: maps left on the stack")
+        stack_nodes.append(peak)
+    n_root_steps = pl.n_steps - pl.parts[-1].last_step
+    if len(pl.parts) == 2 and (n_root_steps != 1 or
+                               (int(steps[-1, 0]), int(steps[-1, 2])) != tuple(part_roots)):
+        raise AssertionError("adjoint plan: the last merge does not join the two parts")
     m_max = max((lv[0].size for lv in pl.levels), default=1)
     level_pos = np.full((len(pl.levels), 2, m_max), -1, dtype=np.int64)
     for k, (pos_a, pos_b, _p, _q) in enumerate(pl.levels):
         level_pos[k, 0, :pos_a.size] = pos_a
         level_pos[k, 1, :pos_b.size] = pos_b
     meta = tuple(schur.level_factor_layout(pl, part.cell_row.size) for part in pl.parts)
-    return AdjointPlan(step_nodes=step_nodes, box_nodes=tuple(box_nodes), root_node=root_node,
-                       n_nodes=n_nodes, level_meta=meta, level_pos=level_pos)
+    return AdjointPlan(child_box=child_box, root_box=tuple(root_box),
+                       stack_nodes=tuple(stack_nodes), level_meta=meta, level_pos=level_pos)
 
 
 def on_pool_thread() -> bool:
@@ -162,36 +174,29 @@ def gradient_from_factors(factors: schur.SchurFactors, p_drive: FloatArray,
     if r == 0:
         return grad
     threads = n_threads or default_threads()
-    per_chunk = max(1, min(r, VOLTS_BUDGET_BYTES // (16 * max(1, ap.n_nodes))))
-    box_slots = 4 * pl.box
-    cells_per_box = pl.box * pl.box
+    per_chunk = max(1, min(r, VOLTS_BUDGET_BYTES // (16 * max(ap.stack_nodes))))
     for s0 in range(0, r, per_chunk):
         s1 = min(r, s0 + per_chunk)
         rc = s1 - s0
-        volts = np.zeros((ap.n_nodes, 2 * rc))
-        root = volts[ap.root_node:ap.root_node + pl.root_size]
-        root[pl.source_index, :rc] = p_drive[:, s0:s1]
-        root[pl.ground_index, rc:] = q_drive[:, s0:s1]
-        kernels.back_steps(factors.step_factor, factors.step_factor_start, pl.steps,
-                           pl.positions, ap.step_nodes, volts, pl.parts[-1].last_step,
-                           pl.n_steps)
-        # boxes per chunk going down the levels: leaf slot voltages within the budget
-        w = max(1, LEVEL_BUDGET_BYTES // (8 * 4 * 2 * rc * cells_per_box * 2))
+        # terminal voltages in the order of the root map: forward drives, then adjoint ones
+        terminals = np.zeros((pl.root_size, 2 * rc))
+        terminals[pl.source_index, :rc] = p_drive[:, s0:s1]
+        terminals[pl.ground_index, rc:] = q_drive[:, s0:s1]
+        if len(pl.parts) == 1:
+            roots = [terminals]
+        else:
+            roots = list(kernels.undo_step(factors.step_factor, factors.step_factor_start,
+                                           pl.steps, pl.positions, pl.n_steps - 1, terminals))
 
-        def run_part(k: int, volts: FloatArray = volts, rc: int = rc, w: int = w) -> None:
+        def run_part(k: int, roots: list[FloatArray] = roots, rc: int = rc) -> None:
             part = pl.parts[k]
-            kernels.back_steps(factors.step_factor, factors.step_factor_start, pl.steps,
-                               pl.positions, ap.step_nodes, volts, part.first_step,
-                               part.last_step)
-            n_boxes = part.box_offset.size
-            for x0 in range(0, n_boxes, w):
-                x1 = min(n_boxes, x0 + w)
-                top = kernels.box_slots(volts, ap.box_nodes[k], part.keep, part.keep_start,
-                                        x0, x1, box_slots)
-                kernels.back_levels_gradient(
-                    top, x0, n_boxes, ap.level_meta[k], ap.level_pos, factors.level_factors[k],
-                    factors.g, factors.g_row, factors.g_col, factors.g_source,
-                    factors.g_sense, part.cell_row, part.cell_col, rc, grad)
+            kernels.back_part(factors.step_factor, factors.step_factor_start, pl.steps,
+                              pl.positions, part.first_step, part.last_step, ap.child_box,
+                              roots[k], ap.root_box[k], ap.stack_nodes[k], part.keep,
+                              part.keep_start, 4 * pl.box, part.box_offset.size,
+                              ap.level_meta[k], ap.level_pos, factors.level_factors[k],
+                              factors.g, factors.g_row, factors.g_col, factors.g_source,
+                              factors.g_sense, part.cell_row, part.cell_col, rc, grad)
 
         # below the root the products are small: one BLAS thread each (threaded BLAS on small
         # products cost 5-20x on a loaded 2-core machine)

@@ -9,9 +9,10 @@ follows from the voltages of the nodes that were still present::
 
 (``t_ci`` the entry ``(i, c)`` of the merged map when ``c`` was the pivot; no current is
 injected at internal nodes). So, from the terminal voltages of a drive (sources and virtual
-grounds), the merges are undone top-down: box merges (:func:`back_steps`), then equal-box
-levels and the cells themselves (:func:`back_levels_gradient`). Every step is a weighted
-average with non-negative weights: as accurate as the elimination itself.
+grounds), the merges are undone top-down, depth-first: box merges (:func:`back_part`,
+:func:`undo_step`), then each box's equal-box levels and cells
+(:func:`back_levels_gradient`). Every step is a weighted average with non-negative weights: as
+accurate as the elimination itself.
 
 Drives are processed together as the columns of a voltage matrix; the kernels never form a
 full voltage field. :func:`back_levels_gradient` consumes the device voltages of forward and
@@ -24,96 +25,147 @@ import numpy as np
 
 from xbarsim.kernels._jit import jit
 
-#: Pivots per block of the blocked back-substitution in :func:`back_steps`.
+#: Pivots per block of the blocked back-substitution in :func:`undo_step`.
 BLOCK = 32
 
 
 @jit
-def back_steps(step_factor, factor_start, steps, positions, step_nodes, volts, first, last):
-    """Undo box merges ``last - 1`` down to ``first``: node voltages of every child map.
+def undo_step(step_factor, factor_start, steps, positions, s, xo):
+    """Undo box merge ``s``: node voltages of its two children from the merged map's.
 
     Parameters
     ----------
     step_factor : (size,) float64 — factors of every box merge (``p x (p + q)`` row-major).
     factor_start : (n_steps,) int64 — their offsets.
     steps, positions : int64 — the merge program of :func:`xbarsim.kernels.schur.merge_boxes`.
-    step_nodes : (n_steps, 3) int64 — first row in ``volts`` of child A's, child B's and the
-        merged map's nodes (in the order of the maps).
-    volts : (n_nodes, n_drives) float64 — node voltages [V]; the merged map of step
-        ``last - 1`` must be filled; on return every map of the steps is.
+    s : int — the step.
+    xo : (q, n_drives) float64 — voltages [V] of the merged map's nodes (its outer nodes).
+
+    Returns
+    -------
+    va, vb : (d_a, n_drives), (d_b, n_drives) float64 — voltages of child A's and B's nodes.
 
     Notes
     -----
-    Per step, with ``W = -t / pivot`` (row-scaled; rows of isolated nodes zero), the shared
-    voltages solve ``x_s = W_so x_o + U x_s`` (``U`` the strictly upper part of ``W_ss``):
-    one product for the outer part, then blocked back-substitution (a product per block of
-    :data:`BLOCK` pivots for the part above it, a short loop inside).
+    With ``W = -t / pivot`` (row-scaled; rows of isolated nodes zero) the shared voltages
+    solve ``x_s = W_so x_o + U x_s`` (``U`` the strictly upper part of ``W_ss``): one product
+    for the outer part, then blocked back-substitution (a product per block of :data:`BLOCK`
+    pivots for the part below it, a short loop inside).
     """
-    n_drv = volts.shape[1]
-    for s in range(last - 1, first - 1, -1):
-        off_a, d_a, off_b, d_b, off_o, pos0, p, n_plain, n_src, n_gnd = steps[s]
-        q = n_plain + n_src + n_gnd
-        n = p + q
-        f0 = factor_start[s]
-        t = step_factor[f0:f0 + p * n].reshape(p, n)
-        no = step_nodes[s, 2]
-        xo = volts[no:no + q]                           # (q, n_drv) outer nodes, known
-        shared = np.zeros((p, n_drv))
-        if p > 0:
-            wt = np.zeros((p, n))
-            for c in range(p):
-                piv = 0.0
+    _off_a, d_a, _off_b, d_b, _off_o, pos0, p, n_plain, n_src, n_gnd = steps[s]
+    q = n_plain + n_src + n_gnd
+    n = p + q
+    n_drv = xo.shape[1]
+    f0 = factor_start[s]
+    t = step_factor[f0:f0 + p * n].reshape(p, n)
+    shared = np.zeros((p, n_drv))
+    if p > 0:
+        wt = np.zeros((p, n))
+        for c in range(p):
+            piv = 0.0
+            for i in range(c + 1, n):
+                piv -= t[c, i]
+            if piv > 0.0:                           # else isolated: no current, 0 V
+                inv = 1.0 / piv
                 for i in range(c + 1, n):
-                    piv -= t[c, i]
-                if piv > 0.0:                           # else isolated: no current, 0 V
-                    inv = 1.0 / piv
-                    for i in range(c + 1, n):
-                        wt[c, i] = -t[c, i] * inv
-            shared[:, :] = np.dot(np.ascontiguousarray(wt[:, p:]), np.ascontiguousarray(xo))
-            c1 = p
-            while c1 > 0:
-                c0 = max(0, c1 - BLOCK)
-                if c1 < p:
-                    shared[c0:c1] += np.dot(np.ascontiguousarray(wt[c0:c1, c1:p]),
-                                            shared[c1:p])
-                for c in range(c1 - 1, c0 - 1, -1):
-                    for i in range(c + 1, c1):
-                        wci = wt[c, i]
-                        if wci != 0.0:
-                            for r in range(n_drv):
-                                shared[c, r] += wci * shared[i, r]
-                c1 = c0
-        for side in range(2):
-            d = d_a if side == 0 else d_b
-            nc = step_nodes[s, side]
-            p0 = pos0 if side == 0 else pos0 + d_a
-            for a in range(d):
-                ps = positions[p0 + a]
-                if ps < p:
-                    for r in range(n_drv):
-                        volts[nc + a, r] = shared[ps, r]
-                else:
-                    for r in range(n_drv):
-                        volts[nc + a, r] = xo[ps - p, r]
+                    wt[c, i] = -t[c, i] * inv
+        shared[:, :] = np.dot(np.ascontiguousarray(wt[:, p:]), xo)
+        c1 = p
+        while c1 > 0:
+            c0 = max(0, c1 - BLOCK)
+            if c1 < p:
+                shared[c0:c1] += np.dot(np.ascontiguousarray(wt[c0:c1, c1:p]), shared[c1:p])
+            for c in range(c1 - 1, c0 - 1, -1):
+                for i in range(c + 1, c1):
+                    wci = wt[c, i]
+                    if wci != 0.0:
+                        for r in range(n_drv):
+                            shared[c, r] += wci * shared[i, r]
+            c1 = c0
+    va = np.empty((d_a, n_drv))
+    vb = np.empty((d_b, n_drv))
+    for side in range(2):
+        d = d_a if side == 0 else d_b
+        out = va if side == 0 else vb
+        p0 = pos0 if side == 0 else pos0 + d_a
+        for a in range(d):
+            ps = positions[p0 + a]
+            if ps < p:
+                for r in range(n_drv):
+                    out[a, r] = shared[ps, r]
+            else:
+                for r in range(n_drv):
+                    out[a, r] = xo[ps - p, r]
+    return va, vb
 
 
 @jit
-def box_slots(volts, node_start, keep, keep_start, box0, box1, n_slots):
-    """Slot voltages of boxes ``box0 .. box1 - 1`` from their kept nodes' voltages.
+def _box_slots(values, keep, keep_start, box, n_slots):
+    """Slot voltages ``(n_slots, 1, n_drives)`` of one box from its kept nodes' voltages.
 
-    Returns (n_slots, box1 - box0, n_drives) float64; unconnected slots get 0 V (no device or
-    wire touches them, so their voltage is never used).
+    Unconnected slots get 0 V (no device or wire touches them, so it is never used).
     """
-    n_drv = volts.shape[1]
-    out = np.zeros((n_slots, box1 - box0, n_drv))
-    for b in range(box0, box1):
-        k0 = keep_start[b]
-        for a in range(keep_start[b + 1] - k0):
-            slot = keep[k0 + a]
-            row = node_start[b] + a
-            for r in range(n_drv):
-                out[slot, b - box0, r] = volts[row, r]
+    n_drv = values.shape[1]
+    out = np.zeros((n_slots, 1, n_drv))
+    k0 = keep_start[box]
+    for a in range(keep_start[box + 1] - k0):
+        slot = keep[k0 + a]
+        for r in range(n_drv):
+            out[slot, 0, r] = values[a, r]
     return out
+
+
+@jit
+def back_part(step_factor, factor_start, steps, positions, first, last, child_box, root,
+              root_box, stack_nodes, keep, keep_start, n_slots, n_top, level_meta, level_pos,
+              level_factor, g, g_row, g_col, g_source, g_sense, cell_row, cell_col, n_fwd,
+              grad):
+    """Undo one part of the nested dissection depth-first; accumulate the gradient of its cells.
+
+    Box merges are undone in reverse program order (the program is post-order, child A's
+    subtree first, so the reverse visits a merged map right after its parent: a stack). A child
+    that is a merged map is pushed; a child that is a box goes down its equal-box levels to its
+    cells at once (:func:`back_levels_gradient`). Only the maps waiting on the stack are stored
+    (at most ``stack_nodes`` nodes).
+
+    Parameters
+    ----------
+    step_factor, factor_start, steps, positions : as in :func:`undo_step`.
+    first, last : int — the part's merge steps ``[first, last)``.
+    child_box : (n_steps, 2) int64 — box index (within the part) of each step's child A / B,
+        or -1 for a merged map.
+    root : (d_root, n_drives) float64 — voltages of the part's merged map (or of its only box).
+    root_box : int — box index when the part is a single box, else -1.
+    stack_nodes : int — stack size [nodes].
+    keep, keep_start, n_slots, n_top : the part's boxes (kept slots) and their count.
+    level_meta ... grad : as in :func:`back_levels_gradient`.
+    """
+    n_drv = root.shape[1]
+    if root_box >= 0:
+        top = _box_slots(root, keep, keep_start, root_box, n_slots)
+        back_levels_gradient(top, root_box, n_top, level_meta, level_pos, level_factor, g, g_row,
+                             g_col, g_source, g_sense, cell_row, cell_col, n_fwd, grad)
+        return
+    stack = np.empty((stack_nodes, n_drv))
+    sp = root.shape[0]
+    stack[:sp] = root
+    for s in range(last - 1, first - 1, -1):
+        q = steps[s, 7] + steps[s, 8] + steps[s, 9]
+        xo = stack[sp - q:sp].copy()                   # the merged map of step s is on top
+        sp -= q
+        va, vb = undo_step(step_factor, factor_start, steps, positions, s, xo)
+        for side in range(2):
+            v = va if side == 0 else vb
+            box = child_box[s, side]
+            if box >= 0:
+                top = _box_slots(v, keep, keep_start, box, n_slots)
+                back_levels_gradient(top, box, n_top, level_meta, level_pos, level_factor, g,
+                                     g_row, g_col, g_source, g_sense, cell_row, cell_col, n_fwd,
+                                     grad)
+            else:
+                d = v.shape[0]
+                stack[sp:sp + d] = v
+                sp += d
 
 
 @jit
