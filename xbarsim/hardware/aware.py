@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -304,6 +305,8 @@ class AwareWeights:
         self._w_eff: FloatArray | None = None
         self.n_solves = 0
         self.n_gradients = 0
+        #: wall time spent in g_eff refreshes and in circuit gradients [s] (benchmarks)
+        self.seconds = {"refresh": 0.0, "gradient": 0.0}
         self.w_scale = 1.0
         self.w = np.zeros((self.n_in, self.n_out))
         self.set_weights(self.w if w_init is None else w_init, rescale=w_init is not None)
@@ -388,14 +391,15 @@ class AwareWeights:
     def _solve(self, arr: _Array, keep: bool, run_parallel: Any = None) -> None:
         """``g_eff`` of one array (and its factors when ``keep``)."""
         assert arr.g_chip is not None
-        arr.factors = None
+        previous, arr.factors = arr.factors, None
         if self.hw.solver.method == "ideal":
             arr.g_eff = arr.g_chip.copy()
         elif arr.solver is not None:
             arr.g_eff = arr.solver.g_eff(arr.g_chip)
         elif keep:
             arr.factors = schur.factorize(arr.g_chip, arr.parasitics,
-                                          arena=self._arena(arr.shape), run_parallel=run_parallel)
+                                          arena=self._arena(arr.shape), run_parallel=run_parallel,
+                                          reuse=previous)
             arr.g_eff = arr.factors.g_eff
         else:
             arr.g_eff = schur.g_eff(arr.g_chip, arr.parasitics, arena=self._arena(arr.shape),
@@ -455,7 +459,9 @@ class AwareWeights:
                 g = arr.device.quantize(g) if arr.device.n_levels is not None else g
                 g = arr.device.apply_process_variation(g)
             arr.g_chip = np.ascontiguousarray(g)
+        t0 = time.perf_counter()
         self._for_arrays(lambda arr, rp: self._solve(arr, keep, rp))
+        self.seconds["refresh"] += time.perf_counter() - t0
         self.n_solves += len(self.arrays)
         for arr in self.arrays:
             b = arr.block
@@ -536,6 +542,7 @@ class AwareWeights:
             raise ValueError(f"x, delta: batch sizes differ ({x.shape[0]} and "
                              f"{delta.shape[0]})")
         self._refresh(True)
+        t0 = time.perf_counter()
         gamma_w = x.T @ delta                                       # dL/dW_eff (n_in, n_out)
         grad = np.zeros(self.shape)
         inv_alpha = 1.0 / self.alpha
@@ -583,6 +590,7 @@ class AwareWeights:
                 hi = dev.g_max * (1.0 + 3.0 * dev.sigma_pv)
                 dg = dg * np.where((raw > lo) & (raw < hi), dev.pv_factor, 0.0)
             grad[b.rows, b.cols] += dg * self._mapping_slope(arr, alpha)
+        self.seconds["gradient"] += time.perf_counter() - t0
         return grad
 
     def _mapping_slope(self, arr: _Array, alpha: float) -> FloatArray:

@@ -417,21 +417,24 @@ def level_factor_layout(pl: SchurPlan, n_cells: int) -> IntArray:
 
 def factorize(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = None,
               run_parallel: Callable[[list[Callable[[], None]]], None] | None = None,
-              box: int | None = None) -> SchurFactors:
+              box: int | None = None, reuse: SchurFactors | None = None) -> SchurFactors:
     """:func:`g_eff` that also keeps the elimination factors (for back-substitution).
 
     Same arguments and the same ``g_eff`` bit for bit; the factors cost about
     ``8 * (25 n_rows n_cols + sum_steps p (p + q))`` bytes (e.g. 0.23 GB for 784 x 500).
-    ``g`` must not be all zero.
+    ``g`` must not be all zero. ``reuse``: earlier factors of the same plan whose memory may
+    be overwritten (saves allocating and faulting in that memory at every step; ``reuse``
+    must not be used afterwards).
     """
-    out = _eliminate(g, parasitics, arena, run_parallel, box, keep=True)[1]
+    out = _eliminate(g, parasitics, arena, run_parallel, box, keep=True, reuse=reuse)[1]
     assert out is not None
     return out
 
 
 def _eliminate(g: FloatArray, parasitics: Parasitics, arena: FloatArray | None,
                run_parallel: Callable[[list[Callable[[], None]]], None] | None,
-               box: int | None, *, keep: bool) -> tuple[FloatArray, SchurFactors | None]:
+               box: int | None, *, keep: bool, reuse: SchurFactors | None = None
+               ) -> tuple[FloatArray, SchurFactors | None]:
     n_rows, n_cols = g.shape
     g_max = float(g.max())
     if g_max == 0.0:
@@ -445,17 +448,20 @@ def _eliminate(g: FloatArray, parasitics: Parasitics, arena: FloatArray | None,
     steps, pos = pl.steps, pl.positions
     level_factors: list[FloatArray] = []
     level_meta: list[IntArray] = []
+    if reuse is not None and reuse.plan is not pl:
+        reuse = None
     if keep:
-        for part in pl.parts:
+        for k_part, part in enumerate(pl.parts):
             meta = level_factor_layout(pl, part.cell_row.size)
             level_meta.append(meta)
             size = int(meta[-1, 0] + (meta[-1, 2] + meta[-1, 3]) * meta[-1, 2] * meta[-1, 4]) \
                 if len(meta) else 0
-            level_factors.append(np.empty(size))
+            level_factors.append(reuse.level_factors[k_part] if reuse is not None
+                                 else np.empty(size))
     no_factor3 = np.empty((0, 0, 0))
     if keep:
         factor_start, factor_size = step_factor_starts(pl)
-        step_factor = np.empty(factor_size)
+        step_factor = reuse.step_factor if reuse is not None else np.empty(factor_size)
     else:
         factor_start, step_factor = np.zeros(0, dtype=np.int64), np.empty(0)
 
