@@ -243,8 +243,13 @@ class AwareWeights:
         Initial weights; ``w_scale`` is derived from them as by a tile (zeros: scale 1).
     rng : numpy.random.Generator, optional
         Sense-noise stream (``quantize`` with ``adc.sense_noise > 0``).
-    n_threads : int, optional
-        Threads for the arrays' solves; default the shared pool's.
+
+    Notes
+    -----
+    The arrays are solved in the threads of :func:`xbarsim.hardware.parallel.shared_pool`
+    (one array per task; large arrays one after the other, each on two threads). With the
+    exact gradient the forward pass of a training batch keeps every array's elimination
+    factors (up to :data:`FACTOR_BUDGET_BYTES`) for :meth:`weight_gradient`.
 
     Raises
     ------
