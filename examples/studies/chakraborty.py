@@ -233,8 +233,12 @@ def estimate(study: dict[str, Any], pts: list[dict[str, Any]], data_dir: str | N
             if data is None:
                 data = runner.load_data(cfg, data_dir)
                 x, y = data.x_train[:cfg.train.batch_size], data.y_train[:cfg.train.batch_size]
-            key = yaml.safe_dump({k: v for k, v in config_to_dict(cfg).items()
-                                  if k in ("model", "hardware", "train")})
+            # the cost depends on the model, the array size and the training mode, not on
+            # resistance values (the direct solver's work is the same)
+            c = config_to_dict(cfg)
+            key = yaml.safe_dump([c["model"], c["hardware"]["crossbar"]["n_rows"],
+                                  c["hardware"]["crossbar"]["n_cols"], c["train"]["mode"],
+                                  c["train"]["aware"]["gradient"], c["train"]["batch_size"]])
             if key not in step_cache:
                 model, _ = runner.build_model(cfg, data.x_train.shape[1:], data.n_classes)
                 loss = LOSSES[cfg.train.loss]()
@@ -247,10 +251,11 @@ def estimate(study: dict[str, Any], pts: list[dict[str, Any]], data_dir: str | N
                     opt.step()
                     times.append(time.perf_counter() - t0)
                 step_cache[key] = min(times[1:])
-            n_train = cfg.data.n_train or data.x_train.shape[0] + (0 if cfg.data.n_train else 0)
+            n_train = cfg.data.n_train or data.x_train.shape[0]
             steps = cfg.train.epochs * math.ceil(n_train / cfg.train.batch_size)
             train_s = n_train_runs * steps * step_cache[key]
-            hw_key = yaml.safe_dump(point["raw"].get("hardware", {}))
+            hw_key = yaml.safe_dump([c["model"], c["hardware"]["crossbar"]["n_rows"],
+                                     c["hardware"]["crossbar"]["n_cols"]])
             if hw_key not in chip_cache:
                 chip_cfg = load_config(point["raw"])
                 model, _ = runner.build_model(chip_cfg, data.x_train.shape[1:], data.n_classes,
