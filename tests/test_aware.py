@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -335,3 +337,31 @@ def test_cnn_has_the_4096x512_classifier_layer(rng):
     assert [layer.name for layer in built][-3:] == ["fc1", "relu3", "fc2"]
     with pytest.raises(ValueError, match="too small"):
         cnn(input_size=12)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["aware.yaml", "chips.yaml"])
+def test_examples_are_valid(name):
+    cfg = load_config(REPO / "examples" / name)
+    if name == "aware.yaml":
+        assert cfg.train.mode == "aware" and cfg.hardware.crossbar.n_rows == 784
+
+
+@pytest.mark.parametrize("study", ["chakraborty_fcn.yaml", "chakraborty_cnn.yaml"])
+@pytest.mark.parametrize("smoke", [False, True])
+def test_study_files_expand_to_valid_configurations(study, smoke):
+    import importlib.util
+
+    path = REPO / "examples" / "studies" / "chakraborty.py"
+    spec = importlib.util.spec_from_file_location("chakraborty_study", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    s = mod.load_study(REPO / "examples" / "studies" / study, smoke)
+    pts = mod.points(s, None)
+    assert pts[0]["name"] == "base" and len({p["name"] for p in pts}) > 3
+    for point in pts:
+        for tspec in s["trainings"].values():
+            cfg = mod.run_config(point, tspec, 0, REPO / "x.h5", None)
+            assert cfg.train.mode in ("software", "aware", "crossbar")
