@@ -304,6 +304,7 @@ class AwareWeights:
         self._adc = _adc(hw.forward, bipolar=True)
         #: let evaluation passes calibrate the ADC (deployment, see ``tile.calibrating_adcs``)
         self.calibrate_in_evaluation = False
+        self._factor_bytes: int | None = None
         self._chip_version = -1
         self._w_version = 0
         self._cache_key: tuple[int, int, bool] | None = None
@@ -412,6 +413,8 @@ class AwareWeights:
 
     def factor_bytes(self) -> int:
         """Memory the exact gradient's factors of all arrays would take [bytes]."""
+        if self._factor_bytes is not None:
+            return self._factor_bytes
         total = 0
         for arr in self.arrays:
             pl = schur.plan(*arr.shape)
@@ -422,6 +425,7 @@ class AwareWeights:
                     size += int(meta[-1, 0] + (meta[-1, 2] + meta[-1, 3]) * meta[-1, 2]
                                 * meta[-1, 4])
             total += 8 * size
+        self._factor_bytes = total
         return total
 
     def _for_arrays(self, task: Any) -> None:
