@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from tests import reference as ref
@@ -237,3 +239,46 @@ def test_each_array_calibrates_on_its_own_currents(calibration, forward):
     ranges = [arr.adc[forward].i_max for arr in model.arrays]
     assert max(ranges) > 2 * min(ranges)          # the arrays' ranges really differ
     assert not any(arr.adc[forward].calibrating for arr in model.arrays)
+
+
+# ---------------------------------------------------------------- random configurations
+
+@st.composite
+def peripheries(draw):
+    dac_bits = draw(st.sampled_from([None, 1, 2, 3]))
+    input_bits = None if dac_bits is None else draw(
+        st.one_of(st.none(), st.integers(max(dac_bits, 2), 8)))
+    nonlin = "none" if dac_bits is None else draw(st.sampled_from(["none", "bow"]))
+    dac = DACConfig(bits=dac_bits, input_bits=input_bits, v_read=draw(st.sampled_from([0.3, 1.0])),
+                    signed=draw(st.sampled_from(["two_pass", "twos_complement"])),
+                    nonlinearity=nonlin, bow=0.2 if nonlin == "bow" else 0.0)
+    adc_bits = draw(st.sampled_from([None, 3, 5, 8]))
+    kind = "none" if adc_bits is None else draw(st.sampled_from(["none", "bow", "tanh"]))
+    adc = ADCConfig(bits=adc_bits, calibration=draw(st.sampled_from(["max", "percentile"])),
+                    percentile=draw(st.sampled_from([90.0, 99.5, 100.0])),
+                    calibration_batches=draw(st.integers(1, 3)), nonlinearity=kind,
+                    bow=-0.3 if kind == "bow" else 0.0, tanh_beta=1.3,
+                    granularity=draw(st.sampled_from(["tile", "layer"])))
+    return PeripheryConfig(dac=dac, adc=adc)
+
+
+@given(forward=peripheries(), backward=peripheries(),
+       scheme=st.sampled_from(["signed_split", "differential", "offset"]),
+       n_in=st.integers(1, 13), n_out=st.integers(1, 11), batch=st.integers(1, 5),
+       signed_x=st.booleans(), seed=st.integers(0, 2**16))
+def test_random_configurations_match_the_reference(forward, backward, scheme, n_in, n_out,
+                                                   batch, signed_x, seed):
+    """Any converter settings, layouts and signs: tile = reference, step after step."""
+    hw = make_hw(MappingConfig(scheme=scheme), forward, backward, False)
+    hw = dc.replace(hw, crossbar=dc.replace(hw.crossbar, n_rows=4, n_cols=3))
+    rng = np.random.default_rng(seed)
+    tile = Tile(n_in, n_out, hw, rng=np.random.default_rng(1),
+                w_init=rng.standard_normal((n_in, n_out)))
+    model = Reference(tile, hw)
+    for step in range(3):
+        x = rng.uniform(-1.0 if signed_x else 0.0, 1.0, (batch, n_in))
+        d = rng.standard_normal((batch, n_out))
+        _assert_output(tile.forward(x), model.product(x, forward=True), f"forward {step}")
+        _assert_output(tile.backward(d), model.product(d, forward=False), f"backward {step}")
+        model.assert_same_ranges()
+        tile.apply_step(0.1 * rng.standard_normal((n_in, n_out)))
