@@ -304,7 +304,10 @@ class RefADC:
         if self.i_max <= 0.0:
             return np.zeros_like(i)
         n = 2 ** self.bits - 1
-        u = i / self.i_max
+        # normalised as u = i * (1 / i_max), the package's documented ADC arithmetic: with a
+        # calibrated range and few DAC levels n * u often lies on an exact rounding tie, which
+        # i / i_max and i * (1 / i_max) can resolve differently
+        u = i * (1.0 / self.i_max)
         sign = np.where(u < 0, -1.0, 1.0) if self.bipolar else 1.0
         mag = np.clip(np.abs(u) if self.bipolar else u, 0.0, 1.0)
         return sign * self.i_max * np.rint(n * transfer(mag, self.kind, self.param)) / n

@@ -748,8 +748,9 @@ class SolverConfig:
     refresh_every: int = 10
     """Interval L [updates] between exact refreshes of 'interpolated', >= 1 (MODELS §12)."""
     refresh_threshold: float | None = None
-    """'interpolated' also refreshes early when max|g - g_ref|/(g_max - g_min) since the last
-    refresh exceeds this [1], > 0. None = refresh every `refresh_every` updates only."""
+    """'interpolated' also refreshes early when the relative change ||g - g_ref|| / ||g_ref||
+    (Frobenius norms, g_ref = the conductances of the last refresh) exceeds this [1], > 0.
+    None = refresh every `refresh_every` updates only."""
     refresh_method: RefreshMethod = "fcm"
     """Model evaluated at the refresh points of 'interpolated': 'fcm' (exact) or 'aam'."""
 
