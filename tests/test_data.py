@@ -451,8 +451,12 @@ def test_cifar10_reader_on_generated_files(tmp_path, rng):
     x, y = read_cifar10_batch(folder / "test_batch.bin")
     assert x.shape == (4, 3, 32, 32)
     assert_array_equal(x * 255, imgs["test_batch.bin"][0])  # channel planes R, G, B in order
-    x_tr, y_tr, x_te, y_te = load_cifar10(tmp_path)
+    x_tr, y_tr, x_te, y_te, source = load_cifar10(tmp_path, return_source=True)
     assert x_tr.shape == (5, 3, 32, 32)
+    assert source.folder == folder.resolve()
+    assert [p.name for p in source.files] == ["data_batch_1.bin", "data_batch_2.bin",
+                                              "test_batch.bin"]
+    assert source.md5[2] == md5_of((folder / "test_batch.bin").read_bytes())
     assert_array_equal(y_tr, np.concatenate([imgs["data_batch_1.bin"][1],
                                              imgs["data_batch_2.bin"][1]]))
     (folder / "test_batch.bin").write_bytes(b"\x00" * 100)

@@ -382,10 +382,12 @@ class DataConfig:
     dataset: DatasetName = "mnist"
     """Dataset: 'mnist' (IDX files), 'cifar10' (binary batches) or 'synthetic' (generated)."""
     data_dir: str | None = None
-    """Folder holding the dataset files. None = the lookup order of xbarsim.data: the CLI's
-    --data-dir, then $XBARSIM_DATA, then the user cache directory."""
+    """Folder holding the dataset files (or an mnist/ sub-folder); a folder given that does not
+    hold them is an error. The CLI's --data-dir replaces it. None = $XBARSIM_DATA if set (which
+    must then hold them), else the user cache directory."""
     download: bool = True
-    """Download missing files from the standard public mirrors (md5-checked) into the cache."""
+    """Download missing MNIST files from the standard public mirrors (md5-checked) into the
+    cache; used only when neither data_dir nor $XBARSIM_DATA names a folder."""
     n_train: int | None = None
     """Number of training samples used (the first n after the fixed file order). None = all.
     Required for 'synthetic'."""
