@@ -188,12 +188,10 @@ def load_data(cfg: RunConfig, data_dir: str | Path | None = None,
             x_tr, y_tr, x_te, y_te = data.synthetic(d.n_train, d.n_test, shape=d.synthetic_shape,
                                                     n_classes=d.synthetic_classes, seed=cfg.seed)
             n_classes = d.synthetic_classes
-    except data.DataError:
-        raise
-    except ValueError as exc:  # data.n_train / data.n_test larger than the data set
-        if str(exc).startswith(("n_train:", "n_test:")):
-            raise ValueError(f"data.{exc}") from None
-        raise
+    except ValueError as exc:  # data.n_train / data.n_test larger than the data set: dotted
+        if isinstance(exc, data.DataError) or not str(exc).startswith(("n_train:", "n_test:")):
+            raise
+        raise ValueError(f"data.{exc}") from None
     x_val = y_val = None
     if d.validation_fraction > 0:
         n_val = int(round(d.validation_fraction * x_tr.shape[0]))
