@@ -60,8 +60,11 @@ def test_unsupported_model_options_are_config_errors(override, key):
 
 def test_lenet_needs_28x28_images():
     with pytest.raises(ConfigError, match="model.name: 'lenet5' is built for 28x28"):
-        runner.build_model(cfg_of("model.name=lenet5"), (1, 8, 8), 4)
-    model, rngs = runner.build_model(cfg_of("model.name=lenet5"), (1, 28, 28), 10)
+        cfg_of("model.name=lenet5")  # the config's own 8x8 synthetic data: validation says so
+    lenet = cfg_of("model.name=lenet5", "data.synthetic_shape=[1, 28, 28]")
+    with pytest.raises(ConfigError, match="model.name: 'lenet5' is built for 28x28"):
+        runner.build_model(lenet, (1, 8, 8), 4)
+    model, rngs = runner.build_model(lenet, (1, 28, 28), 10)
     assert rngs == {} and model.state_dict()["conv1.weight"].shape == (25, 6)
 
 

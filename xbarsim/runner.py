@@ -108,18 +108,23 @@ class _Data:
     y_val: NDArray[np.int64] | None
     normalization: dict[str, FloatArray]
     n_classes: int
+    source: dict[str, Any] = field(default_factory=dict)  # run-file attrs: folder, md5s
 
 
-def _mnist_dir(cfg_dir: str | None, cli_dir: str | Path | None) -> str | Path | None:
-    """Return the first of config ``data_dir`` / ``--data-dir`` holding MNIST, else the first."""
-    from xbarsim import data
+def _data_folder(cfg_dir: str | None, cli_dir: str | Path | None) -> tuple[str | Path | None, str]:
+    """Return the data folder asked for and its name: ``--data-dir`` wins over ``data.data_dir``.
 
-    given = [d for d in (cfg_dir, cli_dir) if d]
-    for d in given:
-        found = data.find_mnist(d)
-        if found is not None and Path(found["test_images"]).parent in (Path(d), Path(d) / "mnist"):
-            return d
-    return given[0] if given else None
+    No fall-back from one to the other: the folder named here must hold the data (otherwise
+    the loader's error names it); ``(None, "")`` when neither is given ($XBARSIM_DATA, then
+    the cache apply).
+    """
+    if cli_dir is not None and str(cli_dir) != "":
+        if cfg_dir and Path(cfg_dir) != Path(cli_dir):
+            logger.info("--data-dir %s replaces data.data_dir %s", cli_dir, cfg_dir)
+        return cli_dir, "--data-dir"
+    if cfg_dir:
+        return cfg_dir, "data.data_dir"
+    return None, ""
 
 
 def load_data(cfg: RunConfig, data_dir: str | Path | None = None,
@@ -131,7 +136,8 @@ def load_data(cfg: RunConfig, data_dir: str | Path | None = None,
     cfg : RunConfig
         Uses ``cfg.data`` and ``cfg.seed``.
     data_dir : path-like, optional
-        The CLI's ``--data-dir`` (searched after ``data.data_dir``).
+        The CLI's ``--data-dir``; replaces ``data.data_dir``. The folder given must hold the
+        data (no fall-back to ``$XBARSIM_DATA``, the cache or a download).
     normalization : dict, optional
         ``{"mean", "std"}`` to use instead of the training-set statistics (deploying saved
         weights must standardise inputs exactly as in their training run).
@@ -139,32 +145,53 @@ def load_data(cfg: RunConfig, data_dir: str | Path | None = None,
     Returns
     -------
     _Data
-        Arrays in NCHW (or (n, features)) float64, labels int64.
+        Arrays in NCHW (or (n, features)) float64, labels int64, and the provenance
+        attributes of the files read (folder, names, md5s).
+
+    Warns
+    -----
+    UserWarning
+        ``train.batch_size`` is larger than the training set (every epoch is one partial
+        batch).
     """
     from xbarsim import data
     from xbarsim.rng import stream
 
     d = cfg.data
-    if d.dataset == "mnist":
-        x_tr, y_tr, x_te, y_te = data.load_mnist(_mnist_dir(d.data_dir, data_dir),
-                                                 n_train=d.n_train, n_test=d.n_test,
-                                                 download=d.download)
-        n_classes = 10
-    elif d.dataset == "cifar10":
-        import os
+    source: dict[str, Any] = {}
+    folder, origin = _data_folder(d.data_dir, data_dir)
+    try:
+        if d.dataset == "mnist":
+            x_tr, y_tr, x_te, y_te, src = data.load_mnist(
+                folder, n_train=d.n_train, n_test=d.n_test, download=d.download,
+                data_dir_name=origin or "data_dir", return_source=True)
+            source = src.attrs()
+            n_classes = 10
+        elif d.dataset == "cifar10":
+            import os
 
-        folder = d.data_dir or data_dir or os.environ.get("XBARSIM_DATA")
-        if not folder:
-            raise ConfigError(["data.data_dir: CIFAR-10 is not downloaded automatically; set "
-                               "data.data_dir (or --data-dir / $XBARSIM_DATA) to the folder of "
-                               "the binary batches"])
-        x_tr, y_tr, x_te, y_te = data.load_cifar10(folder, n_train=d.n_train, n_test=d.n_test)
-        n_classes = 10
-    else:
-        assert d.n_train is not None and d.n_test is not None  # checked by DataConfig
-        x_tr, y_tr, x_te, y_te = data.synthetic(d.n_train, d.n_test, shape=d.synthetic_shape,
-                                                n_classes=d.synthetic_classes, seed=cfg.seed)
-        n_classes = d.synthetic_classes
+            if folder is None and os.environ.get("XBARSIM_DATA"):
+                folder, origin = os.environ["XBARSIM_DATA"], "$XBARSIM_DATA"
+            if folder is None:
+                raise ConfigError(["data.data_dir: CIFAR-10 is not downloaded automatically; "
+                                   "set data.data_dir (or --data-dir / $XBARSIM_DATA) to the "
+                                   "folder of the binary batches"])
+            try:
+                x_tr, y_tr, x_te, y_te, src = data.load_cifar10(
+                    folder, n_train=d.n_train, n_test=d.n_test, return_source=True)
+            except data.DataNotFoundError as exc:
+                raise data.DataNotFoundError(f"{origin}: {exc}") from None
+            source = src.attrs()
+            n_classes = 10
+        else:
+            assert d.n_train is not None and d.n_test is not None  # checked by DataConfig
+            x_tr, y_tr, x_te, y_te = data.synthetic(d.n_train, d.n_test, shape=d.synthetic_shape,
+                                                    n_classes=d.synthetic_classes, seed=cfg.seed)
+            n_classes = d.synthetic_classes
+    except ValueError as exc:  # data.n_train / data.n_test larger than the data set: dotted
+        if isinstance(exc, data.DataError) or not str(exc).startswith(("n_train:", "n_test:")):
+            raise
+        raise ValueError(f"data.{exc}") from None
     x_val = y_val = None
     if d.validation_fraction > 0:
         n_val = int(round(d.validation_fraction * x_tr.shape[0]))
@@ -194,7 +221,16 @@ def load_data(cfg: RunConfig, data_dir: str | Path | None = None,
         x_tr, x_te = standardise(x_tr), standardise(x_te)
         if x_val is not None:
             x_val = standardise(x_val)
-    return _Data(x_tr, y_tr, x_te, y_te, x_val, y_val, norm, n_classes)
+    n_fit = x_tr.shape[0]
+    if not cfg.train.evaluate_only and cfg.train.batch_size > n_fit:
+        import warnings
+
+        after = " left after the validation split" if x_val is not None else ""
+        warnings.warn(f"train.batch_size = {cfg.train.batch_size} is larger than the {n_fit} "
+                      f"training samples{after}: every epoch is one step on a single partial "
+                      f"batch of {n_fit}; lower train.batch_size (or raise data.n_train)",
+                      stacklevel=2)
+    return _Data(x_tr, y_tr, x_te, y_te, x_val, y_val, norm, n_classes, source)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,7 +452,8 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
     progress : bool
         Show a tqdm progress bar per epoch on stderr (silently off without tqdm).
     data_dir : path-like, optional
-        Dataset folder searched after ``data.data_dir`` (the CLI's ``--data-dir``).
+        Dataset folder (the CLI's ``--data-dir``); replaces ``data.data_dir``. A folder given
+        here or in the config must hold the data: no fall-back to another folder.
 
     Returns
     -------
@@ -508,6 +545,7 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
 
     writer = _Writer(cfg, out, ckpt_path if t.checkpoint_every_epoch else None,
                      data.normalization, weights_source)
+    writer.attrs.update(data.source)  # the data folder and the md5 of every file read
 
     def snapshot(epoch: int, hist: Any) -> dict[str, Any]:
         return checkpoint.capture(model, optimizer, epoch=epoch, history=hist, rngs=rngs,
@@ -644,6 +682,7 @@ def _evaluate_only(cfg: RunConfig, out: Path, data_dir: Path | str | None,
                 seconds)
     snap = checkpoint.capture(model, None, epoch=0, history=History(), rngs={})
     writer = _Writer(cfg, out, None, data.normalization, cfg.train.weights)
+    writer.attrs.update(data.source)
     writer.attrs["calibration_batches_used"] = n_cal
     writer.attrs["seconds"] = seconds
     writer.run_file(snap, status="evaluated", test_acc=acc)

@@ -28,11 +28,11 @@ def _bench_blas_note(*_: Any, **__: Any) -> None:
 @click.option("--regimes", default="txsim,harsh", show_default=True,
               help="Comma-separated regimes: txsim (g 1-10 uS, wires 1/4.6 Ohm) and harsh "
                    "(g 50-500 uS, wires 10 Ohm); source/sense 100 Ohm in both.")
-@click.option("--repeats", type=int, default=5, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="Least number of timed calls per measurement; calls continue until they "
                    "add up to 0.25 s (median reported; a first call is excluded).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--nodal-max-size", type=int, default=None,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--nodal-max-size", type=click.IntRange(min=0), default=None,
               help="Skip the slow nodal solve above this size (default: always run it).")
 @echo_warnings
 def bench_tile(sizes: str, regimes: str, repeats: int, seed: int,
@@ -51,7 +51,7 @@ def bench_tile(sizes: str, regimes: str, repeats: int, seed: int,
 
 
 @bench.command("layer")
-@click.option("--repeats", type=int, default=15, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=15, show_default=True,
               help="Timed steps per measurement (median reported; a first step is excluded).")
 @echo_warnings
 def bench_layer(repeats: int) -> None:
@@ -62,9 +62,9 @@ def bench_layer(repeats: int) -> None:
 
 
 @bench.command("train")
-@click.option("--repeats", type=int, default=5, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed steps (refresh periods for the interpolated solver) per measurement.")
-@click.option("--rounds", type=int, default=3, show_default=True,
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Rounds that time every mode in turn (the table gives medians over them).")
 @click.option("--parts", is_flag=True,
               help="Also time the refresh, forward, backward and update of the Cross-NI steps "

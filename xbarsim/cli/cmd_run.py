@@ -56,7 +56,7 @@ def _format_run_summary(result: Any) -> str:
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the training-curve PNG into this directory (needs matplotlib).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Dataset folder, searched after data.data_dir and before $XBARSIM_DATA.")
+              help="Dataset folder; replaces data.data_dir and must hold the data.")
 @click.option("--force", is_flag=True,
               help="Overwrite an existing run file and checkpoint.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

@@ -98,6 +98,7 @@ PV_DISTRIBUTIONS: tuple[str, ...] = ("normal", "lognormal")
 _NEUROSIM_DIAG = 0.07 * math.sqrt(2.0)
 _V_SMALL = 1e-6  # below this, D(v) = v/8 + O(v^3) (series) is used instead of root finding
 _V_LARGE = 700.0
+_MAX_BITS = 52  # device precision: 2**bits - 1 level steps exact in float64
 
 
 def _neurosim_max_deviation(v: float) -> float:
@@ -272,8 +273,17 @@ class Device:
         n_levels: int | None = None
         if levels is not None:
             n_levels = positive_int("levels", levels, minimum=2)
+            if n_levels > 2**_MAX_BITS:
+                raise ValueError(f"levels: expected at most 2**{_MAX_BITS}, got {n_levels}: the "
+                                 f"level steps are rounded in float64, exact only up to its "
+                                 f"52-bit mantissa; use levels=None for an analog device")
         if bits is not None:
-            n_levels = 2 ** positive_int("bits", bits, minimum=1)
+            b = positive_int("bits", bits, minimum=1)
+            if b > _MAX_BITS:  # refuse before 2**bits is computed (2**(2**70) never ends)
+                raise ValueError(f"bits: expected at most {_MAX_BITS}, got {b}: the 2**bits "
+                                 f"levels are rounded in float64, exact only up to its 52-bit "
+                                 f"mantissa; use bits=None for an analog device")
+            n_levels = 2**b
 
         entry = UPDATE_MODELS.get(update_model)
         if entry is None:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xbarsim.checks import InputTypeError, as_float_array
 from xbarsim.config.schema import HardwareConfig, PeripheryConfig
 from xbarsim.hardware import parallel
 from xbarsim.hardware.circuit import Parasitics
@@ -183,6 +184,10 @@ class Tile:
     def __init__(self, n_in: int, n_out: int, hw: HardwareConfig, *,
                  rng: np.random.Generator, name: str = "tile",
                  w_init: FloatArray | None = None) -> None:
+        if any(isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer))
+               for n in (n_in, n_out)):
+            raise InputTypeError(f"tile shape: n_in and n_out must be integers, got "
+                                 f"({n_in!r}, {n_out!r})")
         if n_in < 1 or n_out < 1:
             raise ValueError(f"tile shape: n_in and n_out must be >= 1, got ({n_in}, {n_out})")
         self.n_in, self.n_out = int(n_in), int(n_out)
@@ -281,11 +286,7 @@ class Tile:
         ``w_scale = headroom * max|W|`` (or the configured percentile): weights up to
         ``+-w_scale`` are representable, larger ones saturate at ``g_max``.
         """
-        w = np.asarray(w, dtype=np.float64)
-        if w.shape != self.shape:
-            raise ValueError(f"w: expected shape {self.shape}, got {w.shape}")
-        if not np.all(np.isfinite(w)):
-            raise ValueError("w: weights must be finite")
+        w = as_float_array("w", w, shape=self.shape)  # real, finite, (n_in, n_out)
         if rescale and np.any(w != 0):
             up = self.hw.update
             self.w_scale = up.headroom * weight_scale(w, up.scale, up.percentile)

@@ -25,6 +25,15 @@ Layout of a run file (``xbarsim run CONFIG --out run.h5``, layout version 1)::
         message              "" or why the run stopped (divergence)
         diverged_epoch       1-based epoch that diverged (only when status is "diverged")
         weights_source       file the weights came from (evaluate-only runs / train.weights)
+        data_dir             MNIST / CIFAR-10 only: the folder the data files were read from
+                             (absolute; the one actually used, after --data-dir,
+                             data.data_dir, $XBARSIM_DATA or the cache)
+        data_files           MNIST / CIFAR-10 only: names of the files read, in reading order
+                             (MNIST: train images, train labels, test images, test labels)
+        data_md5             MNIST / CIFAR-10 only: md5 (hex) of each of those files as stored
+        data_known_as        MNIST / CIFAR-10 only: what each file was verified to be, e.g.
+                             "official MNIST test images (10,000)", "unknown md5 (content
+                             checked)" or "not verified" (xbarsim.data, "Verification")
     /history/<metric>        (n_epochs,) float64, resizable (maxshape (None,)), units attr;
                              metrics: epoch, train_loss, train_acc, test_acc, lr, seconds
                              [, val_acc with data.validation_fraction > 0]

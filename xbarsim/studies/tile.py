@@ -342,6 +342,8 @@ def load_tile_config(path: str | Path) -> dict[str, Any]:
     """
     import yaml
 
+    from xbarsim.config.loader import parse_yaml
+
     path = Path(path)
     try:
         text = path.read_text()
@@ -350,7 +352,7 @@ def load_tile_config(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise OSError(f"config file {path}: cannot read ({exc.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = parse_yaml(text, source=str(path))  # strict: a duplicate key is an error
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], source=str(path)) from None
     if raw is None:
