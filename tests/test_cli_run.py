@@ -106,7 +106,8 @@ def test_run_trains_and_writes_documented_layout(configs, tmp_path, mode):
     # the stored config is the resolved one and loads back to the same RunConfig
     assert load_config(yaml.safe_load(a["config_yaml"])) == load_config(
         configs[mode], ["train.epochs=3", f"output.out={str(out)!r}"])
-    assert set(h) == {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds"}
+    assert set(h) == {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds",
+                      "collapsed_fraction"}
     assert all(v.shape == (3,) for v in h.values())
     assert_array_equal(h["epoch"], [1, 2, 3])
     assert h["train_loss"][-1] < 0.6 * h["train_loss"][0]          # it learns

@@ -37,7 +37,9 @@ def test_fit_learns_and_records_history(data, caplog, capsys):
     assert h.test_acc[-1] > 0.9
     assert h.test_acc[-1] == evaluate(model, x_te, y_te)
     assert h.lr[0] > h.lr[-1] and all(s > 0 for s in h.seconds)
-    assert set(h.as_dict()) == {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds"}
+    assert set(h.as_dict()) == {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds",
+                                "collapsed_fraction"}
+    assert h.collapsed_fraction == [0.0] * 4     # predictions depend on the input
     assert "epoch 4/4" in caplog.text
     assert capsys.readouterr().out == ""  # the library never prints
 
