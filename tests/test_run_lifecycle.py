@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 from numpy.testing import assert_array_equal
 
@@ -147,21 +148,24 @@ def _have(tool: str) -> bool:
 
 def test_second_run_on_the_same_out_is_refused_naming_the_first(configs, tmp_path):
     out = tmp_path / "dup.h5"
+    # a long first run (stopped with SIGTERM once the second one has been refused)
     first = xbarsim_process("run", configs["software"], "--out", out, "--no-progress",
-                            "--set", "train.epochs=6", "data.n_train=1024")
+                            "--set", "train.epochs=1000")
     try:
-        wait_for(lock_path(out).exists, first, "the first run locks its output")
+        wait_for(lambda: out.exists(), first, "the first run's first epoch")
         second = invoke("run", configs["software"], "--out", out, "--no-progress", "--force",
                         "--set", "train.epochs=1")
-        assert first.poll() is None, "the first run ended too early for this test"
         assert_input_error(second, str(out), "in use by another xbarsim run",
                            f"pid {first.pid}")
+        assert first.poll() is None
+        first.send_signal(signal.SIGTERM)
     finally:
         stdout, stderr = first.communicate(timeout=300)
-    assert first.returncode == 0, stderr
-    assert f"wrote {out}" in stdout
-    run = hdf5.read_run(out)          # the first run's result, complete
-    assert run["attrs"]["status"] == "completed" and run["attrs"]["epochs_done"] == 6
+    assert first.returncode == 143, stderr
+    run = hdf5.read_run(out)          # the first run's own result, untouched by the second
+    assert run["attrs"]["status"] == "interrupted"
+    assert run["attrs"]["epochs_done"] == hdf5.read_attrs(tmp_path / "dup.ckpt.h5")["epoch"]
+    assert yaml.safe_load(run["attrs"]["config_yaml"])["train"]["epochs"] == 1000
     assert not lock_path(out).exists() and not lock_path(tmp_path / "dup.ckpt.h5").exists()
 
 
@@ -169,17 +173,18 @@ def test_checkpoint_locked_by_another_run_is_refused(configs, tmp_path):
     """Two different --out with one output.checkpoint: the checkpoint is locked too."""
     shared = tmp_path / "shared.ckpt.h5"
     first = xbarsim_process("run", configs["software"], "--out", tmp_path / "a.h5",
-                            "--no-progress", "--set", "train.epochs=6", "data.n_train=1024",
+                            "--no-progress", "--set", "train.epochs=1000",
                             f"output.checkpoint={str(shared)!r}")
     try:
-        wait_for(lock_path(shared).exists, first, "the first run locks its checkpoint")
+        wait_for(shared.exists, first, "the first run's first checkpoint")
         second = invoke("run", configs["software"], "--out", tmp_path / "b.h5",
                         "--no-progress", "--set", f"output.checkpoint={str(shared)!r}")
         assert_input_error(second, "checkpoint is in use by another xbarsim run",
                            f"pid {first.pid}")
+        first.send_signal(signal.SIGTERM)
     finally:
         first.communicate(timeout=300)
-    assert first.returncode == 0
+    assert first.returncode == 143
     assert not (tmp_path / "b.h5").exists() and not lock_path(tmp_path / "b.h5").exists()
 
 
@@ -365,7 +370,8 @@ def test_resume_refuses_a_checkpoint_without_optimizer_state(configs, tmp_path):
 
 def test_sigterm_exits_like_ctrl_c_with_a_valid_checkpoint_and_the_command(configs, tmp_path):
     out = tmp_path / "t.h5"
-    opts = ["--set", "train.epochs=40", "train.momentum=0.9", "data.n_train=512"]
+    # long enough (hundreds of short epochs) for the signal to arrive mid-run
+    opts = ["--set", "train.epochs=400", "train.momentum=0.9", "data.n_train=512"]
     log, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with log.open("w") as fout, err.open("w") as ferr:
         # no --no-progress: stderr is a file, so there must be no progress bar
@@ -387,12 +393,12 @@ def test_sigterm_exits_like_ctrl_c_with_a_valid_checkpoint_and_the_command(confi
     for k in range(1, done + 1):
         assert f"\n{k:>5}  " in stdout
     assert not lock_path(out).exists()
-    # the printed command continues the run to the end
+    # the printed command continues the run (here for two more epochs only)
     command = shlex.split(stderr.rsplit("Continue with:", 1)[1].strip())
     assert command[-1] == "--resume" and "--seed" in command and "data.n_train=512" in command
-    run_ok(*command[2:])
+    run_ok(*command[2:], f"train.epochs={done + 2}")
     run = hdf5.read_run(out)
-    assert run["attrs"]["status"] == "completed" and run["attrs"]["epochs_done"] == 40
+    assert run["attrs"]["status"] == "completed" and run["attrs"]["epochs_done"] == done + 2
 
 
 def test_sigterm_during_a_write_is_delivered_after_it(tmp_path):

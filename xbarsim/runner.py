@@ -943,13 +943,14 @@ def _train(cfg: RunConfig, out: Path, ckpt_path: Path, plot_path: Path | None, *
                           train_loss=hist.train_loss[-1], train_acc=hist.train_acc[-1],
                           n_classes=data.n_classes)
         snap = snapshot(epoch, hist)
+        # an interrupt waits until the epoch is saved and reported (its table line printed)
         with _signals_held():
             writer.checkpoint(snap, diagnostics.messages())
             writer.run_file(snap, status="running", test_acc=test_acc,
                             warnings=diagnostics.messages())
             last_good = snap
-        if on_epoch is not None:
-            bars.call(on_epoch, {k: np.asarray(v) for k, v in snap["history"].items()})
+            if on_epoch is not None:
+                bars.call(on_epoch, {k: np.asarray(v) for k, v in snap["history"].items()})
 
     status, message, diverged_epoch = "completed", "", None
     try:
