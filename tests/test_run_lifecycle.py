@@ -445,14 +445,19 @@ def test_progress_covers_the_evaluation_and_kernel_compilation_is_announced(tmp_
     fresh(2.0)                                  # a new signature, outside: nothing said
     assert len(said) == 1
     # a bar on stderr counts the test-set batches too
-    cfg = load_config({"data": {"dataset": "synthetic", "n_train": 64, "n_test": 3000,
-                                "synthetic_shape": [1, 4, 4], "synthetic_classes": 3},
-                       "model": {"name": "mlp", "hidden": [8]},
-                       "train": {"mode": "software", "epochs": 1, "batch_size": 32}})
+    spec = {"data": {"dataset": "synthetic", "n_train": 64, "n_test": 3000,
+                     "synthetic_shape": [1, 4, 4], "synthetic_classes": 3},
+            "model": {"name": "mlp", "hidden": [8]},
+            "train": {"mode": "software", "epochs": 1, "batch_size": 32}}
+    cfg = load_config(spec)
     pytest.importorskip("tqdm")
     runner.run(cfg, out=tmp_path / "p.h5", progress=True)
     err = capsys.readouterr().err
     assert "epoch 1/1: test set" in err and "/3 " in err
+    deployed = load_config(spec, ["train.evaluate_only=true",
+                                  f"train.weights={str(tmp_path / 'p.h5')!r}"])
+    runner.run(deployed, out=tmp_path / "e.h5", progress=True)
+    assert "evaluate-only: test set" in capsys.readouterr().err
 
 
 def test_epoch_lines_are_printed_as_epochs_end(configs, tmp_path):

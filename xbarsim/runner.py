@@ -583,9 +583,9 @@ def _signals_held() -> Iterator[None]:
 
 
 class _Progress:
-    """Progress on stderr: a tqdm bar per epoch, and status lines between its updates.
+    """Progress on stderr: a tqdm bar per phase (epoch), and status lines between its updates.
 
-    The bar counts the training batches, then the batches of the test-set evaluation.
+    In an epoch the bar counts the training batches, then those of the test-set evaluation.
     """
 
     def __init__(self, enabled: bool, notify: Callable[[str], None] | None) -> None:
@@ -599,21 +599,32 @@ class _Progress:
                 self.tqdm = tqdm
         self.notify = notify
         self.bar: Any = None
-        self.epoch = 0
-        self.total_epochs = 0
+        self.desc = ""
 
     @contextlib.contextmanager
-    def epoch_bar(self, epoch: int, total_epochs: int, n_batches: int) -> Iterator[None]:
-        self.epoch, self.total_epochs = epoch, total_epochs
-        if self.tqdm is not None:
-            self.bar = self.tqdm(total=n_batches, desc=f"epoch {epoch}/{total_epochs}",
-                                 unit="batch", leave=False, dynamic_ncols=True)
-        try:
-            yield
-        finally:
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
+    def phase(self, desc: str, n_batches: int) -> Iterator[None]:
+        """Show a bar named ``desc`` over ``n_batches`` during the block."""
+        self.desc = desc
+        with contextlib.ExitStack() as stack:
+            if self.tqdm is not None:
+                # log records (warnings found at the end of the epoch, -v lines) go through
+                # tqdm.write, above the bar, instead of into it
+                with contextlib.suppress(ImportError):
+                    from tqdm.contrib.logging import logging_redirect_tqdm
+
+                    stack.enter_context(logging_redirect_tqdm())
+                self.bar = self.tqdm(total=n_batches, desc=desc, unit="batch", leave=False,
+                                     dynamic_ncols=True)
+            try:
+                yield
+            finally:
+                if self.bar is not None:
+                    self.bar.close()
+                    self.bar = None
+
+    def epoch_bar(self, epoch: int, total_epochs: int,
+                  n_batches: int) -> contextlib.AbstractContextManager[None]:
+        return self.phase(f"epoch {epoch}/{total_epochs}", n_batches)
 
     def train_step(self) -> None:
         if self.bar is not None:
@@ -621,11 +632,10 @@ class _Progress:
 
     def eval_step(self, batch: int, n_batches: int) -> None:
         if batch == 0:
-            logger.info("epoch %d/%d: evaluating the test set (%d batches)", self.epoch,
-                        self.total_epochs, n_batches)
+            logger.info("%s: evaluating the test set (%d batches)", self.desc, n_batches)
             if self.bar is not None:
                 self.bar.reset(total=n_batches)
-                self.bar.set_description(f"epoch {self.epoch}/{self.total_epochs}: test set")
+                self.bar.set_description(f"{self.desc}: test set")
         if self.bar is not None:
             self.bar.update()
 
@@ -835,7 +845,7 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
     with _owned_outputs(out, ckpt_path, force=force, resume=resume and ckpt_path is not None), \
             _compile_notice(bars):
         if cfg.train.evaluate_only:
-            return _evaluate_only(cfg, out, data_dir, plot_path)
+            return _evaluate_only(cfg, out, data_dir, bars)
         assert ckpt_path is not None
         return _train(cfg, out, ckpt_path, plot_path, resume=resume, data_dir=data_dir,
                       allow_schedule_change=allow_schedule_change, on_epoch=on_epoch,
@@ -1060,7 +1070,7 @@ def _calibrate_adcs(model: Any, cfg: RunConfig, x: FloatArray) -> int:
 
 
 def _evaluate_only(cfg: RunConfig, out: Path, data_dir: Path | str | None,
-                   plot_path: Path | None) -> RunResult:
+                   bars: _Progress) -> RunResult:
     from xbarsim.train import History, checkpoint, evaluate
     from xbarsim.train.diagnostics import Diagnostics
 
@@ -1071,11 +1081,13 @@ def _evaluate_only(cfg: RunConfig, out: Path, data_dir: Path | str | None,
     data = load_data(cfg, data_dir, normalization=wnorm or None)
     model, _ = build_model(cfg, data.x_train.shape[1:], data.n_classes)
     _load_weights(model, state, cfg.train.weights)
-    n_cal = _calibrate_adcs(model, cfg, data.x_train)
     diagnostics = Diagnostics(checkpoint.hardware_layers(model))
     if caveat:
         diagnostics.add(caveat)
-    acc = evaluate(model, data.x_test, data.y_test, batch_size=max(cfg.train.batch_size, 1000))
+    with bars.phase("evaluate-only", 1):
+        n_cal = _calibrate_adcs(model, cfg, data.x_train)
+        acc = evaluate(model, data.x_test, data.y_test,
+                       batch_size=max(cfg.train.batch_size, 1000), on_batch_end=bars.eval_step)
     diagnostics.check(0)
     seconds = time.perf_counter() - t0
     logger.info("evaluate-only: test acc %.4f (%d calibration batches, %.1f s)", acc, n_cal,
