@@ -545,8 +545,7 @@ def _owned_outputs(out: Path, ckpt: Path | None, *, force: bool, resume: bool
         for path in (out, ckpt):
             if path is not None:
                 for p in (path, lock_path(path)):
-                    for tmp in remove_orphan_temporaries(p):
-                        logger.info("removed the temporary file %s of a killed run", tmp)
+                    remove_orphan_temporaries(p)
         yield
 
 

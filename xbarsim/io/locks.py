@@ -153,7 +153,7 @@ class PathLock:
         pid = os.getpid()
         return {"pid": pid, "host": socket.gethostname(), "proc_start": _proc_start(pid),
                 "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "python": sys.executable, **self.info}
+                "command": sys.argv, **self.info}
 
     def _try_create(self) -> bool:
         """Create the lock file with our content; False when it exists."""
