@@ -328,7 +328,6 @@ def test_reciprocity_backward_equals_transpose(data, c):
 
 @given(c=xst.circuits(max_side=6))
 def test_effective_conductance_nodal_method(c):
-    pytest.importorskip("xbarsim.hardware.solvers", reason="solvers.py not written yet")
     got = effective_conductance(c.g, method="nodal", **c.parasitics)
     expected = ref.dense_g_eff(c.g, **c.parasitics)
     assert_allclose(got, expected, rtol=TOL.nodal_rtol, atol=TOL.nodal_rtol * expected.max())

@@ -454,7 +454,8 @@ class InterpolatedSolver(CircuitSolver):
     refresh_every : int, default 10
         L: calls between exact refreshes (1 = always exact).
     refresh_threshold : float, optional
-        Also refresh when ``|g - g_ref|_F / |g_ref|_F`` exceeds this.
+        Also refresh when ``|g - g_ref|_F / |g_ref|_F`` exceeds this (for an all-open
+        ``g_ref = 0``: when ``g`` changed at all).
     exact : CircuitSolver or str, default "fcm"
         The solver used at refreshes (an instance, or a name from ``SOLVERS``).
     **options
@@ -498,8 +499,11 @@ class InterpolatedSolver(CircuitSolver):
         if self._g_ref is None or self._since_refresh >= self.refresh_every:
             return True
         if self.refresh_threshold is not None:
+            num = float(np.linalg.norm(g - self._g_ref))
             den = float(np.linalg.norm(self._g_ref))
-            change = float(np.linalg.norm(g - self._g_ref)) / den if den > 0 else math.inf
+            # an all-open reference (g_ref = 0): any change is an infinite relative change,
+            # no change is none (0 / 0 would refresh an unchanged array at every call)
+            change = num / den if den > 0 else (math.inf if num > 0 else 0.0)
             return change > self.refresh_threshold
         return False
 

@@ -593,9 +593,11 @@ class Tile:
                            out: FloatArray, forward: bool) -> None:
         """Frozen ranges: one GEMM per bit-plane into a cache-sized buffer, converted at once.
 
-        Same result as one stacked GEMM (sense noise is drawn plane by plane); the (batch, width)
-        buffer stays in cache between the product and its conversion, and planes whose drives
-        are all 0 V are skipped.
+        Same result as one stacked GEMM (sense noise is drawn plane by plane, in the same order
+        as the stacked draw); the (batch, width) buffer stays in cache between the product and
+        its conversion. Planes whose drives are all 0 V skip the product; without sense noise
+        they skip the conversion too (it gives 0), with noise they are converted like any
+        other (their ADCs still see the noise, whatever the other samples of the batch).
         """
         adc0 = st.adcs[0]
         i_max = np.array([a.i_max or 0.0 for a in st.adcs])
@@ -607,9 +609,12 @@ class Tile:
             # noisy sensing: the noise is added between product and conversion, plane by plane
             buf = np.empty((volts.shape[1], st.g_cat.shape[1]))
             for p in range(volts.shape[0]):
-                if weights[p] == 0.0 or not v_src[p].any():
+                if weights[p] == 0.0:
                     continue
-                np.matmul(v_src[p], st.g_cat, out=buf)               # (B, width) [A]
+                if v_src[p].any():
+                    np.matmul(v_src[p], st.g_cat, out=buf)           # (B, width) [A]
+                else:
+                    buf.fill(0.0)                                    # undriven plane: 0 A
                 buf += adc0.sense_noise * self.rng.standard_normal(buf.shape)
                 mvm.adc_shift_add_segments(buf, 1, st.seg_start, st.seg_dst, st.seg_coef,
                                            i_max, weights[p:p + 1], adc0.n_steps, kind, param,
