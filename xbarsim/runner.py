@@ -72,8 +72,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from xbarsim.config import RunConfig, config_to_dict, dump_config
-from xbarsim.config.schema import HardwareConfig, TrainConfig
+from xbarsim.config import HardwareConfig, RunConfig, TrainConfig, config_to_dict, dump_config
 from xbarsim.errors import ConfigError
 
 __all__ = ["RunResult", "run", "build_model", "load_data", "checkpoint_path_for",
@@ -425,10 +424,11 @@ def hardware_label(cfg: RunConfig) -> str:
     Returns
     -------
     str
-        ``"software"``; ``"Cross-Ideal"`` for crossbars without any non-ideality (TxSim's
-        name); otherwise ``"Cross-NI (<the non-idealities of :func:`nonidealities`>)"``.
+        ``"software"`` (``train.mode: software``); otherwise ``"Cross-Ideal"`` for crossbars
+        without any non-ideality (TxSim's name), or ``"Cross-NI (<the non-idealities of
+        :func:`nonidealities`>)"``.
     """
-    if cfg.train.mode != "crossbar":
+    if cfg.train.mode == "software":
         return "software"
     found = nonidealities(cfg.hardware)
     return f"Cross-NI ({', '.join(found)})" if found else "Cross-Ideal"
