@@ -8,6 +8,7 @@ solver, 4-bit input streaming, layer-level ADCs) so that one epoch takes about a
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -106,7 +107,8 @@ def test_run_trains_and_writes_documented_layout(configs, tmp_path, mode):
     # the stored config is the resolved one and loads back to the same RunConfig
     assert load_config(yaml.safe_load(a["config_yaml"])) == load_config(
         configs[mode], ["train.epochs=3", f"output.out={str(out)!r}"])
-    assert set(h) == {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds"}
+    assert set(h) == {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds",
+                      "collapsed_fraction"}
     assert all(v.shape == (3,) for v in h.values())
     assert_array_equal(h["epoch"], [1, 2, 3])
     assert h["train_loss"][-1] < 0.6 * h["train_loss"][0]          # it learns
@@ -178,12 +180,17 @@ def test_resume_after_interrupt_equals_uninterrupted_run(configs, tmp_path, mode
     run_ok(configs[mode], "--out", tmp_path / "full.h5", *opts)
     with _interrupt_in_epoch(2):
         result = invoke("run", configs[mode], "--out", tmp_path / "part.h5", *opts,
-                        "--no-progress")
+                        "--seed", 3, "--no-progress")
     assert result.exit_code == 130, result.output
-    assert "--resume" in result.output
+    assert "interrupted (Ctrl-C)" in result.output and "holds epoch 1" in result.output
     part = hdf5.read_run(tmp_path / "part.h5")           # written after epoch 1
-    assert part["attrs"]["status"] == "running" and part["attrs"]["epochs_done"] == 1
-    result = run_ok(configs[mode], "--out", tmp_path / "part.h5", *opts, "--resume")
+    assert part["attrs"]["status"] == "interrupted" and part["attrs"]["epochs_done"] == 1
+    assert not (tmp_path / "part.h5.lock").exists()       # the locks are released
+    # the printed command, followed as printed (every --set of the run is in it)
+    command = shlex.split(result.output.rsplit("Continue with:", 1)[1].strip())
+    assert command[:3] == ["xbarsim", "run", str(configs[mode])] and command[-1] == "--resume"
+    assert "--seed" in command and all(o in command for o in opts[1:])
+    result = run_ok(*command[2:])
     full, resumed = hdf5.read_run(tmp_path / "full.h5"), hdf5.read_run(tmp_path / "part.h5")
     assert resumed["attrs"]["status"] == "completed"
     for key in METRICS:

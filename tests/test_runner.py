@@ -73,7 +73,7 @@ def test_run_with_validation_split_and_result(tmp_path):
     assert res.status == "completed" and res.epochs_done == 2 and res.diverged_epoch is None
     assert res.checkpoint == tmp_path / "v.ckpt.h5" and res.checkpoint.is_file()
     assert set(res.history) == {"epoch", "train_loss", "train_acc", "test_acc", "lr",
-                                "seconds", "val_acc"}
+                                "seconds", "collapsed_fraction", "val_acc"}
     run = hdf5.read_run(tmp_path / "v.h5")
     assert_array_equal(run["history"]["val_acc"], res.history["val_acc"])
     assert 0.0 <= res.history["val_acc"][-1] <= 1.0

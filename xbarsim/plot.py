@@ -7,6 +7,7 @@ backend or global state is involved and the module is safe in batch jobs and tes
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,9 @@ def training_curves(history: Any, path: str | os.PathLike[str], *,
         Output PNG; its directory is created if missing. An existing file is replaced (the
         run driver decides whether that is allowed).
     title : str, optional
-        Figure title.
+        Figure title, wrapped onto several lines when long; the run driver names the model,
+        the dataset and the hardware (``"lenet5 on mnist, Cross-NI (IR drop (fcm), ...)"``,
+        :func:`xbarsim.runner.hardware_label`).
 
     Returns
     -------
@@ -231,7 +234,8 @@ def training_curves(history: Any, path: str | os.PathLike[str], *,
         ax.grid(True, alpha=0.3)
         ax.legend()
     if title:
-        fig.suptitle(title)
+        # long titles (a Cross-NI run lists its non-idealities) wrap onto more lines
+        fig.suptitle("\n".join(textwrap.wrap(title, 110)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -62,7 +62,7 @@ from xbarsim.hardware.mapping import (
 )
 from xbarsim.hardware.parallel import over_batch
 from xbarsim.hardware.solvers import CircuitSolver, InterpolatedSolver, make_solver
-from xbarsim.kernels import mvm
+from xbarsim.kernels import adcstats, mvm
 from xbarsim.kernels.blas import one_blas_thread
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,17 @@ class _Block:
     adc_fwd: list[ADC]
     adc_bwd: list[ADC]
     slices_stale: bool = True
+
+
+#: Rows of currents (one bit-plane of one sample each) per product of a block of arrays that
+#: the ADC statistics of per-array converters count (:meth:`Tile.adc_stats`), spread over the
+#: bit-planes and the batch from a position that moves from call to call. The fused conversion
+#: never holds the currents, so these rows are recomputed: 4 of the 2048 rows of a batch of
+#: 128 with 16 bit-planes.
+ADC_STATS_ROWS = 4
+
+#: Names of the ADC counters (:mod:`xbarsim.kernels.adcstats`).
+ADC_STAT_NAMES = ("conversions", "sensed", "clipped", "lost")
 
 
 #: Rough serial cost of one device update in :meth:`Tile.apply_step` [ns] (the device kernel,
@@ -219,6 +230,10 @@ class Tile:
         #: when True, evaluation passes (``calibrate=False``) calibrate too; set it only
         #: through :func:`calibrating_adcs` (calibration of a deployed network on training data)
         self.calibrate_in_evaluation = False
+        #: ADC statistics per direction (True: forward), see :meth:`adc_stats`
+        self._adc_counts = {True: np.zeros(adcstats.N_COUNTS, dtype=np.int64),
+                            False: np.zeros(adcstats.N_COUNTS, dtype=np.int64)}
+        self._stat_offset = 0
         self.blocks = [self._make_block(b) for b in
                        tile_slices(self.n_in, self.n_out, hw.crossbar.n_rows, hw.crossbar.n_cols)]
         self.set_weights(np.zeros((self.n_in, self.n_out)) if w_init is None else w_init,
@@ -488,7 +503,13 @@ class Tile:
         i = v @ g_layer if forward else v @ g_layer.T             # (B, n) [A]
         adc = self._adc_layer_fwd if forward else self._adc_layer_bwd
         noise = (self.rng.standard_normal(i.shape) if adc.sense_noise > 0 else None)
-        return adc(i, noise, calibrate=calibrate)
+        out = adc(i, noise, calibrate=calibrate)
+        if adc.bits is not None and i.size:
+            sensed = i if noise is None else i + adc.sense_noise * noise
+            adcstats.count_conversions(sensed, np.array([0, i.shape[1]]),
+                                       np.array([adc.i_max or 0.0]), adc.n_steps, True,
+                                       self._adc_counts[forward])
+        return out
 
     def _versions(self) -> tuple[int, ...]:
         """Change counters of every read array (keys of the product caches)."""
@@ -532,14 +553,14 @@ class Tile:
         for st in self._stack(forward):
             adc0 = st.adcs[0]
             if adc0.bits is not None and any(a.calibrating for a in st.adcs) and calibrate:
-                self._convert_calibrating(st, volts, weights, out)
+                self._convert_calibrating(st, volts, weights, out, forward)
             else:
                 if adc0.bits is not None and any(a.i_max is None for a in st.adcs):
                     raise RuntimeError(
                         f"{self.name}: an ADC has no range yet (never calibrated) and this is "
                         "an evaluation pass (calibrate=False); train first, or calibrate on "
                         "training data inside xbarsim.hardware.tile.calibrating_adcs(...)")
-                self._convert_per_plane(st, volts, weights, out)
+                self._convert_per_plane(st, volts, weights, out, forward)
             if self.mapping.name == "offset":
                 # reference column of g_mid devices per block, computed digitally (MODELS §6.1)
                 ref = 2.0 * self.mapping.g_mid * (weights @ volts[:, :, st.src].sum(axis=2))
@@ -548,7 +569,7 @@ class Tile:
         return out
 
     def _convert_calibrating(self, st: _Stack, volts: FloatArray, weights: FloatArray,
-                             out: FloatArray) -> None:
+                             out: FloatArray, forward: bool) -> None:
         """All planes in one GEMM; the ADC ranges first see this batch's largest currents."""
         n_planes, batch = volts.shape[:2]
         v = np.ascontiguousarray(volts[:, :, st.src]).reshape(n_planes * batch, -1)
@@ -565,9 +586,12 @@ class Tile:
         i_max = np.array([a.i_max or 0.0 for a in st.adcs])
         mvm.adc_shift_add_segments(i, n_planes, st.seg_start, st.seg_dst, st.seg_coef, i_max,
                                    weights, adc0.n_steps, *adc0.transfer, out)
+        planes, rows = self._stat_rows(weights, batch)
+        adcstats.count_conversions(i[planes * batch + rows], st.seg_start, i_max, adc0.n_steps,
+                                   adc0.bipolar, self._adc_counts[forward])
 
     def _convert_per_plane(self, st: _Stack, volts: FloatArray, weights: FloatArray,
-                           out: FloatArray) -> None:
+                           out: FloatArray, forward: bool) -> None:
         """Frozen ranges: one GEMM per bit-plane into a cache-sized buffer, converted at once.
 
         Same result as one stacked GEMM (sense noise is drawn plane by plane, in the same order
@@ -580,6 +604,8 @@ class Tile:
         i_max = np.array([a.i_max or 0.0 for a in st.adcs])
         v_src = np.ascontiguousarray(volts[:, :, st.src])        # (P, B, n_src) [V]
         kind, param, table_x, table_y = adc0.transfer
+        if adc0.bits is not None:
+            self._count_sampled(st, v_src, weights, i_max, forward)
         if adc0.sense_noise > 0:
             # noisy sensing: the noise is added between product and conversion, plane by plane
             buf = np.empty((volts.shape[1], st.g_cat.shape[1]))
@@ -598,6 +624,56 @@ class Tile:
         mvm.planes_product_convert(v_src, st.g_cat, st.seg_start, st.seg_dst, st.seg_coef,
                                    i_max, weights, np.array([adc0.n_steps, kind, param]),
                                    table_x, table_y, out)
+
+    def _stat_rows(self, weights: FloatArray, batch: int) -> tuple[NDArray[np.int64],
+                                                                   NDArray[np.int64]]:
+        """(bit-plane, sample) pairs whose currents the ADC statistics count in this call."""
+        used = np.flatnonzero(weights)          # planes of weight 0 are not converted
+        total = used.size * batch
+        if total == 0:
+            return used, used
+        n = min(ADC_STATS_ROWS, total)
+        self._stat_offset = (self._stat_offset + 7919) % total
+        flat = (self._stat_offset + np.arange(n) * (total // n)) % total
+        return used[flat // batch], flat % batch
+
+    def _count_sampled(self, st: _Stack, v_src: FloatArray, weights: FloatArray,
+                       i_max: FloatArray, forward: bool) -> None:
+        """ADC statistics of a fused conversion: the currents of a few rows, recomputed.
+
+        The fused kernel never holds the currents of a batch; those of
+        :data:`ADC_STATS_ROWS` (plane, sample) rows are recomputed without sense noise.
+        """
+        planes, rows = self._stat_rows(weights, v_src.shape[1])
+        v = v_src[planes, rows]                                   # (n, n_src) [V]
+        adc0 = st.adcs[0]
+        adcstats.count_products(v, st.g_cat, st.seg_start, i_max, adc0.n_steps, adc0.bipolar,
+                                self._adc_counts[forward])
+
+    def adc_stats(self) -> dict[str, dict[str, int]]:
+        """Return the running totals of this tile's ADC conversions, per direction.
+
+        Returns
+        -------
+        dict
+            ``{"forward": {...}, "backward": {...}}``, each with the counters
+            ``conversions``, ``sensed`` (non-zero current), ``clipped`` (beyond full scale, the
+            output saturates) and ``lost`` (sensed but below half a code step: code 0), see
+            :mod:`xbarsim.kernels.adcstats`. Ideal ADCs (``bits: null``) count nothing. With
+            ``granularity: layer`` every conversion is counted; per-array converters count
+            :data:`ADC_STATS_ROWS` rows of currents of every product (a sample; once ranges
+            are frozen, recomputed without sense noise). Fractions (``clipped / sensed``)
+            are what to look at: a range far too small clips nearly everything, one far too
+            large loses nearly everything.
+        """
+        return {direction: dict(zip(ADC_STAT_NAMES, (int(c) for c in self._adc_counts[flag]),
+                                    strict=True))
+                for direction, flag in (("forward", True), ("backward", False))}
+
+    def reset_adc_stats(self) -> None:
+        """Set the counters of :meth:`adc_stats` to zero."""
+        for counts in self._adc_counts.values():
+            counts[:] = 0
 
     # ------------------------------------------------------------------ state
     def solver_stats(self) -> dict[str, float]:

@@ -12,17 +12,26 @@ Layout of a run file (``xbarsim run CONFIG --out run.h5``, layout version 1)::
         kind                 "run"
         layout_version       1
         xbarsim_version, created_utc (ISO 8601, UTC),
-        numpy_version, scipy_version, numba_version, h5py_version
+        numpy_version, scipy_version, numba_version, h5py_version,
+        python_version ("3.12.3 (CPython)"), platform (OS, release, machine)
         config_yaml          the resolved configuration (xbarsim.config.dump_config); the
                              file is self-describing: load_config(yaml.safe_load(...))
         seed                 master seed of the run
         mode                 "software" | "crossbar"
+        hardware_label       "software", "Cross-Ideal" or "Cross-NI (<main non-idealities>)"
         model                model name (config model.name)
         status               "running" (written after every epoch), "completed",
-                             "diverged" or "evaluated" (evaluate-only run)
+                             "completed_with_warnings" (see warnings), "diverged",
+                             "evaluated" or "evaluated_with_warnings" (evaluate-only run)
         epochs_done          completed epochs (length of the history)
+        weights_epoch        epoch whose weights /layers holds (0: the initial weights; for
+                             an evaluate-only run, that of the weights file)
         test_acc             test accuracy of the stored weights (NaN when unknown)
         message              "" or why the run stopped (divergence)
+        warnings             list of str: what went wrong without stopping the run (ADC
+                             conversions clipped or lost, an output that does not depend on
+                             the input, a learning-rate schedule changed on resume, weights
+                             of an unfinished or diverged run); empty when all is well
         diverged_epoch       1-based epoch that diverged (only when status is "diverged")
         weights_source       file the weights came from (evaluate-only runs / train.weights)
         data_dir             MNIST / CIFAR-10 only: the folder the data files were read from
@@ -35,8 +44,8 @@ Layout of a run file (``xbarsim run CONFIG --out run.h5``, layout version 1)::
                              "official MNIST test images (10,000)", "unknown md5 (content
                              checked)" or "not verified" (xbarsim.data, "Verification")
     /history/<metric>        (n_epochs,) float64, resizable (maxshape (None,)), units attr;
-                             metrics: epoch, train_loss, train_acc, test_acc, lr, seconds
-                             [, val_acc with data.validation_fraction > 0]
+                             metrics: epoch, train_loss, train_acc, test_acc, lr, seconds,
+                             collapsed_fraction [, val_acc with data.validation_fraction > 0]
     /layers/<layer>/weights  (n_in, n_out) float64, units "1": the layer's weight matrix
                              (for a crossbar layer: the weights its master conductances hold)
     /layers/<layer>/<param>  every other array of the model state, e.g. bias, gamma, beta,
@@ -58,7 +67,8 @@ last completed epoch: after a divergence the file keeps the last good weights.
 
 Layout of a checkpoint file (``<out stem>.ckpt.h5``, written after every epoch)::
 
-    /                  attrs: kind "checkpoint", layout_version, provenance, plus the
+    /                  attrs: kind "checkpoint", layout_version, provenance (the same
+                       version attributes as a run file), plus the
                        scalar attributes of the checkpoint (epoch, config_yaml,
                        rng_states as JSON, ...)
     /<group>/.../<name>  nested groups of arrays, mirroring the nested dict given to
@@ -70,7 +80,7 @@ Layout of a tile-study file (``xbarsim tile --out tile.h5``, layout version 1)::
         kind                "tile_study"
         layout_version      1
         xbarsim_version, created_utc (ISO 8601, UTC),
-        numpy_version, scipy_version, numba_version, h5py_version
+        numpy_version, scipy_version, numba_version, h5py_version, python_version, platform
         parameters_yaml     every study parameter as YAML (self-describing file)
         <parameter>         each scalar parameter also as its own attribute (SI units)
         ...                 scalar results (rho_bound, ir_drop_max, err_*, notes, ...)
@@ -95,6 +105,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata
 import os
+import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -103,9 +114,9 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["LAYOUT_VERSION", "RUN_LAYOUT_VERSION", "provenance", "read_checkpoint",
-           "read_dataset", "read_run", "read_tile_study", "read_weights", "write_checkpoint",
-           "write_run", "write_tile_study"]
+__all__ = ["LAYOUT_VERSION", "PROVENANCE_KEYS", "RUN_LAYOUT_VERSION", "provenance",
+           "read_attrs", "read_checkpoint", "read_dataset", "read_run", "read_tile_study",
+           "read_weights", "write_checkpoint", "write_run", "write_tile_study"]
 
 LAYOUT_VERSION = 1
 """Version of the tile-study layout documented above; bump on incompatible changes."""
@@ -127,7 +138,9 @@ def provenance() -> dict[str, str]:
     Returns
     -------
     dict
-        ``xbarsim_version``, ``created_utc`` and the versions of numpy, scipy, numba, h5py.
+        ``xbarsim_version``, ``created_utc``, the versions of numpy, scipy, numba, h5py and
+        Python (``python_version``, with the implementation, e.g. ``"3.12.3 (CPython)"``),
+        and ``platform`` (operating system, release and machine, :func:`platform.platform`).
     """
     from xbarsim import __version__
 
@@ -138,7 +151,14 @@ def provenance() -> dict[str, str]:
         "scipy_version": _version("scipy"),
         "numba_version": _version("numba"),
         "h5py_version": h5py.__version__,
+        "python_version": f"{platform.python_version()} ({platform.python_implementation()})",
+        "platform": platform.platform(),
     }
+
+
+PROVENANCE_KEYS = ("xbarsim_version", "created_utc", "numpy_version", "scipy_version",
+                   "numba_version", "h5py_version", "python_version", "platform")
+"""Root attributes that :func:`provenance` adds to every file written here."""
 
 
 def _attr_value(name: str, value: Any) -> Any:
@@ -305,11 +325,20 @@ def _check_target(path: Path, force: bool) -> None:
 
 
 def _atomic_write(path: Path, fill: Any, force: bool) -> Path:
-    """Create ``path`` through a temporary sibling file and ``os.replace``."""
+    """Create ``path`` through a temporary sibling file and ``os.replace``.
+
+    A failure to write names ``path`` (and its folder), not the temporary file.
+    """
     _check_target(path, force)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with h5py.File(tmp, "w") as f:
+        try:
+            f = h5py.File(tmp, "w")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise OSError(exc.errno, f"{path}: cannot write in folder {path.parent} "
+                                     f"({reason})") from None
+        with f:
             fill(f)
         os.replace(tmp, path)
     finally:
@@ -449,6 +478,18 @@ def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
         norm = _read_group(f["normalization"]) if "normalization" in f else {}
     return {"attrs": attrs, "history": history, "layers": layers, "units": units,
             "solver": solver, "normalization": norm}
+
+
+def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Root attributes of a run file or checkpoint (cheap: no dataset is read).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, or not a run / checkpoint file.
+    """
+    with _open_kind(Path(path), ("run", "checkpoint")) as f:
+        return {k: _plain(v) for k, v in f.attrs.items()}
 
 
 _HARDWARE_DATASETS = ("g", "g_eff", "w_scale")
