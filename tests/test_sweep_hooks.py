@@ -76,7 +76,7 @@ def block_after_epoch_1_on_seed_1(cfg: Any, **kwargs: Any) -> Any:
     original = train_pkg.fit
 
     def fit_then_hang(*args: Any, **kw: Any) -> Any:
-        history = original(*args, **kw)        # one epoch per call (see runner.run)
+        original(*args, **kw)        # one epoch per call (see runner.run)
         (out.parent.parent / "blocked").write_text(str(os.getpid()))
         while True:
             time.sleep(0.05)
