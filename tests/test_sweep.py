@@ -163,7 +163,7 @@ def test_inline_base_with_presets_and_preset_points(tmp_path):
     assert (ni.train.mode, ideal.train.mode, soft.train.mode) == ("crossbar", "crossbar",
                                                                   "software")
     assert all(c.data.n_train == 100 for c in (ni, ideal, soft))
-    assert [r.values["preset"] for r in plan.runs] == [None, "cross_ideal", "software"]
+    assert [r.values["preset"] for r in plan.runs] == ["", "cross_ideal", "software"]
     assert plan.seeds == (0,)       # the base's seed when `seeds:` is absent
 
 
@@ -577,3 +577,55 @@ def test_an_unreachable_scheduler_is_an_input_error(tmp_path, offline_base):
         result = invoke("sweep", path, "--out", tmp_path / "o", "--scheduler",
                         f"tcp://127.0.0.1:{port}", "--no-progress")
     assert_input_error(result, f"--scheduler tcp://127.0.0.1:{port}: cannot connect")
+
+
+# ---------------------------------------------------------------------------------------------
+# the committed studies (examples/studies): valid as written, and each one runs
+
+
+STUDIES = sorted((REPO / "examples" / "studies").glob("[a-h]_*.yaml"))
+RUNS = {"a": 12, "b": 9, "c": 15, "d": 30, "e": 12, "g": 9, "h": None}
+
+
+def test_the_studies_cover_the_issue():
+    names = {p.stem for p in STUDIES}
+    for stem in ("a_nonlinearity", "b_write_noise"):
+        assert {f"{stem}_{r}" for r in ("recipe", "plain_sgd", "printed_eq1", "literal_noise",
+                                        "paper_literal")} <= names
+    assert {"c_crossbar_size", "d_onoff_vary_rmin", "d_onoff_vary_rmax", "e_solver",
+            "g_ideal_vs_ni", "h_harsh_crossbar_size", "h_harsh_onoff_vary_rmin",
+            "h_harsh_onoff_vary_rmax"} <= names
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_study_files_are_valid_as_written(path):
+    text = path.read_text()
+    assert f"#   xbarsim sweep examples/studies/{path.name}\n" in text   # the one command
+    assert "TxSim" in text.split("\n\n")[0]                          # the claim it tests
+    plan = sw.load_sweep(path)
+    assert plan.seeds == (0, 1, 2)
+    expected = RUNS[path.stem[0]]
+    if expected is not None:
+        assert len(plan.runs) == expected
+    for run in plan.runs:
+        cfg = run.config
+        assert (cfg.model.name, cfg.data.dataset, cfg.data.n_train, cfg.data.n_test,
+                cfg.train.epochs) == ("lenet5", "mnist", 6000, 10000, 10)
+        assert cfg.train.mode == ("software" if run.label == "software" else "crossbar")
+    result = invoke("sweep", path, "--dry-run", "--out", REPO / "no-such-sweep-folder")
+    assert result.exit_code == 0, result.output
+    assert result.output.count(" pending") == len(plan.runs)
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_each_study_runs_one_point_on_256_images(path, mnist_path, tmp_path):
+    """The first point of every study, 256 training and test images, one epoch, in process."""
+    from xbarsim import runner
+
+    plan = sw.load_sweep(path, ["data.n_train=256", "data.n_test=256", "train.epochs=1",
+                                "train.warmup_epochs=0.0", f"data.data_dir='{mnist_path}'"],
+                         seeds=[0])
+    run = plan.runs[0]
+    result = runner.run(run.config, out=tmp_path / "run.h5")
+    assert result.status == "completed", result.message
+    assert result.epochs_done == 1 and 0.0 <= result.test_acc <= 1.0

@@ -176,7 +176,7 @@ def _dry_run_table(plan: Any, out_dir: Path) -> str:
             status = f"pending ({state.status}: {state.error[:60]})"
         body.append([str(r.index), r.point_id, str(r.point), *([r.label] if has_label else []),
                      *(format_value(r.values[k]) for k in keys), str(r.seed), status])
-    return render_table(header, body, {0, 2})
+    return render_table(header, body, {0, 2, len(header) - 2})
 
 
 def _print_summary(out_dir: Path, rows: list[dict[str, Any]], keys: list[str]) -> None:

@@ -150,7 +150,7 @@ class SweepRun:
         The point's ``label`` ("" when none is given).
     values : dict
         Swept key -> value of this point, for every swept key (keys a point does not set
-        hold the resolved value; a ``preset`` key a point does not set holds None).
+        hold the resolved value; a ``preset`` key a point does not set holds "").
     config : RunConfig
         The resolved configuration (its ``output`` section is set by :func:`run_sweep`).
     """
@@ -511,7 +511,7 @@ def load_sweep(source: str | os.PathLike[str], overrides: Sequence[str] = (), *,
             continue
         by_config[config_id] = p
         tree = config_to_dict(cfg)
-        full = {k: values.get(k, None if k.split(".")[-1] == "preset" else _get_dotted(tree, k))
+        full = {k: values.get(k, "" if k.split(".")[-1] == "preset" else _get_dotted(tree, k))
                 for k in swept}
         for seed in base_seed_list if base_seed_list is not None else [cfg.seed]:
             run_cfg = dataclasses.replace(cfg, seed=seed)
@@ -655,14 +655,14 @@ def collect_rows(out_dir: str | os.PathLike[str], runs: Sequence[Mapping[str, An
 
 
 def _column(values: list[Any]) -> list[Any]:
-    """Make a table column: numbers stay numbers (None -> NaN), anything else is text."""
+    """Make a table column: all numbers stay numbers, anything else is YAML text (null, true)."""
     def is_num(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    if all(is_num(v) or v is None for v in values) and any(is_num(v) for v in values):
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            return [int(v) for v in values]
-        return [float("nan") if v is None else float(v) for v in values]
+    if values and all(is_num(v) for v in values):
+        if all(isinstance(v, int) or math.isnan(v) for v in values):
+            return values     # integers (NaN where missing): CSV "3", HDF5 float64 if any NaN
+        return [float(v) for v in values]
     return [v if isinstance(v, str) else _inline_yaml(v) for v in values]
 
 
