@@ -488,6 +488,19 @@ def test_a_worker_without_the_sweep_folder_ships_the_run_file_back(tmp_path, bas
     assert hdf5.read_run(target)["attrs"]["status"] == "completed"
 
 
+def test_an_unusable_checkpoint_is_replaced_by_a_fresh_start(tmp_path, base):
+    plan = sw.load_sweep(write(tmp_path / "s.yaml", "base: base.yaml\n"))
+    run = plan.runs[0]
+    out = tmp_path / "runs" / f"{run.point_id}.h5"
+    out.parent.mkdir()
+    out.with_name(f"{run.point_id}.ckpt.h5").write_bytes(b"not HDF5")
+    record = sw.execute_run(sw._Task(run.point_id, run.config, str(out), None))
+    assert record["status"] == "completed", record
+    assert record["resumed"] is False
+    assert any("cannot resume" in w and "started over" in w for w in record["warnings"])
+    assert hdf5.read_run(out)["attrs"]["epochs_done"] == 1
+
+
 def test_report_needs_a_sweep_folder(tmp_path):
     assert_input_error(invoke("report", tmp_path), "not a sweep folder (no sweep.json)")
 

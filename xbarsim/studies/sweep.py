@@ -252,7 +252,9 @@ def _identity(cfg: RunConfig, *, with_seed: bool) -> str:
         node.pop(path[-1], None)
     if not with_seed:
         tree.pop("seed")
-    text = yaml.safe_dump(tree, sort_keys=True, default_flow_style=False)
+    # canonical JSON (sorted keys, Python's shortest float repr): the same text on every
+    # machine, with or without libyaml, and ~50x faster than a YAML dump
+    text = json.dumps(tree, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
 
 
@@ -805,8 +807,21 @@ def execute_run(task: _Task) -> dict[str, Any]:
         caught = stack.enter_context(warnings.catch_warnings(record=True))
         warnings.simplefilter("always")
         try:
-            result = run_fn(task.config, out=target, resume=resume, force=not resume,
-                            progress=False, data_dir=task.data_dir)
+            try:
+                result = run_fn(task.config, out=target, resume=resume, force=not resume,
+                                progress=False, data_dir=task.data_dir)
+            except (OSError, ValueError) as exc:
+                checkpoint = folder / f"{out.stem}.ckpt.h5"
+                if not (resume and str(exc).startswith(str(checkpoint))):
+                    raise
+                # the checkpoint itself is unusable (unreadable, or from another version of
+                # the configuration): start the run over instead of failing on every rerun
+                logger.warning("run %s: cannot resume (%s); starting over", task.point_id, exc)
+                warnings.warn(f"cannot resume from {checkpoint} ({exc}); started over",
+                              stacklevel=1)
+                resume = False
+                result = run_fn(task.config, out=target, resume=False, force=True,
+                                progress=False, data_dir=task.data_dir)
         except Exception as exc:
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc())
@@ -1223,7 +1238,8 @@ def run_sweep(sweep: Sweep, out_dir: str | os.PathLike[str], *, workers: int | N
             cfg = dataclasses.replace(run.config, output=dataclasses.replace(
                 run.config.output, out=str(path), checkpoint=None, plot_dir=None))
             tasks.append(_Task(run.point_id, cfg, str(path),
-                               None if data_dir is None else str(data_dir), run_fn))
+                               None if data_dir is None else str(Path(data_dir).resolve()),
+                               run_fn))
 
         executor: _LocalExecutor | _DaskExecutor
         if scheduler is not None:
