@@ -242,6 +242,35 @@ def test_short_keys_are_unique_suffixes():
         "hardware.backward.adc.bits": "backward.adc.bits"}
 
 
+def test_table_files_round_trip(tmp_path):
+    rows = [{"point_id": "a", "config_id": "c", "point": 1, "label": "", "seed": 0,
+             "hardware.forward.adc.bits": None, "train.lr": 0.1, "status": "completed",
+             "final_test_acc": 0.5, "epochs_done": 2, "error": ""},
+            {"point_id": "b", "config_id": "d", "point": 2, "label": "x, \"y\"", "seed": 1,
+             "hardware.forward.adc.bits": 4, "train.lr": 0.2, "status": "pending",
+             "final_test_acc": float("nan"), "epochs_done": float("nan"), "error": "E: 1,2"}]
+    keys = ["hardware.forward.adc.bits", "train.lr"]
+    csv_path, h5_path = sw.write_results(tmp_path, rows, keys, attrs={"sweep_file": "s.yaml"})
+    back = read_csv(csv_path)
+    assert [r["hardware.forward.adc.bits"] for r in back] == ["null", "4"]   # YAML text
+    assert [r["epochs_done"] for r in back] == ["2", ""]
+    assert [r["final_test_acc"] for r in back] == ["0.5", ""]
+    assert [r["label"] for r in back] == ["", 'x, "y"'] and back[1]["error"] == "E: 1,2"
+    columns, attrs = hdf5.read_table(h5_path)
+    assert list(columns)[:7] == ["point_id", "config_id", "point", "label", "seed", *keys]
+    assert columns["hardware.forward.adc.bits"] == ["null", "4"]
+    np.testing.assert_array_equal(columns["train.lr"], [0.1, 0.2])
+    np.testing.assert_array_equal(columns["epochs_done"], [2.0, np.nan])
+    assert attrs["kind"] == "table" and attrs["sweep_file"] == "s.yaml"
+    assert attrs["swept_keys"] == keys
+    with pytest.raises(ValueError, match="different lengths"):
+        hdf5.write_table(tmp_path / "t.h5", {"a": [1, 2], "b": [1]})
+    with pytest.raises(ValueError, match="mixes strings and numbers"):
+        hdf5.write_table(tmp_path / "t.h5", {"a": [1, "x"]})
+    with pytest.raises(FileExistsError):
+        hdf5.write_table(h5_path, {"a": [1]})
+
+
 def test_dry_run_lists_every_run_and_writes_nothing(tmp_path, offline_base):
     path = write(tmp_path / "s.yaml", """\
         base: base.yaml
