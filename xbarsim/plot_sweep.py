@@ -114,7 +114,8 @@ def metric_figures(rows: Sequence[Mapping[str, Any]], keys: Sequence[str],
                     ax.plot(xs, mean, "o-", color=color, label=name or None)
                     ax.fill_between(xs, lo, hi, color=color, alpha=0.18, linewidth=0)
                 else:
-                    ax.errorbar(xs, mean, yerr=[mean - lo, hi - mean], fmt="o-", color=color,
+                    # categories: no line between them (their order means nothing)
+                    ax.errorbar(xs, mean, yerr=[mean - lo, hi - mean], fmt="o", color=color,
                                 capsize=4, label=name or None)
             ax.set_xlabel(key)
             ax.set_ylabel(label)
@@ -199,11 +200,16 @@ def curve_figure(rows: Sequence[Mapping[str, Any]], keys: Sequence[str],
                     label=f"{name} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
             if len(curves) > 1:
                 ax.fill_between(epochs, lo, hi, color=color, alpha=0.15, linewidth=0)
+    from matplotlib.ticker import MaxNLocator
+
     ax_acc.set_ylabel("test accuracy [%]")
     ax_loss.set_ylabel("training loss")
-    ax_loss.set_yscale("log")
+    low, high = ax_loss.get_ylim()
+    if low > 0 and high / low > 10:    # losses spanning decades (e.g. a diverging point)
+        ax_loss.set_yscale("log")
     for ax in (ax_acc, ax_loss):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     ax_acc.legend(fontsize="small" if len(points) <= 8 else "x-small")
     fig.suptitle(f"{title + ': ' if title else ''}learning curves (mean over seeds, band: "
