@@ -12,7 +12,7 @@ One module per command or command group registers it on :data:`main`
 
 from __future__ import annotations
 
-from xbarsim.cli import cmd_bench, cmd_run, cmd_tile  # noqa: F401  (registers the commands)
+from xbarsim.cli import cmd_bench, cmd_run, cmd_sweep, cmd_tile  # noqa: F401  (registers them)
 from xbarsim.cli.common import main
 
 __all__ = ["main"]

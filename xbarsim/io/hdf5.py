@@ -1,7 +1,8 @@
 """HDF5 result files: the only module of xbarsim that imports h5py.
 
-Three kinds of file are written here, told apart by the root attribute ``kind``: a training
-run (``"run"``), a training checkpoint (``"checkpoint"``) and a tile study (``"tile_study"``).
+Four kinds of file are written here, told apart by the root attribute ``kind``: a training
+run (``"run"``), a training checkpoint (``"checkpoint"``), a tile study (``"tile_study"``) and
+a table (``"table"``: the results of ``xbarsim sweep``, see :func:`write_table`).
 Every file is written to a temporary file next to the target and renamed into place
 (``os.replace``), so a reader never sees a half-written file; an existing file is replaced
 only when the caller says so (``force=True``; the run driver also rewrites its own files).
@@ -115,8 +116,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["LAYOUT_VERSION", "PROVENANCE_KEYS", "RUN_LAYOUT_VERSION", "provenance",
-           "read_attrs", "read_checkpoint", "read_dataset", "read_run", "read_tile_study",
-           "read_weights", "write_checkpoint", "write_run", "write_tile_study"]
+           "read_attrs", "read_checkpoint", "read_dataset", "read_run", "read_run_summary",
+           "read_table", "read_tile_study", "read_weights", "write_checkpoint", "write_run",
+           "write_table", "write_tile_study"]
 
 LAYOUT_VERSION = 1
 """Version of the tile-study layout documented above; bump on incompatible changes."""
@@ -492,6 +494,31 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {k: _plain(v) for k, v in f.attrs.items()}
 
 
+def read_run_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Root attributes and history of a run file, without the (large) layer arrays.
+
+    Parameters
+    ----------
+    path : path-like
+        A run HDF5 file.
+
+    Returns
+    -------
+    dict
+        ``{"attrs": {...}, "history": {metric: ndarray}}`` as in :func:`read_run`.
+
+    Raises
+    ------
+    FileNotFoundError, OSError, ValueError
+        Missing file, not HDF5, or not a run file.
+    """
+    with _open_kind(Path(path), ("run",)) as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        history = ({k: np.asarray(d[()]) for k, d in f["history"].items()}
+                   if "history" in f else {})
+    return {"attrs": attrs, "history": history}
+
+
 _HARDWARE_DATASETS = ("g", "g_eff", "w_scale")
 
 
@@ -589,3 +616,98 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         attrs = {k: _plain(v) for k, v in f.attrs.items()}
         tree = _read_group(f)
     return tree, attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# tables (the results of a sweep)
+
+
+def write_table(path: str | os.PathLike[str], columns: Mapping[str, Any], *,
+                attrs: Mapping[str, Any] | None = None, force: bool = False) -> Path:
+    """Write a table of equal-length columns (atomically): one dataset per column.
+
+    Layout (root attribute ``kind`` = ``"table"``)::
+
+        /                    attrs: kind, layout_version, provenance, ``columns`` (the column
+                             names in order) and the caller's ``attrs``
+        /<column>            (n_rows,) float64, int64, bool, or variable-length UTF-8 strings
+
+    Parameters
+    ----------
+    path : path-like
+        Output file.
+    columns : mapping of str to sequence
+        Column name -> values: all numbers (stored as a numeric array; NaN for missing floats)
+        or all strings. Every column has the same length.
+    attrs : mapping, optional
+        Extra root attributes (``None`` values are skipped).
+    force : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        Columns of different lengths, a column name with ``/``, or values that are neither all
+        numbers nor all strings.
+    """
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"write_table: columns have different lengths: {lengths}")
+    arrays: dict[str, Any] = {}
+    for name, values in columns.items():
+        if "/" in name or not name:
+            raise ValueError(f"write_table: invalid column name {name!r}")
+        values = list(values)
+        if all(isinstance(v, str) for v in values):
+            arrays[name] = np.array(values, dtype=h5py.string_dtype())
+        else:
+            arr = np.asarray(values)
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"write_table: column {name!r} mixes strings and numbers or "
+                                 f"holds other objects (dtype {arr.dtype}); convert it first")
+            arrays[name] = arr
+
+    def fill(f: h5py.File) -> None:
+        f.attrs["kind"] = "table"
+        f.attrs["layout_version"] = RUN_LAYOUT_VERSION
+        for key, value in {**provenance(), **(attrs or {})}.items():
+            if value is not None:
+                f.attrs[key] = _attr_value(key, value)
+        f.attrs["columns"] = np.array(list(arrays), dtype=h5py.string_dtype())
+        for name, arr in arrays.items():
+            f.create_dataset(name, data=arr)
+
+    return _atomic_write(Path(path), fill, force)
+
+
+def read_table(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a table written by :func:`write_table`.
+
+    Returns
+    -------
+    columns : dict of str to ndarray or list of str
+        In the stored column order; string columns as lists of ``str``.
+    attrs : dict
+        Root attributes.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, or not a table file.
+    """
+    with _open_kind(Path(path), ("table",)) as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        names = attrs.get("columns", list(f))
+        columns: dict[str, Any] = {}
+        for name in names:
+            data = f[name]
+            if h5py.check_string_dtype(data.dtype) is not None:
+                columns[name] = [v.decode() if isinstance(v, bytes) else str(v)
+                                 for v in data[()].tolist()]
+            else:
+                columns[name] = np.asarray(data[()])
+    return columns, attrs
