@@ -52,10 +52,10 @@ IntArray = NDArray[np.int64]
 ZERO_OHM_SCALE = 1e-16
 
 #: Pivots per panel of the blocked elimination in the box merges.
-PANEL = 32
+PANEL = 16
 
 #: Boxes of the equal-box levels processed together (kept in cache).
-CHUNK = 32
+CHUNK = 64
 
 Node = tuple[str, int, int]   # ("U" | "W", real row, real column) or ("s", i, 0) / ("t", 0, j)
 
@@ -95,6 +95,22 @@ def _level_maps(h: int, w: int, horizontal: bool) -> tuple[int, int, IntArray, I
     return p, 4 * h + 2 * w, pos_a.astype(np.int64), pos_b.astype(np.int64)
 
 
+def _scatter_targets(where: IntArray, p: int, q: int) -> IntArray:
+    """Where each strict-lower entry of a child's map is added in its merge's work block.
+
+    ``where`` gives the position of each of the child's nodes in the order ``[shared (p),
+    outer (q)]``. The work block is ``[t (p x n) | parent (q x q)]`` (``n = p + q``): an entry
+    coupling shared node ``lo`` to node ``hi > lo`` goes to ``t[lo, hi]``, one coupling two
+    outer nodes to the parent's strict lower triangle. Entries ``(a, b)``, ``a > b``, row by
+    row.
+    """
+    a, b = np.tril_indices(where.size, -1)
+    hi = np.maximum(where[a], where[b])
+    lo = np.minimum(where[a], where[b])
+    n = p + q
+    return np.where(lo < p, lo * n + hi, p * n + (hi - p) * q + (lo - p))
+
+
 @dataclass(frozen=True)
 class SchurPart:
     """One independent subtree of the nested dissection: a block of boxes and its merges.
@@ -129,7 +145,7 @@ class SchurPlan:
     levels : list of (pos_a, pos_b, p, q) — equal-box merges, bottom-up.
     parts : tuple of SchurPart — the root's two subtrees (one part when there is one box);
         each is computed from its cells to its merged map independently of the other.
-    steps, positions : int64 arrays — the merge program (see ``merge_boxes``); the parts'
+    steps, positions, targets : arrays — the merge program (see ``merge_boxes``); the parts'
         steps come first, the root merge (when there are two parts) is the last step.
     root_offset, root_size : int — the terminals' map in the arena.
     source_index, ground_index : int64 arrays — position of ``s_i`` / ``t_j`` in that map.
@@ -143,6 +159,7 @@ class SchurPlan:
     parts: tuple[SchurPart, ...]
     steps: IntArray
     positions: IntArray
+    targets: NDArray[np.int32]
     root_offset: int
     root_size: int
     source_index: IntArray
@@ -247,6 +264,7 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
 
     steps: list[list[int]] = []
     positions: list[int] = []
+    targets: list[IntArray] = []
 
     def kind(nd: Node) -> int:
         return {"U": 0, "W": 0, "s": 1, "t": 2}[nd[0]]
@@ -269,11 +287,16 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         outer.sort(key=kind)                      # [plain, sources, grounds], stable
         where = {nd: k for k, nd in enumerate(shared + outer)}
         counts = [sum(kind(nd) == c for nd in outer) for c in range(3)]
-        steps.append([off_a, len(nodes_a), off_b, len(nodes_b), offset, len(positions),
-                      len(shared), *counts])
+        p, q = len(shared), len(outer)
+        n = p + q
+        # the merge's work block [t (p x n) | parent map (q x q)] in the arena (module notes)
+        off_out = offset + p * n
+        steps.append([off_a, len(nodes_a), off_b, len(nodes_b), off_out, len(positions),
+                      p, *counts, sum(len(t) for t in targets)])
         positions.extend(where[nd] for nd in nodes_a + nodes_b)
-        off_out = offset
-        offset += len(outer) ** 2
+        for nodes in (nodes_a, nodes_b):
+            targets.append(_scatter_targets(np.array([where[nd] for nd in nodes]), p, q))
+        offset = off_out + q * q
         return off_out, outer
 
     root_offset, root_nodes = bisect(0, n_br, 0, n_bc)
@@ -308,7 +331,8 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         n_rows=n_rows, n_cols=n_cols, box=box,
         levels=[(pa, pb, p, q) for p, q, pa, pb, _ in levels],
         parts=tuple(parts),
-        steps=np.array(steps, dtype=np.int64).reshape(-1, 10),
+        steps=np.array(steps, dtype=np.int64).reshape(-1, 11),
+        targets=(np.concatenate(targets) if targets else np.zeros(0)).astype(np.int32),
         positions=np.array(positions, dtype=np.int64),
         root_offset=int(root_offset), root_size=len(root_nodes),
         source_index=np.array([where[("s", i, 0)] for i in range(n_rows)], dtype=np.int64),
@@ -316,13 +340,37 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         arena_size=int(offset))
 
 
-def conductances(g_max: float, parasitics: Parasitics, n_cells: int
-                 ) -> tuple[float, float, FloatArray, FloatArray]:
-    """Wire, source and sense conductances [S], zero resistances replaced (module notes)."""
-    delta = ZERO_OHM_SCALE / (n_cells * g_max)
+def conductances(g_max: FloatArray | float, parasitics: Parasitics, n_cells: int
+                 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Wire, source and sense conductances [S] per array, zero resistances replaced.
+
+    Parameters
+    ----------
+    g_max : float or (n_arrays,) ndarray — largest device conductance of each array [S], > 0.
+    parasitics : Parasitics
+    n_cells : int — cells of one array.
+
+    Returns
+    -------
+    g_row, g_col : (n_arrays,) ndarray [S]
+    g_source : (n_arrays, n_rows) ndarray [S]
+    g_sense : (n_arrays, n_cols) ndarray [S]
+    """
+    delta = ZERO_OHM_SCALE / (n_cells * np.atleast_1d(np.asarray(g_max, dtype=np.float64)))
     p = parasitics
-    return (1.0 / max(p.r_row, delta), 1.0 / max(p.r_col, delta),
-            1.0 / np.maximum(p.r_source, delta), 1.0 / np.maximum(p.r_sense, delta))
+    col = delta[:, None]
+    return (1.0 / np.maximum(p.r_row, delta), 1.0 / np.maximum(p.r_col, delta),
+            1.0 / np.maximum(p.r_source[None, :], col), 1.0 / np.maximum(p.r_sense[None, :], col))
+
+
+#: Cells (times arrays) per batch of the equal-box levels: arrays are solved in groups of about
+#: this many cells, so that a group's level maps stay in cache.
+GROUP_CELLS = 4096
+
+
+def group_size(n_rows: int, n_cols: int) -> int:
+    """Arrays of shape ``(n_rows, n_cols)`` solved together by :func:`g_eff_batch` (>= 1)."""
+    return max(1, min(64, GROUP_CELLS // (n_rows * n_cols)))
 
 
 def g_eff(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = None,
@@ -336,7 +384,7 @@ def g_eff(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = N
         Device conductances [S], finite and >= 0 (validated by the caller).
     parasitics : Parasitics
         Terminal and wire resistances of the same shape.
-    arena : ndarray of shape (plan.arena_size,), optional
+    arena : ndarray of shape (plan.arena_size,) or (1, plan.arena_size), optional
         Work memory to reuse between calls (allocated when None).
     run_parallel : callable, optional
         Runs a list of independent no-argument tasks (the root's two subtrees, each from its
@@ -345,26 +393,73 @@ def g_eff(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = N
     box : int, optional
         Edge of the equal boxes (a power of two); default :func:`box_size`.
     """
-    n_rows, n_cols = g.shape
-    g_max = float(g.max())
-    if g_max == 0.0:
-        return np.zeros_like(g)
+    if arena is not None:
+        arena = arena.reshape(1, -1)
+    return g_eff_batch(g[None], parasitics, arena=arena, run_parallel=run_parallel, box=box)[0]
+
+
+def g_eff_batch(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = None,
+                run_parallel: Callable[[list[Callable[[], None]]], None] | None = None,
+                box: int | None = None) -> FloatArray:
+    """Exact ``g_eff`` [S] of several arrays of one shape and parasitics, solved together.
+
+    Every stage runs for all arrays in one kernel call: the cells and the equal-box levels of
+    all arrays in one batch (arrays innermost), the box merges array after array inside one
+    call. The arithmetic of each array is that of :func:`g_eff` on it alone, so the results
+    are the same bit for bit.
+
+    Parameters
+    ----------
+    g : ndarray of shape (n_arrays, n_rows, n_cols)
+        Device conductances [S], finite and >= 0 (validated by the caller).
+    parasitics : Parasitics
+        Terminal and wire resistances of one array (shared by all).
+    arena : ndarray of shape (>= n_arrays, >= plan.arena_size), optional
+        Work memory to reuse between calls (allocated when None or too small).
+    run_parallel : callable, optional
+        Runs a list of independent no-argument tasks (the root's two subtrees) in threads.
+    box : int, optional
+        Edge of the equal boxes (a power of two); default :func:`box_size`.
+
+    Returns
+    -------
+    ndarray of shape (n_arrays, n_rows, n_cols)
+        ``g_eff`` [S] of every array (all zero for an array whose ``g`` is all zero).
+    """
+    n_arrays, n_rows, n_cols = g.shape
+    out = np.zeros((n_arrays, n_rows, n_cols))
+    if n_arrays == 0:
+        return out
+    g_max = g.reshape(n_arrays, -1).max(axis=1)
+    live = np.flatnonzero(g_max > 0.0)
+    if live.size == 0:
+        return out
+    if live.size < n_arrays:
+        g, g_max = g[live], g_max[live]
+    g = np.ascontiguousarray(g, dtype=np.float64)
+    n_live = live.size
     pl = plan(n_rows, n_cols, box)
     g_row, g_col, g_source, g_sense = conductances(g_max, parasitics, n_rows * n_cols)
-    if arena is None or arena.size < pl.arena_size:
-        arena = np.empty(pl.arena_size)
-    steps, pos = pl.steps, pl.positions
+    if arena is None or arena.shape[0] < n_live or arena.shape[1] < pl.arena_size:
+        arena = np.empty((n_live, pl.arena_size))
+    elif arena.shape[0] > n_live:
+        arena = arena[:n_live]
+    steps, targets = pl.steps, pl.targets
 
     def run_part(part: SchurPart) -> None:
-        """Cells -> equal boxes -> the part's merged map, written into the arena."""
+        """Cells -> equal boxes -> the part's merged map, written into the arenas."""
         maps = kernels.leaf_maps(g, g_row, g_col, g_source, g_sense, part.cell_row,
                                  part.cell_col)
-        for k, (pos_a, pos_b, p, q) in enumerate(pl.levels):
-            maps = kernels.merge_level(maps, pos_a, pos_b, p, q, CHUNK, k == len(pl.levels) - 1)
-        if not pl.levels:
-            maps = np.ascontiguousarray(maps.transpose(2, 0, 1))
-        kernels.gather_boxes(maps, part.keep, part.keep_start, arena, part.box_offset)
-        kernels.merge_boxes(arena, steps, pos, part.first_step, part.last_step, PANEL)
+        for pos_a, pos_b, p, q in pl.levels[:-1]:
+            maps = kernels.merge_level(maps, pos_a, pos_b, p, q, CHUNK)
+        if pl.levels:
+            pos_a, pos_b, p, q = pl.levels[-1]
+            kernels.merge_level_into_arenas(maps, pos_a, pos_b, p, q, CHUNK, part.keep,
+                                            part.keep_start, arena, part.box_offset)
+        else:
+            kernels.gather_boxes(np.ascontiguousarray(maps.transpose(2, 0, 1)), part.keep,
+                                 part.keep_start, arena, part.box_offset)
+        kernels.merge_boxes(arena, steps, targets, part.first_step, part.last_step, PANEL)
 
     tasks = [functools.partial(run_part, part) for part in pl.parts]
     if run_parallel is None or len(tasks) == 1:
@@ -372,7 +467,10 @@ def g_eff(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = N
             task()
     else:
         run_parallel(tasks)
-    kernels.merge_boxes(arena, steps, pos, pl.parts[-1].last_step, pl.n_steps, PANEL)
+    kernels.merge_boxes(arena, steps, targets, pl.parts[-1].last_step, pl.n_steps, PANEL)
     d = pl.root_size
-    root = arena[pl.root_offset:pl.root_offset + d * d].reshape(d, d)
-    return -root[np.ix_(pl.source_index, pl.ground_index)]
+    root = arena[:, pl.root_offset:pl.root_offset + d * d].reshape(n_live, d, d)
+    # the grounds follow the sources in the root's order: (ground, source) is in the lower
+    # triangle, the one the merges write
+    out[live] = -root[:, pl.ground_index[None, :], pl.source_index[:, None]]
+    return out
