@@ -45,7 +45,6 @@ from numpy.typing import NDArray
 
 from xbarsim.checks import InputTypeError, as_float_array
 from xbarsim.config.schema import HardwareConfig, PeripheryConfig
-from xbarsim.hardware import parallel
 from xbarsim.hardware.circuit import Parasitics
 from xbarsim.hardware.converters import ADC, DAC, stream_inputs
 from xbarsim.hardware.crossbar import Crossbar
@@ -61,9 +60,8 @@ from xbarsim.hardware.mapping import (
     weight_scale,
 )
 from xbarsim.hardware.parallel import over_batch
-from xbarsim.hardware.solvers import CircuitSolver, InterpolatedSolver, make_solver
+from xbarsim.hardware.solvers import CircuitSolver, g_eff_many, make_solver
 from xbarsim.kernels import adcstats, mvm
-from xbarsim.kernels.blas import one_blas_thread
 
 logger = logging.getLogger(__name__)
 
@@ -146,12 +144,6 @@ ADC_STAT_NAMES = ("conversions", "sensed", "clipped", "lost")
 #: its share of the update requests and Python overhead; 28-30 ns measured by
 #: ``xbarsim bench train --parts``), to decide when the blocks are updated in threads.
 UPDATE_NS_PER_DEVICE = 25
-
-
-#: Rough serial cost of an exact ``g_eff`` per cell and per cell of the longer side [ns]
-#: (35 n^3 flops at about 6 GFlop/s: 1.5-1.8 ms for 64 x 64), to decide when a refresh is
-#: split over threads.
-EXACT_SOLVE_NS_PER_CELL = 6
 
 
 def _abs_max_min(x: FloatArray) -> tuple[float, float]:
@@ -463,32 +455,13 @@ class Tile:
         return out * (scale / (dac.v_max * self.alpha))
 
     def refresh(self) -> None:
-        """Recompute every stale ``g_eff`` (in parallel threads when there are several).
+        """Recompute every stale ``g_eff`` (the exact solves batched, in parallel threads).
 
         Every product does this first; call it to pay for the refresh at a moment of your
-        choosing (or to time it apart, as the benchmarks do).
+        choosing (or to time it apart, as the benchmarks do). :func:`refresh_tiles` refreshes
+        several tiles together (arrays of equal shape in one batch).
         """
-        stale = [x for blk in self.blocks for x in self.read_arrays(blk) if x.stale]
-        # interpolation between exact refreshes costs microseconds: not worth a thread
-        heavy: list[Crossbar] = []
-        light: list[Crossbar] = []
-        for x in stale:
-            cheap = isinstance(x.solver, InterpolatedSolver) and not x.solver.needs_refresh(x.g)
-            (light if cheap else heavy).append(x)
-        def solve(k0: int, k1: int) -> None:
-            for x in heavy[k0:k1]:
-                x.g_eff()
-
-        work = sum(EXACT_SOLVE_NS_PER_CELL * x.g.size * max(x.shape) for x in heavy)
-        if parallel.splits(len(heavy), work):
-            # one slice of arrays per thread, each with one BLAS thread (xbarsim.kernels.blas):
-            # one task per array paid the BLAS setting at every array (104 arrays of 64 x 64:
-            # 121 ms against 106 ms in two slices, 188 ms serial)
-            over_batch(one_blas_thread(solve), len(heavy), work)
-        else:
-            solve(0, len(heavy))
-        for x in light:
-            x.g_eff()
+        refresh_tiles([self])
 
     def _layer_product(self, v: FloatArray, forward: bool, calibrate: bool) -> FloatArray:
         """Stitched effective matrix, one product, one (bipolar) ADC on the layer output.
@@ -732,6 +705,24 @@ class Tile:
         return (f"Tile({self.n_in}x{self.n_out}, blocks={len(self.blocks)}, "
                 f"mapping={self.mapping.name}, slices={self.n_slices}, "
                 f"solver={self.hw.solver.method})")
+
+
+def refresh_tiles(tiles: Iterable[Tile]) -> None:
+    """Recompute every stale ``g_eff`` of ``tiles`` at once.
+
+    The exact direct solves of all stale arrays (of every tile) are batched by shape and
+    parasitics and split over threads (:func:`xbarsim.hardware.solvers.g_eff_many`); the
+    results are those of refreshing array by array, bit for bit. A model refreshes its tiles
+    together after an update with ``refresh_tiles(model_tiles)`` (otherwise each tile
+    refreshes its own arrays at its next product).
+    """
+    stale = [x for tile in tiles for blk in tile.blocks for x in tile.read_arrays(blk)
+             if x.stale]
+    if not stale:
+        return
+    results = g_eff_many([x.solver for x in stale], [x.g for x in stale])
+    for xbar, g_eff in zip(stale, results, strict=True):
+        xbar.accept_g_eff(g_eff)
 
 
 @contextmanager

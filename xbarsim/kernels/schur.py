@@ -41,7 +41,7 @@ from xbarsim.kernels._jit import jit
 def leaf_maps(g, g_row, g_col, g_source, g_sense, cell_row, cell_col):
     """Compute the maps of single cells on their slots ``[L, R, T, B]`` [S].
 
-    Returns shape (4, 4, n_cells * n_arrays).
+    Returns shape (4, 4, n_cells * n_arrays), strict lower triangles (the rest 0).
 
     Batch entry ``c * n_arrays + x`` is cell ``c`` of array ``x`` (arrays innermost, so the
     pairing of :func:`merge_level` -- parent ``k`` merges children ``k`` and ``n_parents + k``
@@ -96,17 +96,11 @@ def leaf_maps(g, g_row, g_col, g_source, g_sense, cell_row, cell_col):
                 lt = 0.0
                 rt = 0.0
                 tb = 0.0
-            out[0, 1, e] = -lr
             out[1, 0, e] = -lr
-            out[0, 2, e] = -lt
             out[2, 0, e] = -lt
-            out[1, 2, e] = -rt
             out[2, 1, e] = -rt
-            out[2, 3, e] = -tb
             out[3, 2, e] = -tb
-            out[0, 3, e] = -lb
             out[3, 0, e] = -lb
-            out[1, 3, e] = -rb
             out[3, 1, e] = -rb
     return out
 

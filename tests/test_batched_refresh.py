@@ -1,0 +1,132 @@
+"""Batched exact refresh: many arrays solved together equal the per-array solves bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses as dc
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from xbarsim.config.presets import PRESETS
+from xbarsim.config.schema import CrossbarConfig, SolverConfig
+from xbarsim.hardware import parallel, schur
+from xbarsim.hardware.circuit import NodalSystem, Parasitics
+from xbarsim.hardware.solvers import (
+    FCMSolver,
+    InterpolatedSolver,
+    NodalSolver,
+    g_eff_many,
+)
+from xbarsim.hardware.tile import Tile, refresh_tiles
+
+TXSIM = dict(r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+
+
+@pytest.fixture
+def always_split(monkeypatch):
+    """Make every batched solve run in threads (the machine has >= 2 in CI)."""
+    monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
+    monkeypatch.setattr(parallel, "default_threads", lambda: 2)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (16, 64), (64, 10), (25, 6), (1, 7), (9, 1),
+                                   (3, 3)])
+def test_batch_equals_single_solves_bit_for_bit(rng, shape):
+    g = rng.uniform(1e-6, 1e-5, (5, *shape))
+    g[1] = 0.0                                   # an all-open array: g_eff = 0
+    g[2][rng.random(shape) < 0.3] = 0.0          # open cells
+    par = Parasitics.build(*shape, **TXSIM)
+    batch = schur.g_eff_batch(g, par)
+    for k in range(g.shape[0]):
+        assert_array_equal(batch[k], schur.g_eff(g[k], par))
+    assert np.all(batch[1] == 0.0)
+    want = NodalSystem(g[0], par).g_eff()
+    assert_allclose(batch[0], want, rtol=1e-9, atol=1e-13 * g[0].max())
+
+
+def test_batch_with_zero_resistances_uses_each_arrays_stand_in(rng):
+    # delta ~ 1e-16 / (n_cells max g) differs between arrays: each keeps its own
+    g = np.stack([rng.uniform(1e-6, 1e-5, (6, 5)), rng.uniform(1e-3, 1e-2, (6, 5))])
+    par = Parasitics.build(6, 5, r_row=1.0)
+    batch = schur.g_eff_batch(g, par)
+    for k in range(2):
+        assert_array_equal(batch[k], schur.g_eff(g[k], par))
+        assert_allclose(batch[k], NodalSystem(g[k], par).g_eff(), rtol=1e-9)
+
+
+def _solvers(rng):
+    """Mixed solvers and shapes, as the arrays of a layer's tiles (partial edge blocks)."""
+    cases = []
+    for shape in [(64, 64)] * 3 + [(16, 64)] * 2 + [(64, 10), (16, 10)]:
+        par = Parasitics.build(*shape, **TXSIM)
+        cases.append((FCMSolver(par, n_threads=1), shape))
+        cases.append((InterpolatedSolver(par, refresh_every=2, n_threads=1), shape))
+    other = Parasitics.build(64, 64, r_source=50.0, r_sense=20.0, r_row=2.0, r_col=2.0)
+    cases.append((FCMSolver(other, n_threads=1), (64, 64)))      # same shape, other wires
+    small = Parasitics.build(5, 4, **TXSIM)
+    cases.append((NodalSolver(small), (5, 4)))
+    cases.append((FCMSolver(small, algorithm="iterative", n_threads=1), (5, 4)))
+    return cases
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_g_eff_many_equals_the_loop_results_and_statistics(rng, request, threads):
+    if threads:
+        request.getfixturevalue("always_split")
+    seed = int(rng.integers(1 << 30))
+    loop = _solvers(np.random.default_rng(seed))
+    many = _solvers(np.random.default_rng(seed))
+    gen = np.random.default_rng(seed + 1)
+    for _ in range(3):      # interpolated: refresh, interpolate, refresh
+        gs = [gen.uniform(1e-6, 1e-5, shape) for _, shape in loop]
+        want = [solver.g_eff(g) for (solver, _), g in zip(loop, gs, strict=True)]
+        got = g_eff_many([solver for solver, _ in many], gs)
+        for w, g_ in zip(want, got, strict=True):
+            assert_array_equal(g_, w)
+        for (a, _), (b, _) in zip(loop, many, strict=True):
+            assert a.stats == b.stats
+            if isinstance(a, InterpolatedSolver):
+                assert a.exact_solver.stats == b.exact_solver.stats
+
+
+def test_g_eff_many_checks_its_inputs():
+    par = Parasitics.build(3, 3)
+    with pytest.raises(ValueError, match="2 solvers but 1"):
+        g_eff_many([FCMSolver(par), FCMSolver(par)], [np.ones((3, 3))])
+    with pytest.raises(ValueError, match="shape"):
+        g_eff_many([FCMSolver(par)], [np.ones((3, 4))])
+
+
+def _hardware(method):
+    hw = PRESETS["txsim"]().hardware
+    return dc.replace(hw, crossbar=CrossbarConfig(n_rows=32, n_cols=32, **TXSIM),
+                      solver=SolverConfig(method=method, refresh_every=3))
+
+
+@pytest.mark.parametrize("method", ["fcm", "interpolated"])
+def test_refresh_tiles_equals_refreshing_each_tile(rng, always_split, method):
+    """Two layers (shared 32 x 32 shapes and partial edge blocks): products equal bit for bit."""
+    hw = _hardware(method)
+    shapes = [(70, 40), (40, 10)]
+    w = [0.1 * rng.standard_normal(s) for s in shapes]
+    x = rng.uniform(0, 1, (8, 70))
+
+    def build():
+        return [Tile(*s, hw, rng=np.random.default_rng(k), name=f"t{k}", w_init=w[k])
+                for k, s in enumerate(shapes)]
+
+    alone, together = build(), build()
+    for step in range(4):
+        dw = [1e-3 * np.random.default_rng(step + 10 * k).standard_normal(s)
+              for k, s in enumerate(shapes)]
+        for tiles in (alone, together):
+            for t, d in zip(tiles, dw, strict=True):
+                t.apply_step(d)
+        refresh_tiles(together)
+        assert all(not xb.stale for t in together for b in t.blocks for xb in t.read_arrays(b))
+        h_alone = alone[1].forward(alone[0].forward(x))
+        h_together = together[1].forward(together[0].forward(x))
+        assert_array_equal(h_together, h_alone)
+        for ta, tb in zip(alone, together, strict=True):
+            assert ta.solver_stats() == tb.solver_stats()
