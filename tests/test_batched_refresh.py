@@ -130,3 +130,29 @@ def test_refresh_tiles_equals_refreshing_each_tile(rng, always_split, method):
         assert_array_equal(h_together, h_alone)
         for ta, tb in zip(alone, together, strict=True):
             assert ta.solver_stats() == tb.solver_stats()
+
+
+# ---------------------------------------------------------------- one array, public API
+
+def test_public_call_caches_parasitics_and_matches_the_solver(rng):
+    import xbarsim  # noqa: PLC0415
+    from xbarsim.hardware.solvers import parasitics_for  # noqa: PLC0415
+
+    g = rng.uniform(1e-6, 1e-5, (12, 9))
+    kw = dict(r_source=np.linspace(50.0, 150.0, 12), r_sense=100.0, r_row=1.0, r_col=4.6)
+    first = parasitics_for(g.shape, **kw)
+    assert parasitics_for(g.shape, **kw) is first               # cached
+    assert not first.r_source.flags.writeable                   # shared: read-only
+    assert parasitics_for((12, 10), **kw) is not first          # keyed on the shape
+    other = dict(kw, r_row=2.0)
+    assert parasitics_for(g.shape, **other) is not first        # and on the values
+    want = FCMSolver(Parasitics.build(12, 9, **kw)).g_eff(g)
+    assert_array_equal(xbarsim.effective_conductance(g, method="fcm", **kw), want)
+    assert_array_equal(xbarsim.effective_conductance(g, method="fcm", **kw), want)
+    # lists are not cached but work; bad values give the same errors as before
+    listed = dict(kw, r_source=list(kw["r_source"]))
+    assert_array_equal(xbarsim.effective_conductance(g, method="fcm", **listed), want)
+    with pytest.raises(ValueError, match="r_source"):
+        xbarsim.effective_conductance(g, r_source=np.ones(3))
+    with pytest.raises(ValueError, match="r_row"):
+        xbarsim.effective_conductance(g, r_row=-1.0)

@@ -321,8 +321,8 @@ def test_merge_pair_equals_dense_elimination(rng, p, q, counts, panel):
     off_o = ka.size + kb.size + p * n
     mem = np.concatenate([ka.ravel(), kb.ravel(), np.full(p * n + q * q, np.nan)])
     kernels._merge_pair(mem, 0, na, ka.size, pos_b.size, off_o,
-                        schur._scatter_targets(pos_a, p, q).astype(np.int32),
-                        schur._scatter_targets(pos_b, p, q).astype(np.int32), p, n_plain,
+                        schur._scatter_blocks(pos_a, p, q), schur._scatter_blocks(pos_b, p, q),
+                        p, n_plain,
                         n_src, n_gnd, panel, np.empty(panel * p), np.empty(p))
     out = mem[off_o:].reshape(q, q)
     lower = np.tril(np.ones((q, q), dtype=bool), -1)

@@ -96,20 +96,44 @@ def _level_maps(h: int, w: int, horizontal: bool) -> tuple[int, int, IntArray, I
     return p, 4 * h + 2 * w, pos_a.astype(np.int64), pos_b.astype(np.int64)
 
 
-def _scatter_targets(where: IntArray, p: int, q: int) -> IntArray:
-    """Where each strict-lower entry of a child's map is added in its merge's work block.
+def _scatter_blocks(where: IntArray, p: int, q: int) -> IntArray:
+    """How a child's map is added into its merge's work block, as strided rectangular blocks.
 
     ``where`` gives the position of each of the child's nodes in the order ``[shared (p),
-    outer (q)]``. The work block is ``[t (p x n) | parent (q x q)]`` (``n = p + q``): an entry
-    coupling shared node ``lo`` to node ``hi > lo`` goes to ``t[lo, hi]``, one coupling two
-    outer nodes to the parent's strict lower triangle. Entries ``(a, b)``, ``a > b``, row by
-    row.
+    outer (q)]``. The work block is ``[t (p x n) | parent (q x q)]`` (``n = p + q``): the entry
+    coupling nodes at positions ``hi > lo`` goes to ``t[lo, hi]`` when ``lo`` is shared, else
+    to the parent's strict lower triangle ``(hi - p, lo - p)``. The child's nodes fall into
+    runs of consecutive indices with consecutive positions, all shared or all outer; the
+    entries ``(a, b)``, ``a > b``, of two runs then land on a strided block.
+
+    Returns
+    -------
+    (n_blocks, 7) int64
+        Per block: ``a0, a1, b0, b1`` (child rows ``a0:a1`` against columns ``b0:b1``, only
+        ``b < a`` used), then ``base, stride_a, stride_b``: entry ``(a, b)`` goes to
+        ``base + (a - a0) stride_a + (b - b0) stride_b`` in the work block.
     """
-    a, b = np.tril_indices(where.size, -1)
-    hi = np.maximum(where[a], where[b])
-    lo = np.minimum(where[a], where[b])
     n = p + q
-    return np.where(lo < p, lo * n + hi, p * n + (hi - p) * q + (lo - p))
+    starts = [0]
+    for k in range(1, where.size):
+        if where[k] != where[k - 1] + 1 or where[k] == p:
+            starts.append(k)
+    bounds = list(zip(starts, starts[1:] + [where.size], strict=True))
+    blocks = []
+    for ui, (a0, a1) in enumerate(bounds):
+        for b0, b1 in bounds[:ui + 1]:
+            pa, pb = int(where[a0]), int(where[b0])
+            if pa >= pb:         # hi = the row's node (a run against itself: a > b, pa > pb)
+                if pb < p:
+                    base, sa, sb = pb * n + pa, 1, n
+                else:
+                    base, sa, sb = p * n + (pa - p) * q + (pb - p), q, 1
+            elif pa < p:         # hi = the column's node
+                base, sa, sb = pa * n + pb, n, 1
+            else:
+                base, sa, sb = p * n + (pb - p) * q + (pa - p), 1, q
+            blocks.append([a0, a1, b0, b1, base, sa, sb])
+    return np.array(blocks, dtype=np.int64).reshape(-1, 7)
 
 
 @dataclass(frozen=True)
@@ -146,7 +170,7 @@ class SchurPlan:
     levels : list of (pos_a, pos_b, p, q) — equal-box merges, bottom-up.
     parts : tuple of SchurPart — the root's two subtrees (one part when there is one box);
         each is computed from its cells to its merged map independently of the other.
-    steps, positions, targets : arrays — the merge program (see ``merge_boxes``); the parts'
+    steps, positions, blocks : int64 arrays — the merge program (see ``merge_boxes``); the parts'
         steps come first, the root merge (when there are two parts) is the last step.
     root_offset, root_size : int — the terminals' map in the arena.
     source_index, ground_index : int64 arrays — position of ``s_i`` / ``t_j`` in that map.
@@ -160,7 +184,7 @@ class SchurPlan:
     parts: tuple[SchurPart, ...]
     steps: IntArray
     positions: IntArray
-    targets: NDArray[np.int32]
+    blocks: IntArray
     root_offset: int
     root_size: int
     source_index: IntArray
@@ -265,7 +289,7 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
 
     steps: list[list[int]] = []
     positions: list[int] = []
-    targets: list[IntArray] = []
+    scatter: list[IntArray] = []
 
     def kind(nd: Node) -> int:
         return {"U": 0, "W": 0, "s": 1, "t": 2}[nd[0]]
@@ -293,10 +317,11 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         # the merge's work block [t (p x n) | parent map (q x q)] in the arena (module notes)
         off_out = offset + p * n
         steps.append([off_a, len(nodes_a), off_b, len(nodes_b), off_out, len(positions),
-                      p, *counts, sum(len(t) for t in targets)])
+                      p, *counts, sum(len(b) for b in scatter)])
         positions.extend(where[nd] for nd in nodes_a + nodes_b)
         for nodes in (nodes_a, nodes_b):
-            targets.append(_scatter_targets(np.array([where[nd] for nd in nodes]), p, q))
+            scatter.append(_scatter_blocks(np.array([where[nd] for nd in nodes]), p, q))
+        steps[-1].append(sum(len(b) for b in scatter) - len(scatter[-1]))
         offset = off_out + q * q
         return off_out, outer
 
@@ -332,8 +357,8 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         n_rows=n_rows, n_cols=n_cols, box=box,
         levels=[(pa, pb, p, q) for p, q, pa, pb, _ in levels],
         parts=tuple(parts),
-        steps=np.array(steps, dtype=np.int64).reshape(-1, 11),
-        targets=(np.concatenate(targets) if targets else np.zeros(0)).astype(np.int32),
+        steps=np.array(steps, dtype=np.int64).reshape(-1, 12),
+        blocks=(np.concatenate(scatter) if scatter else np.zeros((0, 7))).astype(np.int64),
         positions=np.array(positions, dtype=np.int64),
         root_offset=int(root_offset), root_size=len(root_nodes),
         source_index=np.array([where[("s", i, 0)] for i in range(n_rows)], dtype=np.int64),
@@ -358,7 +383,7 @@ def flop_count(n_rows: int, n_cols: int, box: int | None = None) -> int:
         n_par //= 2
         n = p + q
         flops += n_par * sum((n - c - 1) * (n - c - 2) for c in range(p))
-    for off_a, d_a, off_b, d_b, off_o, _, p, n_plain, n_src, n_gnd, _ in pl.steps.tolist():
+    for *_, p, n_plain, n_src, n_gnd, _, _ in pl.steps.tolist():
         q = n_plain + n_src + n_gnd
         n = p + q
         for c0 in range(0, p, PANEL):
@@ -502,7 +527,7 @@ def g_eff_batch(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | No
         arena = work_arena(n_live, pl.arena_size)
     elif arena.shape[0] > n_live:
         arena = arena[:n_live]
-    steps, targets = pl.steps, pl.targets
+    steps, blocks = pl.steps, pl.blocks
 
     def run_part(part: SchurPart) -> None:
         """Cells -> equal boxes -> the part's merged map, written into the arenas."""
@@ -517,7 +542,7 @@ def g_eff_batch(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | No
         else:
             kernels.gather_boxes(np.ascontiguousarray(maps.transpose(2, 0, 1)), part.keep,
                                  part.keep_start, arena, part.box_offset)
-        kernels.merge_boxes(arena, steps, targets, part.first_step, part.last_step, PANEL)
+        kernels.merge_boxes(arena, steps, blocks, part.first_step, part.last_step, PANEL)
 
     tasks = [functools.partial(run_part, part) for part in pl.parts]
     if run_parallel is None or len(tasks) == 1:
@@ -525,7 +550,7 @@ def g_eff_batch(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | No
             task()
     else:
         run_parallel(tasks)
-    kernels.merge_boxes(arena, steps, targets, pl.parts[-1].last_step, pl.n_steps, PANEL)
+    kernels.merge_boxes(arena, steps, blocks, pl.parts[-1].last_step, pl.n_steps, PANEL)
     d = pl.root_size
     root = arena[:, pl.root_offset:pl.root_offset + d * d].reshape(n_live, d, d)
     # the grounds follow the sources in the root's order: (ground, source) is in the lower

@@ -19,6 +19,7 @@ name                      what                                                  
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -645,3 +646,47 @@ def g_eff_many(solvers: Sequence[CircuitSolver], gs: Sequence[FloatArray]) -> li
                 solver._record_direct()
                 out[k] = g_eff
     return out  # type: ignore[return-value]
+
+
+def _line_key(value: Any) -> tuple[Any, ...] | None:
+    """Return a hashable key for a scalar or per-line resistance (None: it has none)."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return ("scalar", float(value))
+    if isinstance(value, np.ndarray) and value.dtype.kind in "fiu" and value.ndim == 1:
+        return ("vector", value.dtype.str, value.tobytes())
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_parasitics(n_rows: int, n_cols: int, *keys: Any) -> Parasitics:
+    """Parasitics built from hashable keys (see :func:`parasitics_for`); arrays read-only."""
+    def value(key: tuple[Any, ...]) -> Any:
+        if key[0] == "scalar":
+            return key[1]
+        return np.frombuffer(key[2], dtype=np.dtype(key[1]))
+
+    r_source, r_sense, r_row, r_col = (value(k) for k in keys)
+    par = Parasitics.build(n_rows, n_cols, r_source=r_source, r_sense=r_sense, r_row=r_row,
+                           r_col=r_col)
+    par.r_source.flags.writeable = False
+    par.r_sense.flags.writeable = False
+    return par
+
+
+def parasitics_for(shape: tuple[int, int], r_source: Any = 0.0, r_sense: Any = 0.0,
+                   r_row: Any = 0.0, r_col: Any = 0.0) -> Parasitics:
+    """Return the validated, expanded parasitics of a crossbar shape, cached across calls.
+
+    The public one-array functions (:func:`xbarsim.effective_conductance`) call this on every
+    call: the parasitics of a shape are validated and expanded once and kept (a
+    least-recently-used cache of 64 entries keyed on the shape and the values; thread-safe,
+    its arrays read-only). Inputs that cannot be keyed (lists, other types) are built each
+    time, with the same checks and errors.
+    """
+    keys = tuple(_line_key(v) for v in (r_source, r_sense, r_row, r_col))
+    if any(k is None for k in keys):
+        return Parasitics.build(*shape, r_source=r_source, r_sense=r_sense, r_row=r_row,
+                                r_col=r_col)
+    return _cached_parasitics(int(shape[0]), int(shape[1]), *keys)

@@ -1,18 +1,18 @@
-"""Fortran BLAS level-3 routines callable from Numba kernels: ``dgemm`` and ``dsyrk``.
+"""A Fortran BLAS level-3 routine callable from Numba kernels: ``dgemm``.
 
 Numba's ``np.dot`` inside a kernel allocates its result, needs contiguous operands and cannot
 accumulate (``C <- alpha A B + beta C``), so a kernel that updates a block of a larger matrix
 in place pays for copies in and out. The direct solver's merges (:mod:`xbarsim.kernels.schur`)
 update sub-blocks of their work matrices in place; they call the BLAS that SciPy links (the
-same library Numba's ``np.dot`` calls) through these two declarations.
+same library Numba's ``np.dot`` calls) through this declaration.
 
-The routines are taken from :mod:`scipy.linalg.cython_blas` and registered with LLVM under the
-names ``xbarsim_dgemm`` / ``xbarsim_dsyrk`` when this module is imported (before any kernel that
-calls them is compiled or loaded from Numba's cache: cached code refers to them by name, not by
+The routine is taken from :mod:`scipy.linalg.cython_blas` and registered with LLVM under the
+name ``xbarsim_dgemm`` when this module is imported (before any kernel that calls it is
+compiled or loaded from Numba's cache: cached code refers to it by name, not by
 address, so caching stays valid across processes).
 
 Every argument is a pointer (Fortran calling convention, 32-bit integers as in SciPy's LP64
-BLAS); :func:`gemm` and :func:`syrk` wrap them for kernels, column-major as BLAS sees memory.
+BLAS); :func:`gemm` wraps it for kernels, column-major as BLAS sees memory.
 A C-ordered ``(r, c)`` block with row stride ``ld`` is, to BLAS, the column-major ``(c, r)``
 block with leading dimension ``ld``: the kernels state their products in that form.
 """
@@ -26,20 +26,15 @@ from numba.extending import get_cython_function_address
 
 from xbarsim.kernels._jit import jit
 
-__all__ = ["gemm", "syrk"]
+__all__ = ["gemm"]
 
 _PTR = types.voidptr
 
-for _name in ("dgemm", "dsyrk"):
-    llvm.add_symbol(f"xbarsim_{_name}",
-                    get_cython_function_address("scipy.linalg.cython_blas", _name))
+llvm.add_symbol("xbarsim_dgemm", get_cython_function_address("scipy.linalg.cython_blas", "dgemm"))
 
 # dgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 _dgemm = types.ExternalFunction("xbarsim_dgemm", types.void(*([_PTR] * 13)))
-# dsyrk(uplo, trans, n, k, alpha, a, lda, beta, c, ldc)
-_dsyrk = types.ExternalFunction("xbarsim_dsyrk", types.void(*([_PTR] * 10)))
-
-_N, _T, _U, _L = ord("N"), ord("T"), ord("U"), ord("L")
+_N, _T = ord("N"), ord("T")
 
 
 @jit
@@ -69,30 +64,3 @@ def gemm(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c
            ints[2:].ctypes, scalars[0:].ctypes, a[a_off:].ctypes, ints[3:].ctypes,
            b[b_off:].ctypes, ints[4:].ctypes, scalars[1:].ctypes, c[c_off:].ctypes,
            ints[5:].ctypes)
-
-
-@jit
-def syrk(upper, trans, n, k, alpha, a, a_off, lda, beta, c, c_off, ldc):
-    """``C <- alpha op(A) op(A)^T + beta C`` on one triangle of a column-major block.
-
-    Parameters
-    ----------
-    upper : bool — update the upper (else lower) triangle of the column-major ``n x n`` C.
-    trans : bool — ``op(A) = A^T`` (A is ``k x n``), else ``A`` (``n x k``).
-    n, k : int
-    alpha, beta : float
-    a, c : 1-D float64 arrays; blocks at ``a_off`` / ``c_off``, leading dimensions ``lda`` /
-        ``ldc``.
-    """
-    if n <= 0:
-        return
-    ints = np.empty(4, dtype=np.int32)
-    ints[0], ints[1], ints[2], ints[3] = n, k, max(lda, 1), max(ldc, 1)
-    flags = np.empty(2, dtype=np.uint8)
-    flags[0] = _U if upper else _L
-    flags[1] = _T if trans else _N
-    scalars = np.empty(2)
-    scalars[0], scalars[1] = alpha, beta
-    _dsyrk(flags[0:].ctypes, flags[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes,
-           scalars[0:].ctypes, a[a_off:].ctypes, ints[2:].ctypes, scalars[1:].ctypes,
-           c[c_off:].ctypes, ints[3:].ctypes)

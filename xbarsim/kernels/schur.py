@@ -115,7 +115,8 @@ def _level_chunk(child, pos_a, pos_b, p, x0, nx, n_par, k, inv, f):
     """
     n = k.shape[0]
     m = child.shape[0]
-    k[:] = 0.0
+    for i in range(1, n):
+        k[i, :i] = 0.0
     for a in range(1, m):
         for b in range(a):
             for side in range(2):
@@ -127,24 +128,59 @@ def _level_chunk(child, pos_a, pos_b, p, x0, nx, n_par, k, inv, f):
                 src = child[a, b, first:first + nx]
                 for x in range(nx):
                     dst[x] += src[x]
-    # sign-preserving elimination of the shared slots (lower triangle: k[i, j], i > j)
-    for piv in range(p):
-        inv[:nx] = 0.0
-        for i in range(piv + 1, n):
-            col = k[i, piv]
-            for x in range(nx):
-                inv[x] -= col[x]
-        for x in range(nx):
-            inv[x] = 1.0 / inv[x] if inv[x] > 0.0 else 0.0
-        for i in range(piv + 1, n):
-            col = k[i, piv]
-            for x in range(nx):
-                f[x] = col[x] * inv[x]
-            for j in range(piv + 1, i):
-                dst = k[i, j]
-                src = k[j, piv]
+    # sign-preserving elimination of the shared slots (lower triangle: k[i, j], i > j), two
+    # pivots per pass over the trailing triangle (each entry gets the same two updates in the
+    # same order as pivot by pivot: the result is the same bit for bit, the traffic halves)
+    piv = 0
+    while piv < p:
+        two = piv + 1 < p
+        _pivot_factors(k, piv, nx, inv, f[0])
+        if two:
+            # bring column piv + 1 up to date with pivot piv first, then its own factors
+            kp = k[piv + 1, piv]
+            for i in range(piv + 2, n):
+                dst = k[i, piv + 1]
+                fi = f[0, i]
                 for x in range(nx):
-                    dst[x] -= f[x] * src[x]
+                    dst[x] -= fi[x] * kp[x]
+            _pivot_factors(k, piv + 1, nx, inv, f[1])
+            for i in range(piv + 2, n):
+                f0 = f[0, i]
+                f1 = f[1, i]
+                for j in range(piv + 2, i):
+                    dst = k[i, j]
+                    s0 = k[j, piv]
+                    s1 = k[j, piv + 1]
+                    for x in range(nx):
+                        dst[x] = (dst[x] - f0[x] * s0[x]) - f1[x] * s1[x]
+            piv += 2
+        else:
+            for i in range(piv + 1, n):
+                f0 = f[0, i]
+                for j in range(piv + 1, i):
+                    dst = k[i, j]
+                    s0 = k[j, piv]
+                    for x in range(nx):
+                        dst[x] -= f0[x] * s0[x]
+            piv += 1
+
+
+@jit
+def _pivot_factors(k, piv, nx, inv, f):
+    """``f[i] = k[i, piv] / pivot`` for the rows below ``piv`` (pivot = row sum magnitude)."""
+    n = k.shape[0]
+    inv[:nx] = 0.0
+    for i in range(piv + 1, n):
+        col = k[i, piv]
+        for x in range(nx):
+            inv[x] -= col[x]
+    for x in range(nx):
+        inv[x] = 1.0 / inv[x] if inv[x] > 0.0 else 0.0
+    for i in range(piv + 1, n):
+        col = k[i, piv]
+        fi = f[i]
+        for x in range(nx):
+            fi[x] = col[x] * inv[x]
 
 
 @jit
@@ -174,7 +210,7 @@ def merge_level(child, pos_a, pos_b, n_inner, n_outer, chunk):
     width = min(chunk, n_par)
     k = np.empty((n, n, width))
     inv = np.empty(width)
-    f = np.empty(width)
+    f = np.empty((2, n, width))
     for x0 in range(0, n_par, width):
         nx = min(width, n_par - x0)
         _level_chunk(child, pos_a, pos_b, p, x0, nx, n_par, k, inv, f)
@@ -204,7 +240,7 @@ def merge_level_into_arenas(child, pos_a, pos_b, n_inner, n_outer, chunk, keep, 
     width = min(chunk, n_par)
     k = np.empty((n, n, width))
     inv = np.empty(width)
-    f = np.empty(width)
+    f = np.empty((2, n, width))
     for x0 in range(0, n_par, width):
         nx = min(width, n_par - x0)
         _level_chunk(child, pos_a, pos_b, p, x0, nx, n_par, k, inv, f)
@@ -249,7 +285,7 @@ def gather_boxes(maps, keep, keep_start, arena, arena_start):
 
 
 @jit
-def _merge_pair(mem, off_a, d_a, off_b, d_b, off_o, targets_a, targets_b, p, n_plain, n_src,
+def _merge_pair(mem, off_a, d_a, off_b, d_b, off_o, blocks_a, blocks_b, p, n_plain, n_src,
                 n_gnd, panel, w, inv):
     """Merge two box maps and eliminate their ``p`` shared nodes (blocked, sign-preserving).
 
@@ -258,8 +294,8 @@ def _merge_pair(mem, off_a, d_a, off_b, d_b, off_o, targets_a, targets_b, p, n_p
     strict lower triangles (entry ``(i, j)``, ``i > j``) are read and written. The merge works
     in the block ``[t (p x n) | parent]`` that ends at the parent's end (``n = p + q``):
     ``t[c, i]`` holds entry ``(i, c)`` of the merged matrix for the shared columns ``c < p``.
-    ``targets_a`` / ``targets_b`` give, for each strict-lower entry of a child (row by row),
-    its index in that block (see ``xbarsim.hardware.schur``). The nodes are ordered
+    ``blocks_a`` / ``blocks_b`` say where each child's entries are added in that block, as
+    strided rectangles (see ``xbarsim.hardware.schur._scatter_blocks``). The nodes are ordered
     ``[shared (p), plain (n_plain), sources (n_src), grounds (n_gnd)]``. Only the blocks a
     later merge can read are formed: source-source and ground-ground couplings are never
     needed (terminals are never eliminated) and are not updated.
@@ -275,20 +311,8 @@ def _merge_pair(mem, off_a, d_a, off_b, d_b, off_o, targets_a, targets_b, p, n_p
     # (loops run over views from index 0: LLVM then vectorises them, 2-4x faster measured)
     work = mem[base:off_o + q * q]
     work[:] = 0.0
-    k = 0
-    for a in range(1, d_a):
-        row = mem[off_a + a * d_a:off_a + a * d_a + a]
-        tg = targets_a[k:k + a]
-        for b in range(a):
-            work[tg[b]] += row[b]
-        k += a
-    k = 0
-    for a in range(1, d_b):
-        row = mem[off_b + a * d_b:off_b + a * d_b + a]
-        tg = targets_b[k:k + a]
-        for b in range(a):
-            work[tg[b]] += row[b]
-        k += a
+    _scatter(mem, off_a, d_a, blocks_a, work)
+    _scatter(mem, off_b, d_b, blocks_b, work)
     t2 = work[:p * n].reshape(p, n)
     for c0 in range(0, p, panel):
         c1 = min(p, c0 + panel)
@@ -336,17 +360,36 @@ def _merge_pair(mem, off_a, d_a, off_b, d_b, off_o, targets_a, targets_b, p, n_p
 
 
 @jit
-def merge_boxes(arena, steps, targets, first, last, panel):
+def _scatter(mem, off, d, blocks, work):
+    """Add the strict lower triangle of the ``d x d`` map at ``mem[off]`` into ``work``."""
+    for k in range(blocks.shape[0]):
+        a0, a1, b0, b1, dst0, stride_a, stride_b = blocks[k]
+        for a in range(max(a0, b0 + 1), a1):
+            b_end = min(b1, a)
+            row = mem[off + a * d + b0:off + a * d + b_end]
+            start = dst0 + (a - a0) * stride_a
+            if stride_b == 1:
+                dst = work[start:start + b_end - b0]
+                for b in range(b_end - b0):
+                    dst[b] += row[b]
+            else:
+                for b in range(b_end - b0):
+                    work[start + b * stride_b] += row[b]
+
+
+@jit
+def merge_boxes(arena, steps, blocks, first, last, panel):
     """Run merge steps ``first .. last - 1`` of a nested-dissection program on every arena.
 
     Parameters
     ----------
     arena : (n_arrays, size) float64 — one arena per array: every box map, each a square
         matrix (strict lower triangle used) at its offset, and each merge's work block.
-    steps : (n_steps, 11) int64 — per step: offset and size of child A, of child B, offset of
+    steps : (n_steps, 12) int64 — per step: offset and size of child A, of child B, offset of
         the result, (unused), ``p``, the counts of plain, source and ground outer nodes
-        (``q`` is their sum), and the start of the step's scatter targets in ``targets``.
-    targets : (n,) int32 — concatenated scatter targets of child A and B of every step.
+        (``q`` is their sum), and where the scatter blocks of child A and of child B start in
+        ``blocks``.
+    blocks : (n, 7) int64 — scatter blocks of every child (see :func:`_merge_pair`).
     panel : int — pivots per panel of the blocked elimination.
     """
     p_max = 1
@@ -357,8 +400,7 @@ def merge_boxes(arena, steps, targets, first, last, panel):
     for x in range(arena.shape[0]):
         mem = arena[x]
         for s in range(first, last):
-            off_a, d_a, off_b, d_b, off_o, _, p, n_plain, n_src, n_gnd, tg0 = steps[s]
-            tg1 = tg0 + d_a * (d_a - 1) // 2
-            _merge_pair(mem, off_a, d_a, off_b, d_b, off_o, targets[tg0:tg1],
-                        targets[tg1:tg1 + d_b * (d_b - 1) // 2], p, n_plain, n_src, n_gnd,
-                        panel, w, inv)
+            off_a, d_a, off_b, d_b, off_o, _, p, n_plain, n_src, n_gnd, bl0, bl1 = steps[s]
+            bl2 = steps[s + 1, 10] if s + 1 < steps.shape[0] else blocks.shape[0]
+            _merge_pair(mem, off_a, d_a, off_b, d_b, off_o, blocks[bl0:bl1], blocks[bl1:bl2],
+                        p, n_plain, n_src, n_gnd, panel, w, inv)
