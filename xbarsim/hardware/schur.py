@@ -274,8 +274,7 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
     keep_start = [0]
     box_nodes: dict[tuple[int, int], list[Node]] = {}
     box_index: dict[tuple[int, int], int] = {}
-    offset = 0
-    box_offset = []
+    box_size_: list[int] = []       # floats of each box map
     for bi in range(n_br):
         for bj in range(n_bc):
             nodes = slot_nodes(bi, bj)
@@ -283,28 +282,31 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
             keep.extend(kept)
             keep_start.append(len(keep))
             box_nodes[(bi, bj)] = [nodes[k] for k in kept]   # type: ignore[misc]
-            box_index[(bi, bj)] = len(box_offset)
-            box_offset.append(offset)
-            offset += len(kept) ** 2
+            box_index[(bi, bj)] = len(box_size_)
+            box_size_.append(len(kept) ** 2)
+    n_boxes = len(box_size_)
 
+    # the merge program on symbolic maps: ids < n_boxes are box maps, id n_boxes + s is the
+    # work block [t (p x n) | parent map (q x q)] of step s; arena offsets are assigned below
     steps: list[list[int]] = []
     positions: list[int] = []
     scatter: list[IntArray] = []
+    t_size: list[int] = []
+    out_size: list[int] = []
 
     def kind(nd: Node) -> int:
         return {"U": 0, "W": 0, "s": 1, "t": 2}[nd[0]]
 
     def bisect(b0: int, b1: int, c0: int, c1: int) -> tuple[int, list[Node]]:
-        """Merge boxes [b0, b1) x [c0, c1); returns (arena offset, node order)."""
-        nonlocal offset
+        """Merge boxes [b0, b1) x [c0, c1); returns (map id, node order)."""
         if b1 - b0 == 1 and c1 - c0 == 1:
-            return box_offset[box_index[(b0, c0)]], box_nodes[(b0, c0)]
+            return box_index[(b0, c0)], box_nodes[(b0, c0)]
         if c1 - c0 >= b1 - b0:
             mid = (c0 + c1) // 2
-            (off_a, nodes_a), (off_b, nodes_b) = bisect(b0, b1, c0, mid), bisect(b0, b1, mid, c1)
+            (id_a, nodes_a), (id_b, nodes_b) = bisect(b0, b1, c0, mid), bisect(b0, b1, mid, c1)
         else:
             mid = (b0 + b1) // 2
-            (off_a, nodes_a), (off_b, nodes_b) = bisect(b0, mid, c0, c1), bisect(mid, b1, c0, c1)
+            (id_a, nodes_a), (id_b, nodes_b) = bisect(b0, mid, c0, c1), bisect(mid, b1, c0, c1)
         in_a = set(nodes_a)
         shared = [nd for nd in nodes_b if nd in in_a]
         is_shared = set(shared)
@@ -313,19 +315,17 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         where = {nd: k for k, nd in enumerate(shared + outer)}
         counts = [sum(kind(nd) == c for nd in outer) for c in range(3)]
         p, q = len(shared), len(outer)
-        n = p + q
-        # the merge's work block [t (p x n) | parent map (q x q)] in the arena (module notes)
-        off_out = offset + p * n
-        steps.append([off_a, len(nodes_a), off_b, len(nodes_b), off_out, len(positions),
-                      p, *counts, sum(len(b) for b in scatter)])
+        steps.append([id_a, len(nodes_a), id_b, len(nodes_b), n_boxes + len(steps),
+                      len(positions), p, *counts, sum(len(b) for b in scatter)])
         positions.extend(where[nd] for nd in nodes_a + nodes_b)
         for nodes in (nodes_a, nodes_b):
             scatter.append(_scatter_blocks(np.array([where[nd] for nd in nodes]), p, q))
         steps[-1].append(sum(len(b) for b in scatter) - len(scatter[-1]))
-        offset = off_out + q * q
-        return off_out, outer
+        t_size.append(p * (p + q))
+        out_size.append(q * q)
+        return n_boxes + len(steps) - 1, outer
 
-    root_offset, root_nodes = bisect(0, n_br, 0, n_bc)
+    root_id, root_nodes = bisect(0, n_br, 0, n_bc)
     if any(kind(nd) == 0 for nd in root_nodes):
         raise AssertionError("schur plan: an inner node was not eliminated")
     # the root's two subtrees, split as bisect splits them; post-order: the first subtree is
@@ -336,22 +336,84 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         blocks = [(0, n_br, 0, n_bc // 2), (0, n_br, n_bc // 2, n_bc)]
     else:
         blocks = [(0, n_br // 2, 0, n_bc), (n_br // 2, n_br, 0, n_bc)]
+
+    # arena offsets: each part in its own region (the two run at once in threads), memory of
+    # maps already merged and of finished work blocks reused first-fit within the region
+    # (the arena stays a fraction of the sum of all maps, and freshly written maps land in
+    # memory that is still in cache)
+    start = [0] * (n_boxes + len(steps))    # offset of each map, or of each work block
+
+    def parent_map(map_id: int) -> tuple[int, int]:
+        """(offset, floats) of a map: a box map, or the parent part of a work block."""
+        if map_id < n_boxes:
+            return start[map_id], box_size_[map_id]
+        k = map_id - n_boxes
+        return start[map_id] + t_size[k], out_size[k]
+
+    def allocate(ids: list[int], first: int, last: int, base: int) -> int:
+        free: list[list[int]] = []           # [offset, size], sorted, coalesced
+        top = base
+
+        def take(size: int) -> int:
+            nonlocal top
+            for k, (off, room) in enumerate(free):
+                if room >= size:
+                    if room == size:
+                        free.pop(k)
+                    else:
+                        free[k] = [off + size, room - size]
+                    return off
+            top += size
+            return top - size
+
+        def give(off: int, size: int) -> None:
+            free.append([off, size])
+            free.sort()
+            merged: list[list[int]] = []
+            for f in free:
+                if merged and merged[-1][0] + merged[-1][1] == f[0]:
+                    merged[-1][1] += f[1]
+                else:
+                    merged.append(f)
+            free[:] = merged
+
+        for b in ids:
+            start[b] = take(box_size_[b])
+        for s_ in range(first, last):
+            block = n_boxes + s_
+            start[block] = take(t_size[s_] + out_size[s_])
+            for child in (steps[s_][0], steps[s_][2]):
+                give(*parent_map(child))
+            give(start[block], t_size[s_])
+        return top
+
     parts = []
     first_step = 0
+    region = 0
     for b0, b1, c0, c1 in blocks:
         ids = [box_index[(bi, bj)] for bi in range(b0, b1) for bj in range(c0, c1)]
         kept = [keep[keep_start[b]:keep_start[b + 1]] for b in ids]
         cell_row, cell_col = batch_cells(b0, b1, c0, c1)
         last_step = first_step + len(ids) - 1
+        region = allocate(ids, first_step, last_step, region)
         parts.append(SchurPart(
             cell_row=cell_row, cell_col=cell_col,
             keep=np.array([k for ks in kept for k in ks], dtype=np.int64),
             keep_start=np.cumsum([0] + [len(ks) for ks in kept], dtype=np.int64),
-            box_offset=np.array([box_offset[b] for b in ids], dtype=np.int64),
+            box_offset=np.array([start[b] for b in ids], dtype=np.int64),
             first_step=first_step, last_step=last_step))
         first_step = last_step
     if first_step + len(blocks) - 1 != len(steps):
         raise AssertionError("schur plan: the parts do not cover the merge program")
+    arena_size = region
+    if len(blocks) == 2:                    # the root merge, after both parts
+        start[root_id] = region
+        arena_size = region + t_size[-1] + out_size[-1]
+    for row in steps:
+        row[0] = parent_map(row[0])[0]
+        row[2] = parent_map(row[2])[0]
+        row[4] = parent_map(row[4])[0]
+    root_offset = parent_map(root_id)[0]
     where = {nd: k for k, nd in enumerate(root_nodes)}
     return SchurPlan(
         n_rows=n_rows, n_cols=n_cols, box=box,
@@ -363,7 +425,7 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         root_offset=int(root_offset), root_size=len(root_nodes),
         source_index=np.array([where[("s", i, 0)] for i in range(n_rows)], dtype=np.int64),
         ground_index=np.array([where[("t", 0, j)] for j in range(n_cols)], dtype=np.int64),
-        arena_size=int(offset))
+        arena_size=int(arena_size))
 
 
 def flop_count(n_rows: int, n_cols: int, box: int | None = None) -> int:
