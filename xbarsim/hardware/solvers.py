@@ -138,8 +138,9 @@ class FCMSolver(CircuitSolver):
     * ``algorithm="direct"`` (default): sign-preserving nested dissection onto the terminals
       (:mod:`xbarsim.hardware.schur`). No iteration and no tolerance: every entry of ``g_eff``
       is exact to a small multiple of the unit round-off relative to itself, whatever the
-      conductance range (the TxSim and the harsh regime cost the same). About 35 ``n^3``
-      flops for ``n x n``, most of them in BLAS products. Keeps no state between calls.
+      conductance range (the TxSim and the harsh regime cost the same). About 40 ``n^3``
+      flops for ``n x n`` (64 x 64), three quarters of them in BLAS products. Keeps no state
+      between calls (work memory is per thread, see :func:`xbarsim.hardware.schur.work_arena`).
     * ``algorithm="iterative"``: the device-voltage system ``(I + Z D) x_m = e_m 1^T`` of
       MODELS.md §2.3 for every drive, on its symmetric form ``(I + S Z S) y = S e_m 1^T`` with
       ``S = sqrt(D)``; ``Z`` is applied with running sums along each line (O(n_rows n_cols) per

@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 
 from xbarsim.checks import InputTypeError, as_float_array
 from xbarsim.config.schema import HardwareConfig, PeripheryConfig
+from xbarsim.hardware import parallel
 from xbarsim.hardware.circuit import Parasitics
 from xbarsim.hardware.converters import ADC, DAC, stream_inputs
 from xbarsim.hardware.crossbar import Crossbar
@@ -62,6 +63,7 @@ from xbarsim.hardware.mapping import (
 from xbarsim.hardware.parallel import over_batch
 from xbarsim.hardware.solvers import CircuitSolver, g_eff_many, make_solver
 from xbarsim.kernels import adcstats, mvm
+from xbarsim.kernels.blas import one_blas_thread
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,10 @@ class _Block:
 #: never holds the currents, so these rows are recomputed: 4 of the 2048 rows of a batch of
 #: 128 with 16 bit-planes.
 ADC_STATS_ROWS = 4
+
+#: Rough serial cost of the bit-plane products with per-array converters [ns per flop] (about
+#: 20 GFlop/s with their conversion on one core), to decide when a batch is split over threads.
+PRODUCT_NS_PER_FLOP = 0.05
 
 #: Names of the ADC counters (:mod:`xbarsim.kernels.adcstats`).
 ADC_STAT_NAMES = ("conversions", "sensed", "clipped", "lost")
@@ -219,6 +225,10 @@ class Tile:
         self.w_scale = 1.0
         self._stacks: dict[str, tuple[tuple[int, ...], list[_Stack]]] = {}
         self._w_eff_cache: tuple[tuple[int, ...], FloatArray] | None = None
+        #: products with per-array converters and frozen ranges run in batch slices on the
+        #: pool's threads (one BLAS thread each) when there is enough work; False: one call,
+        #: BLAS's own threads (the results are the same bit for bit)
+        self.split_products = True
         #: when True, evaluation passes (``calibrate=False``) calibrate too; set it only
         #: through :func:`calibrating_adcs` (calibration of a deployed network on training data)
         self.calibrate_in_evaluation = False
@@ -594,9 +604,23 @@ class Tile:
                                            i_max, weights[p:p + 1], adc0.n_steps, kind, param,
                                            table_x, table_y, out)
             return
-        mvm.planes_product_convert(v_src, st.g_cat, st.seg_start, st.seg_dst, st.seg_coef,
-                                   i_max, weights, np.array([adc0.n_steps, kind, param]),
-                                   table_x, table_y, out)
+        adc = np.array([adc0.n_steps, kind, param])
+
+        def convert(b0: int, b1: int) -> None:
+            # a slice of the batch: its own rows of the drives and of the output (the rows
+            # of a product and of its conversion do not depend on the other rows)
+            mvm.planes_product_convert(np.ascontiguousarray(v_src[:, b0:b1]), st.g_cat,
+                                       st.seg_start, st.seg_dst, st.seg_coef, i_max, weights,
+                                       adc, table_x, table_y, out[b0:b1])
+
+        batch = v_src.shape[1]
+        work = int(PRODUCT_NS_PER_FLOP * 2 * v_src.size * st.g_cat.shape[1])
+        if self.split_products and parallel.splits(batch, work):
+            # batch slices in threads, one BLAS thread each: the small bit-plane products
+            # (K = 64) gain little from a two-thread BLAS call each
+            parallel.over_batch(one_blas_thread(convert), batch, work)
+        else:
+            convert(0, batch)
 
     def _stat_rows(self, weights: FloatArray, batch: int) -> tuple[NDArray[np.int64],
                                                                    NDArray[np.int64]]:
