@@ -142,6 +142,15 @@ ADC_STATS_ROWS = 4
 #: 20 GFlop/s with their conversion on one core), to decide when a batch is split over threads.
 PRODUCT_NS_PER_FLOP = 0.05
 
+#: Largest drive voltages or bit-planes of one product pass [bytes]: a larger input (the
+#: unfolded evaluation batch of a convolution: 784,000 rows x 25 for LeNet-5's first layer
+#: at 1000 images) is converted in row chunks of at least :data:`PRODUCT_CHUNK_MIN_ROWS`
+#: when that changes no result (see ``Tile._chunk_rows``).
+PRODUCT_CHUNK_BYTES = 16 << 20
+
+#: Fewest rows of a product chunk.
+PRODUCT_CHUNK_MIN_ROWS = 1024
+
 #: Names of the ADC counters (:mod:`xbarsim.kernels.adcstats`).
 ADC_STAT_NAMES = ("conversions", "sensed", "clipped", "lost")
 
@@ -454,15 +463,56 @@ class Tile:
         dac_args = (x, scale, input_bits, dac.bits or 0, mode, *dac.transfer, dac.v_max)
         self.refresh()
         calibrate = calibrate or self.calibrate_in_evaluation
-        if periphery.adc.granularity == "layer":
+        layer = periphery.adc.granularity == "layer"
+        rows = self._chunk_rows(x.shape, len(weights), forward, calibrate)
+        if rows >= x.shape[0]:
+            out = self._convert_rows(x, dac_args, weights, forward, calibrate, layer)
+        else:
+            # a large input (a convolution's unfolded evaluation batch) in row chunks: the
+            # drives and bit-planes of one chunk at a time, with the scale of the whole input;
+            # every output row is computed as in one pass (no converter calibrates here)
+            out = np.empty((x.shape[0], n_out))
+            for r0 in range(0, x.shape[0], rows):
+                part = x[r0:r0 + rows]
+                out[r0:r0 + rows] = self._convert_rows(part, (part, *dac_args[1:]), weights,
+                                                       forward, calibrate, layer)
+        return out * (scale / (dac.v_max * self.alpha))
+
+    def _chunk_rows(self, shape: tuple[int, ...], n_planes: int, forward: bool,
+                    calibrate: bool) -> int:
+        """Rows of the input converted at once (all of them unless chunking changes nothing).
+
+        Chunks keep the drive voltages (granularity "layer") or bit-planes ("tile") of one
+        pass under :data:`PRODUCT_CHUNK_BYTES`. Not while a converter of this direction still
+        calibrates (it sees the whole batch's currents first), nor with per-array sense noise
+        (drawn plane by plane over the whole batch).
+        """
+        periphery = self.hw.forward if forward else self.hw.backward
+        layer = periphery.adc.granularity == "layer"
+        per_row = 8 * shape[1] * (1 if layer else n_planes)
+        rows = max(PRODUCT_CHUNK_MIN_ROWS, PRODUCT_CHUNK_BYTES // max(per_row, 1))
+        if rows >= shape[0]:
+            return shape[0]
+        if layer:
+            adcs = [self._adc_layer_fwd if forward else self._adc_layer_bwd]
+        else:
+            adcs = [a for blk in self.blocks for a in (blk.adc_fwd if forward else blk.adc_bwd)]
+            if periphery.adc.sense_noise > 0:
+                return shape[0]
+        if calibrate and any(a.bits is not None and a.calibrating for a in adcs):
+            return shape[0]
+        return rows
+
+    def _convert_rows(self, x: FloatArray, dac_args: tuple[Any, ...], weights: FloatArray,
+                      forward: bool, calibrate: bool, layer: bool) -> FloatArray:
+        """DAC, arrays and ADC of rows ``x`` (``dac_args`` as for the DAC kernels), unscaled."""
+        if layer:
             # no ADC between the planes: the arrays see their weighted sum (B, n) [V]
             v = np.empty(x.shape)
             over_batch(lambda b0, b1: mvm.dac_effective_into(x[b0:b1], *dac_args[1:], weights,
                                                              v[b0:b1]), x.shape[0], x.size)
-            out = self._layer_product(v, forward, calibrate)
-        else:
-            out = self._tile_product(mvm.dac_planes(*dac_args), weights, forward, calibrate)
-        return out * (scale / (dac.v_max * self.alpha))
+            return self._layer_product(v, forward, calibrate)
+        return self._tile_product(mvm.dac_planes(*dac_args), weights, forward, calibrate)
 
     def refresh(self) -> None:
         """Recompute every stale ``g_eff`` (the exact solves batched, in parallel threads).
