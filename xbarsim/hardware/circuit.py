@@ -19,7 +19,7 @@ import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
 from xbarsim.checks import as_float_array, per_line, resistance
-from xbarsim.hardware.parallel import shared_pool, splits
+from xbarsim.hardware.parallel import default_threads, shared_pool, splits
 from xbarsim.kernels import nodal as nodal_kernels
 
 logger = logging.getLogger(__name__)
@@ -63,15 +63,78 @@ class Parasitics:
         return (self.r_row == 0.0 and self.r_col == 0.0 and not self.r_source.any()
                 and not self.r_sense.any())
 
+    def series_resistance(self) -> float:
+        """Largest resistance in series with one device [Ohm].
+
+        The worst device's driver, the row wire up to it, the column wire down from it and its
+        sense resistance: ``max(r_source) + (n_cols - 1) r_row + (n_rows - 1) r_col +
+        max(r_sense)``. ``g * series_resistance()`` is the coupling that decides whether the
+        nodal solve is meaningful (:data:`NODAL_MAX_COUPLING`).
+        """
+        n_rows, n_cols = self.r_source.size, self.r_sense.size
+        return float(self.r_source.max() + (n_cols - 1) * self.r_row
+                     + (n_rows - 1) * self.r_col + self.r_sense.max())
+
     def flipped(self) -> Parasitics:
         """Parasitics of the flipped circuit used for the backward direction (see ``flip``)."""
         return Parasitics(r_source=self.r_sense[::-1].copy(), r_sense=self.r_source[::-1].copy(),
                           r_row=self.r_col, r_col=self.r_row)
 
 
+G_FLOOR = float(np.sqrt(np.finfo(np.float64).smallest_normal))
+"""Smallest non-zero conductance accepted [S], about 1.5e-154: the square root of the smallest
+normal float64, so that a product of two conductances (the structured solvers form them) is
+still a normal number. Below it the FCM solver's currents underflow to 0 (measured: exact at
+1e-160 S, 0 at 1e-200 S)."""
+
+NODAL_MAX_COUPLING = 1.0e12
+"""Largest ``max(g) * series resistance`` (:meth:`Parasitics.series_resistance`) for which the
+nodal solve is accepted. Beyond it the devices are short circuits next to the wires, the nodal
+matrix is singular to float64 and no refinement recovers the currents. Measured against the
+FCM solver (which stays exact there) for 16 x 16 and 64 x 64 tiles with six sets of
+parasitics: agreement to 1e-15 up to a coupling of 5e12, errors of 1e-11 to 1 from 1e14."""
+
+
 def check_conductance(g: ArrayLike) -> FloatArray:
-    """Validate a conductance matrix: 2-D, non-empty, finite, >= 0 [S]."""
-    return as_float_array("g", g, ndim=2, nonneg=True)
+    """Validate a conductance matrix: 2-D, non-empty, finite, 0 or >= :data:`G_FLOOR` [S].
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending entry and the accepted range.
+    """
+    arr = as_float_array("g", g, ndim=2, nonneg=True)
+    if float(arr.min()) < G_FLOOR:          # zeros (common) or tiny values (refused)
+        tiny = (arr > 0.0) & (arr < G_FLOOR)
+        if tiny.any():
+            index = tuple(int(k) for k in np.argwhere(tiny)[0])
+            raise ValueError(
+                f"g: a conductance must be 0 (device off) or >= {G_FLOOR:.3g} S, got "
+                f"{arr[index]:.3g} S at index {index}. Smaller values underflow in the "
+                f"solvers' products of two conductances (float64's smallest normal number "
+                f"is {np.finfo(np.float64).smallest_normal:.3g}); check the units, or use 0")
+    return arr
+
+
+def check_nodal_range(g: FloatArray, parasitics: Parasitics) -> None:
+    """Refuse conductances the nodal solve cannot resolve in float64.
+
+    Raises
+    ------
+    ValueError
+        When ``max(g) * parasitics.series_resistance()`` exceeds :data:`NODAL_MAX_COUPLING`;
+        the message names both factors and suggests the FCM solver, which is exact there.
+    """
+    r_series = parasitics.series_resistance()
+    g_max = float(g.max())
+    coupling = g_max * r_series
+    if coupling > NODAL_MAX_COUPLING:
+        raise ValueError(
+            f"g: the largest conductance {g_max:.3g} S times the largest resistance in series "
+            f"with a device ({r_series:.3g} Ohm) is {coupling:.3g}, beyond "
+            f"{NODAL_MAX_COUPLING:.0e} where the nodal solve is meaningful in float64 (the "
+            f"devices are short circuits next to the wires). Check the units of g, or use "
+            f"method 'fcm', which stays exact for any coupling")
 
 
 def _check_inputs(g: ArrayLike, v: ArrayLike, name: str = "v", axis_len: int | None = None
@@ -98,7 +161,7 @@ MAX_REFINEMENT_STEPS = 10
 
 #: Bytes of work memory per solve block (several right-hand sides solved together): the block
 #: holds four arrays of ``8 * n_unknown * k`` bytes.
-BLOCK_BYTES = 64 << 20
+BLOCK_BYTES = 256 << 20
 
 #: Largest number of right-hand sides per solve block.
 MAX_BLOCK = 32
@@ -163,6 +226,63 @@ def nested_dissection(u_label: NDArray[np.int64], w_label: NDArray[np.int64],
     return order[order >= 0]
 
 
+@dataclass(frozen=True)
+class SolveCost:
+    """Estimated cost of a solve (see :func:`nodal_cost`).
+
+    Attributes
+    ----------
+    seconds : float
+        Wall time [s].
+    bytes : int
+        Peak memory [B].
+    """
+
+    seconds: float
+    bytes: int
+
+
+#: Factor entries per cell and per ``log2(cells)`` of the nested-dissection ordering, fitted to
+#: 4.2e5 .. 1.3e8 entries at 64 x 64 .. 1024 x 1024 (within 20 % of every measurement).
+_FILL_PER_CELL_LOG = 6.2
+#: Factorization time per factor entry [s], and time per factor entry and right-hand side of
+#: a refined solve (three triangular solves and two Kirchhoff passes) [s], measured on a
+#: shared 2-core machine (256 x 256 .. 1024 x 1024).
+_FACTOR_SECONDS_PER_ENTRY = 4.5e-7
+_SOLVE_SECONDS_PER_ENTRY_RHS = 6.0e-9
+#: Peak bytes per factor entry during the factorization (SuperLU's storage and the copies
+#: taken from it), measured 49-68 B.
+_BYTES_PER_ENTRY = 60
+
+
+def nodal_cost(n_rows: int, n_cols: int, n_rhs: int) -> SolveCost:
+    """Estimate time and memory of a :class:`NodalSystem` and ``n_rhs`` refined solves.
+
+    ``g_eff`` takes ``min(n_rows, n_cols)`` right-hand sides; sense currents or node maps one
+    per input vector. The estimate is an order of magnitude for deciding whether to run (the
+    fill of the factors is fitted within 20 %, the speed depends on the machine and its load).
+
+    Parameters
+    ----------
+    n_rows, n_cols : int
+        Tile shape.
+    n_rhs : int
+        Right-hand sides solved.
+
+    Returns
+    -------
+    SolveCost
+    """
+    cells = max(1, n_rows * n_cols)
+    entries = _FILL_PER_CELL_LOG * cells * max(1.0, float(np.log2(cells)))
+    n_unknown = 2 * cells
+    block = int(min(MAX_BLOCK, max(1, BLOCK_BYTES // (32 * n_unknown)), max(n_rhs, 1)))
+    threads = min(default_threads(), max(1, -(-n_rhs // block)))
+    seconds = entries * (_FACTOR_SECONDS_PER_ENTRY + n_rhs * _SOLVE_SECONDS_PER_ENTRY_RHS)
+    memory = _BYTES_PER_ENTRY * entries + 4 * 8 * n_unknown * block * threads
+    return SolveCost(seconds=float(seconds), bytes=int(memory))
+
+
 class NodalSystem:
     """The assembled and factorized nodal system of one crossbar (golden reference).
 
@@ -203,6 +323,7 @@ class NodalSystem:
     """
 
     def __init__(self, g: FloatArray, parasitics: Parasitics) -> None:
+        check_nodal_range(g, parasitics)
         self.g = g
         self.parasitics = parasitics
         n_rows, n_cols = g.shape
@@ -218,6 +339,9 @@ class NodalSystem:
         self.d = d
         self._branches = nodal_kernels.branches(g, p.r_source, p.r_sense, p.r_row, p.r_col,
                                                 self.u_label, self.w_label)
+        a, b, cond = self._branches
+        at_terminal = (a < 0) | (b < 0)          # the only branches that carry B v or i
+        self._terminal_branches = (a[at_terminal], b[at_terminal], cond[at_terminal])
         self.refinement_steps = 0
         self.last_correction = 0.0
         self.factor_nnz = 0
@@ -237,14 +361,14 @@ class NodalSystem:
         # symmetric positive definite: pivots on the diagonal, symmetric column order
         lu = spla.splu(y, permc_spec=spec, diag_pivot_thresh=0.0,
                        options={"SymmetricMode": True})
-        factor = lu.L
-        self._l = sp.tril(factor, k=-1, format="csc")
+        factor = lu.L                                      # unit diagonal, dropped
+        self._l = nodal_kernels.split_diagonal(factor.indptr, factor.indices, factor.data)[:3]
         del factor
         factor = lu.U
-        self._u = sp.triu(factor, k=1, format="csc")
-        self._u_diag = np.ascontiguousarray(factor.diagonal())
+        *self._u, self._u_diag = nodal_kernels.split_diagonal(factor.indptr, factor.indices,
+                                                              factor.data)
         del factor
-        self.factor_nnz = int(self._l.nnz + self._u.nnz + self.n_unknown)
+        self.factor_nnz = int(self._l[1].size + self._u[1].size + self.n_unknown)
         # Pr Y[order][:, order] Pc = L U (scipy's convention): solve with rhs[perm_in] and
         # return z[perm_out] (both composed with the nested-dissection order)
         self._perm_in = np.empty(self.n_unknown, dtype=np.int64)
@@ -265,12 +389,15 @@ class NodalSystem:
         return out
 
     def _lu_solve(self, rhs: FloatArray, work: FloatArray, out: FloatArray) -> None:
-        nodal_kernels.lu_solve(self._l.indptr, self._l.indices, self._l.data, self._u.indptr,
-                               self._u.indices, self._u.data, self._u_diag, self._perm_in,
-                               self._perm_out, rhs, work, out)
+        nodal_kernels.lu_solve(*self._l, *self._u, self._u_diag, self._perm_in, self._perm_out,
+                               rhs, work, out)
 
     def block_size(self) -> int:
-        """Right-hand sides solved together (:data:`BLOCK_BYTES` of work memory, at most 32)."""
+        """Right-hand sides solved together (:data:`BLOCK_BYTES` of work memory, at most 32).
+
+        Measured at 256 x 256: 8.8 ms per right-hand side and solve in blocks of 16, 7.7 in
+        blocks of 32, 14 in blocks of 8, 33 one at a time.
+        """
         return int(min(MAX_BLOCK, max(1, BLOCK_BYTES // (32 * max(self.n_unknown, 1)))))
 
     def solve_fixed(self, fixed: FloatArray, keep_voltages: bool = False
@@ -316,16 +443,18 @@ class NodalSystem:
         return x_all, currents
 
     def _refine(self, fixed: FloatArray) -> tuple[FloatArray, FloatArray, int, float]:
-        """Solve one block and refine it (see the class notes); returns x, currents, steps,
-        last correction."""
-        a, b, cond = self._branches
+        """Solve one block and refine it (see the class notes).
+
+        Returns ``(x, currents, steps, last correction)``.
+        """
         n, k = self.n_unknown, fixed.shape[1]
         x = np.zeros((n, k))
         res = np.empty((n, k))
         res_lo = np.empty((n, k))
         cur = np.empty((self.n_fixed, k))
         cur_lo = np.empty((self.n_fixed, k))
-        nodal_kernels.kirchhoff(a, b, cond, x, fixed, res, cur, res_lo, cur_lo)   # res = B v
+        # at x = 0 only the terminal branches carry current: res = B v
+        nodal_kernels.kirchhoff(*self._terminal_branches, x, fixed, res, cur, res_lo, cur_lo)
         if n == 0:
             return x, cur, 0, 0.0
         work = res_lo                                      # free between the Kirchhoff passes
@@ -334,14 +463,15 @@ class NodalSystem:
         change = 0.0
         steps = 0
         for steps in range(1, MAX_REFINEMENT_STEPS + 1):     # noqa: B007
-            nodal_kernels.kirchhoff(a, b, cond, x, fixed, res, cur, res_lo, cur_lo)
+            nodal_kernels.kirchhoff(*self._branches, x, fixed, res, cur, res_lo, cur_lo)
             self._lu_solve(res, work, res)                  # the correction, in place
             change = nodal_kernels.max_relative(res, x, _TINY_VOLTAGE)
             x += res
             if change <= _EPS or change > previous / 2:
                 break
             previous = change
-        nodal_kernels.kirchhoff(a, b, cond, x, fixed, res, cur, res_lo, cur_lo)
+        # the currents into the sources and grounds flow through the terminal branches only
+        nodal_kernels.kirchhoff(*self._terminal_branches, x, fixed, res, cur, res_lo, cur_lo)
         return x, cur, steps, change
 
     def _drive(self, v: FloatArray) -> FloatArray:

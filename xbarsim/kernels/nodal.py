@@ -349,3 +349,29 @@ def max_relative(d, x, floor):
                 if q > out:
                     out = q
     return out
+
+
+@jit
+def split_diagonal(ptr, idx, val):
+    """Split a square CSC matrix into its off-diagonal part and its diagonal.
+
+    Returns ``(ptr, idx, val, diag)``: the CSC arrays without the diagonal entries, and the
+    diagonal (duplicates summed).
+    """
+    n = ptr.size - 1
+    diag = np.zeros(n)
+    out_ptr = np.empty(n + 1, dtype=np.int64)
+    out_idx = np.empty(idx.size, dtype=np.int64)
+    out_val = np.empty(val.size)
+    k = 0
+    out_ptr[0] = 0
+    for j in range(n):
+        for p in range(ptr[j], ptr[j + 1]):
+            if idx[p] == j:
+                diag[j] += val[p]
+            else:
+                out_idx[k] = idx[p]
+                out_val[k] = val[p]
+                k += 1
+        out_ptr[j + 1] = k
+    return out_ptr, out_idx[:k].copy(), out_val[:k].copy(), diag
