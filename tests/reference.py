@@ -262,7 +262,7 @@ def refined_nodal(g: ArrayLike, v: ArrayLike, *, r_source: ArrayLike, r_sense: A
             -g64.ravel(), off_row, off_row, off_col, off_col]
     mat = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                         shape=(n_unknown, n_unknown))
-    lu = splu(mat)                                   # SuperLU, its default COLAMD ordering
+    lu = splu(mat, permc_spec="MMD_AT_PLUS_A")      # SuperLU, partial pivoting
 
     uu = np.zeros((batch, m, n), dtype=ld)
     ww = np.zeros((batch, m, n), dtype=ld)

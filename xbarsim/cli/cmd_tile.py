@@ -142,7 +142,13 @@ def tile(ctx: click.Context, config_path: Path | None, g_file: str | None, v_fil
         v = tile_study.load_array(v_file, "--v")
         sources["v"] = str(v_file)
 
-    inputs = tile_study.prepare_tile_study(g, v, sources=sources, nodal=run_nodal, **kwargs)
+    from xbarsim.hardware.circuit import NodalRangeError
+
+    try:
+        inputs = tile_study.prepare_tile_study(g, v, sources=sources, nodal=run_nodal,
+                                               **kwargs)
+    except NodalRangeError as exc:
+        raise InputError(f"{exc} (here: --no-nodal)") from None
     _check_estimates(inputs, allow_large)
 
     def solve() -> tuple[Any, list[warnings.WarningMessage]]:
