@@ -251,10 +251,11 @@ class SolveCost:
 #: 4.2e5 .. 1.3e8 entries at 64 x 64 .. 1024 x 1024 (within 20 % of every measurement).
 _FILL_PER_CELL_LOG = 6.2
 #: Factorization time per factor entry [s], and time per factor entry and right-hand side of
-#: a refined solve (three triangular solves and two Kirchhoff passes) [s], measured on a
-#: shared 2-core machine (256 x 256 .. 1024 x 1024).
-_FACTOR_SECONDS_PER_ENTRY = 4.5e-7
-_SOLVE_SECONDS_PER_ENTRY_RHS = 6.0e-9
+#: a refined solve (three triangular solves and two Kirchhoff passes, two threads) [s]:
+#: 320-460 ns and 8.3-9.2 ns measured at 256 x 256 and 512 x 512 on the shared 2-core
+#: machine under load (load average 13); an idle machine is faster.
+_FACTOR_SECONDS_PER_ENTRY = 4.0e-7
+_SOLVE_SECONDS_PER_ENTRY_RHS = 8.0e-9
 #: Peak bytes per factor entry during the factorization (SuperLU's storage and the copies
 #: taken from it), measured 49-68 B.
 _BYTES_PER_ENTRY = 60

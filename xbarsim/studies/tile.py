@@ -496,22 +496,25 @@ class TileInputs:
             cost = nodal_cost(n_rows, n_cols, min(n_rows, n_cols) + batch)
             out["nodal"] = SolveCost(cost.seconds, cost.bytes + maps)
         if "fcm" in self.methods:
-            from xbarsim.hardware import schur
-
-            # direct nested dissection: 46 ms at 256 x 256 (data/bench/tile.txt), ~ cells^1.5
+            # the direct solver's work memory (its arena: 1137 B per cell at 256 x 256, 2217 B
+            # at 4096 x 4096, growing with log2(cells)) and its g_eff
+            per_cell = max(64.0, 135.0 * np.log2(max(cells, 2)) - 1023.0) + 16.0
             out["fcm"] = SolveCost(FCM_SECONDS_256 * (cells / 65536) ** 1.5,
-                                   8 * schur.plan(n_rows, n_cols).arena_size + 16 * cells)
+                                   int(per_cell * cells))
         if "aam" in self.methods and self.rho_bound < RHO_SKIP:
-            # K = 2: 0.6 ms at 64 x 64, 9.1 ms at 128 x 128 (data/bench/tile.txt), ~ cells^2
             out["aam"] = SolveCost(AAM_SECONDS_128 * self.aam_order / 2 * (cells / 16384) ** 2,
                                    8 * cells * (4 + n_rows + n_cols))
         return out
 
 
-#: Time of FCM's direct solve of a 256 x 256 tile [s] (``xbarsim bench tile``), for estimates.
-FCM_SECONDS_256 = 0.05
-#: Time of AAM with K = 2 on a 128 x 128 tile [s] (``xbarsim bench tile``), for estimates.
-AAM_SECONDS_128 = 0.01
+#: Time of FCM's direct solve of a 256 x 256 tile [s], for estimates (the time grows about
+#: like cells**1.5): 0.05 s on an idle machine (``xbarsim bench tile``), 0.75-0.85 s on the
+#: shared 2-core machine under load, where the nodal constants were measured
+#: (:func:`xbarsim.hardware.circuit.nodal_cost`); 1024 x 1024 took 15-30 s there.
+FCM_SECONDS_256 = 0.5
+#: Time of AAM with K = 2 on a 128 x 128 tile [s], for estimates (grows like cells**2): 0.01 s
+#: idle (``xbarsim bench tile``).
+AAM_SECONDS_128 = 0.05
 
 
 def prepare_tile_study(g: ArrayLike | None = None, v: ArrayLike | None = None, *,
@@ -550,9 +553,10 @@ def prepare_tile_study(g: ArrayLike | None = None, v: ArrayLike | None = None, *
     if unused:
         what = {"rows": "g", "cols": "g", "g_min": "g", "g_max": "g", "batch": "v",
                 "v_max": "v", "seed": "g and v"}
-        raise ValueError("; ".join(f"{k}: has no effect when {what[k]} is given (it "
-                                   f"describes random {'inputs' if what[k] == 'v' else 'data'})"
-                                   for k in unused) + "; leave it out")
+        raise ValueError("; ".join(
+            f"{k}: has no effect when {what[k]} {'are' if k == 'seed' else 'is'} given (it "
+            f"describes random {'inputs' if what[k] == 'v' else 'data'})" for k in unused)
+            + "; leave it out")
     rows, cols, g_min, g_max, seed, batch, v_max = (
         DEFAULTS[k] if given[k] is None else given[k] for k in given)
     method_list = parse_methods(methods)
