@@ -3,8 +3,13 @@
 The array is a linear resistive network, so its sense currents are exactly ``i = v @ g_eff``
 for one effective-conductance matrix ``g_eff`` that depends only on ``g`` and the parasitics.
 :func:`effective_conductance` computes it by one of several methods; :func:`sense_currents` and
-:func:`node_voltages` solve the nodal system directly (sparse LU, factorized once, many
-right-hand sides) and are the reference every fast path is tested against.
+:func:`node_voltages` solve the nodal system directly (sparse LU with a nested-dissection
+ordering, factorized once, many right-hand sides, refined on a double-double Kirchhoff
+residual to float64 rounding) and are the reference every fast path is tested against.
+
+Conductances must be 0 or at least :data:`G_FLOOR` (every method); the nodal solve also needs
+``max(g)`` times the series resistance below :data:`NODAL_MAX_COUPLING`. docs/circuit.md
+explains both limits and the measured accuracy.
 """
 
 from __future__ import annotations
@@ -308,6 +313,11 @@ class NodalSystem:
     parasitics : Parasitics
         Terminal and wire resistances.
 
+    Raises
+    ------
+    NodalRangeError
+        ``max(g)`` times the series resistance exceeds :data:`NODAL_MAX_COUPLING`.
+
     Notes
     -----
     Modified nodal analysis: ``Y x = B v`` for unknown node voltages ``x``, sense currents
@@ -583,6 +593,13 @@ def sense_currents(g: ArrayLike, v: ArrayLike, *, r_source: ArrayLike = 0.0,
     -------
     ndarray of shape (batch, n_cols), or (n_cols,) for 1-D ``v``
         Currents into the sense nodes [A].
+
+    Raises
+    ------
+    ValueError
+        Bad shapes or values, naming the argument: among them a conductance between 0 and
+        :data:`G_FLOOR`, and for ``"nodal"`` a ``max(g)`` beyond the coupling limit
+        (:func:`check_nodal_range`).
     """
     g_arr, v2, single = _check_inputs(g, v)
     if method == "nodal":
@@ -604,6 +621,11 @@ def node_voltages(g: ArrayLike, v: ArrayLike, *, r_source: ArrayLike = 0.0,
     u, w : ndarray of shape (batch, n_rows, n_cols), or (n_rows, n_cols) for 1-D ``v``
         Voltages [V] of the row nodes (word line side of each device) and of the column nodes
         (bit line side). The IR drop seen by device (i, j) is ``v_i - (u - w)[i, j]``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`sense_currents` with ``method="nodal"``.
     """
     g_arr, v2, single = _check_inputs(g, v)
     par = _parasitics(g_arr, r_source, r_sense, r_row, r_col)
@@ -688,6 +710,11 @@ def effective_conductance(g: ArrayLike, *, r_source: ArrayLike = 0.0, r_sense: A
     -------
     ndarray of shape (n_rows, n_cols)
         ``g_eff`` [S].
+
+    Raises
+    ------
+    ValueError
+        As :func:`sense_currents` (conductance range, and the coupling limit of ``"nodal"``).
     """
     g_arr = check_conductance(g)
     if method not in _METHODS:
