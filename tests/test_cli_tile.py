@@ -571,6 +571,9 @@ def test_library_refuses_contradicting_arguments(rng):
 
 
 @pytest.mark.skipif(not HAVE_MPL, reason="matplotlib not installed")
+# matplotlib 3.9's mathtext with pyparsing >= 3.3 (the lowest allowed matplotlib and today's
+# pyparsing) raises pyparsing's deprecation warnings: between the two, not ours
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_heat_maps_show_the_vector_with_the_largest_ir_drop(tmp_path, monkeypatch):
     from xbarsim import plot
 
