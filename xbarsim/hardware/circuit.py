@@ -160,9 +160,10 @@ def _check_inputs(g: ArrayLike, v: ArrayLike, name: str = "v", axis_len: int | N
     return g_arr, np.atleast_2d(v_arr), single
 
 
-#: Cells per leaf block of the nested-dissection ordering. Measured at 128 x 128 and 256 x 256
-#: (TxSim devices): 16 cells gave the fewest factor entries (1.28 M and 6.0 M, against 1.74 M
-#: / 7.6 M for 64 cells) and the fastest solves.
+#: Cells per leaf block of the nested-dissection ordering. Measured at 128 x 128 (TxSim
+#: devices): 16 cells gave the fewest factor entries (1.28 M, against 1.74 M for 64 cells and
+#: 2.90 M for 256) and the fastest solves (1.0-1.2 s for 128 right-hand sides in blocks of 16,
+#: against 1.7-2.1 s and 2.5-3.0 s).
 ND_LEAF_CELLS = 16
 
 #: Largest number of refinement steps (two are typical: the first correction is ~1e-13 of
