@@ -109,7 +109,8 @@ def tile(ctx: click.Context, config_path: Path | None, g_file: str | None, v_fil
         from xbarsim import plot
 
         plot.require_matplotlib()
-        existing = [p for p in plot.tile_figure_paths(plot_dir, aam=True).values() if p.exists()]
+        existing = [p for p in plot.tile_figure_paths(plot_dir, aam=True, nodal=run_nodal).values()
+                    if p.exists()]
         if existing and not force:
             raise InputError(f"--plot {plot_dir}: {', '.join(map(str, existing))} exist(s); "
                              f"use --force to overwrite")
