@@ -703,3 +703,21 @@ def test_series_resistance():
         # no parasitics: no limit at all (g_eff = g), even for absurd conductances
         assert_array_equal(sense_currents(np.full((3, 5), 1e200), np.ones(3)),
                            np.full(5, 3e200))
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-290, 2.0 ** -1000])
+def test_any_finite_drive_scales_exactly(scale, rng):
+    """The solve is linear in v, and each case is scaled by a power of two before it: huge or
+    tiny drives give the 1 V currents times the scale, to rounding (no overflow in the
+    error-free products, no underflow of the residual)."""
+    g = rng.uniform(1e-6, 1e-5, (5, 4))
+    v = rng.uniform(0.1, 1.0, (2, 5))
+    unit = sense_currents(g, v, **TXSIM)
+    assert_allclose(sense_currents(g, v * scale, **TXSIM), unit * scale, rtol=1e-15)
+    u, w = node_voltages(g, v * scale, **TXSIM)
+    assert_allclose(u, node_voltages(g, v, **TXSIM)[0] * scale, rtol=1e-15)
+
+
+def test_huge_conductances_without_parasitics():
+    g = np.full((2, 3), 1e305)
+    assert_array_equal(sense_currents(g, np.ones(2)), np.full(3, 2e305))

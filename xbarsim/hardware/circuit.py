@@ -363,9 +363,13 @@ class NodalSystem:
         self.b = sp.csr_matrix((b_v, (b_r, b_c)), shape=(self.n_unknown, n_rows))
         self.c = sp.csr_matrix((c_v, (c_r, c_c)), shape=(n_cols, self.n_unknown))
         self.d = d
-        self._branches = nodal_kernels.branches(g, p.r_source, p.r_sense, p.r_row, p.r_col,
-                                                self.u_label, self.w_label)
-        a, b, cond = self._branches
+        a, b, cond = nodal_kernels.branches(g, p.r_source, p.r_sense, p.r_row, p.r_col,
+                                            self.u_label, self.w_label)
+        # the residual kernel sees conductances scaled by a power of two to at most 1 (exact),
+        # so its error-free products cannot overflow whatever the units
+        self._cond_exp = int(np.frexp(cond.max())[1]) if cond.size else 0
+        cond = np.ldexp(cond, -self._cond_exp)
+        self._branches = (a, b, cond)
         at_terminal = (a < 0) | (b < 0)          # the only branches that carry B v or i
         self._terminal_branches = (a[at_terminal], b[at_terminal], cond[at_terminal])
         self.refinement_steps = 0
@@ -452,10 +456,14 @@ class NodalSystem:
         results: list[tuple[int, float]] = []
 
         def run(k0: int, k1: int) -> None:
-            x, cur, n_steps, change = self._refine(np.ascontiguousarray(fixed[:, k0:k1]))
-            currents[:, k0:k1] = cur
+            # each case scaled by a power of two to at most 1 V (exact; linear circuit)
+            block = fixed[:, k0:k1]
+            peak = np.abs(block).max(axis=0)
+            exp = np.where(peak > 0, np.frexp(peak)[1], 0)
+            x, cur, n_steps, change = self._refine(np.ascontiguousarray(np.ldexp(block, -exp)))
+            currents[:, k0:k1] = np.ldexp(cur, exp)
             if x_all is not None:
-                x_all[:, k0:k1] = x
+                x_all[:, k0:k1] = np.ldexp(x, exp)
             results.append((n_steps, change))
 
         work = 4 * self.factor_nnz * k
@@ -480,7 +488,7 @@ class NodalSystem:
         cur = np.empty((self.n_fixed, k))
         cur_lo = np.empty((self.n_fixed, k))
         # at x = 0 only the terminal branches carry current: res = B v
-        nodal_kernels.kirchhoff(*self._terminal_branches, x, fixed, res, cur, res_lo, cur_lo)
+        self._kirchhoff(self._terminal_branches, x, fixed, res, cur, res_lo, cur_lo)
         if n == 0:
             return x, cur, 0, 0.0
         work = res_lo                                      # free between the Kirchhoff passes
@@ -489,7 +497,7 @@ class NodalSystem:
         change = 0.0
         steps = 0
         for steps in range(1, MAX_REFINEMENT_STEPS + 1):     # noqa: B007
-            nodal_kernels.kirchhoff(*self._branches, x, fixed, res, cur, res_lo, cur_lo)
+            self._kirchhoff(self._branches, x, fixed, res, cur, res_lo, cur_lo)
             self._lu_solve(res, work, res)                  # the correction, in place
             change = nodal_kernels.max_relative(res, x, _TINY_VOLTAGE)
             x += res
@@ -497,8 +505,17 @@ class NodalSystem:
                 break
             previous = change
         # the currents into the sources and grounds flow through the terminal branches only
-        nodal_kernels.kirchhoff(*self._terminal_branches, x, fixed, res, cur, res_lo, cur_lo)
+        self._kirchhoff(self._terminal_branches, x, fixed, res, cur, res_lo, cur_lo)
         return x, cur, steps, change
+
+    def _kirchhoff(self, branches: tuple[NDArray[np.int64], NDArray[np.int64], FloatArray],
+                   x: FloatArray, fixed: FloatArray, res: FloatArray, cur: FloatArray,
+                   res_lo: FloatArray, cur_lo: FloatArray) -> None:
+        """Residual and terminal currents [A] (the kernel's, undoing the conductance scale)."""
+        nodal_kernels.kirchhoff(*branches, x, fixed, res, cur, res_lo, cur_lo)
+        if self._cond_exp:
+            np.ldexp(res, self._cond_exp, out=res)
+            np.ldexp(cur, self._cond_exp, out=cur)
 
     def _drive(self, v: FloatArray) -> FloatArray:
         """Fixed-node voltages (n_rows + n_cols, batch) for row drives ``v`` (batch, n_rows)."""
