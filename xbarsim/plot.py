@@ -107,6 +107,15 @@ def heatmap(data: NDArray[np.float64] | list[NDArray[np.float64]],
     return path
 
 
+def _si(value: float, unit: str) -> str:
+    """``value`` with an SI prefix, e.g. ``_si(1e-5, "S") == "10 uS"`` (ASCII only)."""
+    for factor, prefix in ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, ""),
+                           (1e3, "k"), (1e6, "M")):
+        if abs(value) < 1000 * factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
 def tile_figure_paths(out_dir: str | os.PathLike[str], aam: bool, nodal: bool = True
                       ) -> dict[str, Path]:
     """File names :func:`tile_figures` writes into ``out_dir``, keyed by map name.
@@ -207,7 +216,9 @@ def tile_figures(study: Any, out_dir: str | os.PathLike[str], *, force: bool = F
         written.append(heatmap(
             cell_err, paths["aam_error"], log=True, cmap="cividis",
             title=f"AAM (K={study.aam_order}) vs exact, per cell: "
-                  r"$|g_{\mathrm{eff}}^{\mathrm{AAM}} - g_{\mathrm{eff}}| / g_{\mathrm{eff}}$",
+                  r"$|g_{\mathrm{eff}}^{\mathrm{AAM}} - g_{\mathrm{eff}}| / g_{\mathrm{eff}}$"
+                  f"\ng {_si(float(study.g.min()), 'S')} - {_si(float(study.g.max()), 'S')}, "
+                  f"{shape}, rho bound {study.rho_bound:.3g}, max error {float(cell_err.max()):.2g}",
             cbar_label="relative error per cell (dimensionless)"))
     return written
 
