@@ -612,3 +612,17 @@ def test_no_nodal_plots_only_the_aam_map(tmp_path):
     result = invoke([*SMALL, "--no-nodal", "--plot", str(figs)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in figs.iterdir()) == ["tile_aam_error.png"]
+
+
+@pytest.mark.parametrize("case", ["a", "b", "c"])
+def test_aam_map_studies_run_as_written(case, tmp_path):
+    """examples/studies/f_aam_map_*.yaml (TxSim Fig. 6) with the command in their header."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "studies" / f"f_aam_map_{case}.yaml"
+    text = path.read_text()
+    assert f"#   xbarsim tile --config examples/studies/f_aam_map_{case}.yaml --no-nodal" in text
+    result = CliRunner().invoke(main, ["tile", "--config", str(path), "--no-nodal"])
+    assert result.exit_code == 0, result.output
+    rho = float(result.output.split("rho bound (AAM converges for < 1):")[1].split()[0])
+    # the three ranges span TxSim's negligible / small / considerable cases
+    lo, hi = {"a": (0.03, 0.15), "b": (0.15, 0.5), "c": (0.5, 1.0)}[case]
+    assert lo <= rho < hi

@@ -626,7 +626,7 @@ def test_an_unreachable_scheduler_is_an_input_error(tmp_path, offline_base):
 # the committed studies (examples/studies): valid as written, and each one runs
 
 
-STUDIES = sorted((REPO / "examples" / "studies").glob("[a-h]_*.yaml"))
+STUDIES = sorted((REPO / "examples" / "studies").glob("[a-eg-h]_*.yaml"))   # (f) is a tile study
 RUNS = {"a": 12, "b": 9, "c": 15, "d": 30, "e": 12, "g": 9, "h": None}
 
 
