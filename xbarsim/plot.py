@@ -218,7 +218,8 @@ def tile_figures(study: Any, out_dir: str | os.PathLike[str], *, force: bool = F
             title=f"AAM (K={study.aam_order}) vs exact, per cell: "
                   r"$|g_{\mathrm{eff}}^{\mathrm{AAM}} - g_{\mathrm{eff}}| / g_{\mathrm{eff}}$"
                   f"\ng {_si(float(study.g.min()), 'S')} - {_si(float(study.g.max()), 'S')}, "
-                  f"{shape}, rho bound {study.rho_bound:.3g}, max error {float(cell_err.max()):.2g}",
+                  f"{shape}, rho bound {study.rho_bound:.3g}, "
+                  f"max error {float(cell_err.max()):.2g}",
             cbar_label="relative error per cell (dimensionless)"))
     return written
 
