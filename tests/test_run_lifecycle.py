@@ -480,7 +480,7 @@ def test_epoch_lines_are_printed_as_epochs_end(configs, tmp_path):
 
 
 @pytest.mark.parametrize("setting, expected", [
-    ("hardware.forward.adc.range=1.0e-300",
+    ("hardware.forward.adc.range=1.0e-12",
      ["fc1: 100.0 % of the forward ADC conversions were clipped at full scale",
       "predicted one class for all the samples"]),
     ("hardware.forward.adc.range=1.0e+3",

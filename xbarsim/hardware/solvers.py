@@ -9,7 +9,7 @@ distortion), so a Tile holds one solver per array.
 name                      what                                                     exact?
 ========================  =======================================================  ==========
 ``"ideal"``               ``g`` itself                                             no
-``"nodal"``               sparse LU of the nodal system (golden reference)         yes
+``"nodal"``               sparse LU of the nodal system, refined (golden)          yes
 ``"fcm"``                 direct nested dissection (default), or Chebyshev / CG    yes /
                           iteration on the device voltages                         ``rtol``
 ``"aam"``                 path expansion of order K (MODELS.md §3)                  no (bound)
@@ -108,13 +108,20 @@ class IdealSolver(CircuitSolver):
 
 
 class NodalSolver(CircuitSolver):
-    """Golden reference: sparse LU of the full nodal system, ``min(n_rows, n_cols)`` solves."""
+    """Golden reference: the full nodal system, ``min(n_rows, n_cols)`` refined solves.
+
+    Sparse LU with a nested-dissection ordering, iterative refinement on a double-double
+    Kirchhoff residual (:class:`~xbarsim.hardware.circuit.NodalSystem`): every entry of
+    ``g_eff`` to about one float64 rounding (docs/circuit.md). Refuses conductances whose
+    product with the series resistance exceeds
+    :data:`~xbarsim.hardware.circuit.NODAL_MAX_COUPLING` (use "fcm" there).
+    """
 
     name = "nodal"
     exact = True
 
     def g_eff(self, g: FloatArray) -> FloatArray:
-        """Exact ``g_eff`` (direct solve; error at the level of LU round-off)."""
+        """Exact ``g_eff`` [S] (direct solve, refined to float64 rounding)."""
         g_arr = self._check(g)
         self.stats.n_calls += 1
         self.stats.n_solves += 1

@@ -31,8 +31,8 @@ without the seed: the runs of one point over its seeds share it.
 
 Resuming and failures
 ---------------------
-A run whose file has a final status (``completed``, ``diverged``, ``evaluated``) is skipped on a
-rerun. A run that raised is recorded as ``failed`` with its error (``<point id>.json`` beside
+A run whose file has a final status (``completed``, ``completed_with_warnings``,
+``diverged``, ``evaluated``, ``evaluated_with_warnings``) is skipped on a rerun. A run that raised is recorded as ``failed`` with its error (``<point id>.json`` beside
 its run file) and does not stop the others; a rerun retries it. A run interrupted mid-training
 (Ctrl-C, a killed worker) keeps the checkpoint of its last completed epoch and continues from
 there on the rerun (the same numbers as an uninterrupted run, see :mod:`xbarsim.runner`).
@@ -90,7 +90,8 @@ SWEEP_KEYS = ("description", "base", "set", "grid", "zip", "points", "seeds", "o
 LABEL_KEY = "label"
 """Key of a ``points`` entry naming the point (not a config key)."""
 
-FINAL_STATUSES = ("completed", "diverged", "evaluated")
+FINAL_STATUSES = ("completed", "completed_with_warnings", "diverged", "evaluated",
+                  "evaluated_with_warnings")
 """Run-file statuses of a finished run (skipped on a rerun)."""
 
 # config keys that do not change a run's numbers, left out of its identity
@@ -111,7 +112,8 @@ TABLE_COLUMNS = ("point_id", "config_id", "point", "label", "seed", "status",
 
 point_id : the run's id (file ``runs/<point_id>.h5``); config_id : the point's id without the
 seed; point : 1-based index of the point in the sweep; label : the point's ``label`` or "";
-seed : master seed; status : completed | diverged | evaluated | failed | partial (interrupted,
+seed : master seed; status : a final status of the run file (completed,
+completed_with_warnings, diverged, evaluated, evaluated_with_warnings) | failed | partial (interrupted,
 resumable) | pending; final_test_acc : test accuracy of the stored weights (the last completed
 epoch), a fraction; best_test_acc, best_epoch : the highest test accuracy over the epochs and
 its 1-based epoch; final_train_loss : mean training loss of the last completed epoch;
@@ -624,7 +626,7 @@ def _row(run: Mapping[str, Any], keys: Sequence[str], state: RunState) -> dict[s
         attrs, hist = state.summary["attrs"], state.summary["history"]
         metrics["epochs_done"] = int(attrs.get("epochs_done", 0) or 0)
         test = hist.get("test_acc")
-        if state.status == "evaluated":
+        if state.status.startswith("evaluated"):
             metrics["final_test_acc"] = metrics["best_test_acc"] = float(attrs["test_acc"])
             metrics["wall_time_s"] = float(attrs.get("seconds", nan))
         elif test is not None and len(test):
