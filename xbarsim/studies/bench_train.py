@@ -335,8 +335,8 @@ def peak_rss_mb(model: str, mode: str, batch: int = 128, seed: int = 0, steps: i
     """Peak resident memory [MB] of a fresh Python process that runs ``steps`` steps of a mode.
 
     The process imports xbarsim (and PyTorch for ``mode="torch"``), builds the model and
-    runs the steps; its high-water mark (``getrusage(RUSAGE_SELF).ru_maxrss``) is returned,
-    interpreter and libraries included.
+    runs the steps; its high-water mark (Linux: ``VmHWM``) is returned, interpreter and
+    libraries included.
     """
     code = ("import sys; from xbarsim.studies.bench_train import _rss_child; "
             f"_rss_child({model!r}, {mode!r}, {int(batch)}, {int(seed)}, {int(steps)})")
@@ -348,17 +348,34 @@ def peak_rss_mb(model: str, mode: str, batch: int = 128, seed: int = 0, steps: i
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def _peak_rss_of_this_process_mb() -> float:
+    """High-water mark of this process's resident memory [MB].
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, which starts afresh at ``exec``;
+    ``getrusage``'s ``ru_maxrss`` would report at least the resident size of the parent at
+    the ``fork`` that started this process. Elsewhere ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) / 1024.0          # kB
+    except OSError:
+        pass
+    import resource  # noqa: PLC0415  (POSIX only)
+
+    # ru_maxrss is in kilobytes on Linux (bytes on macOS)
+    scale = 1.0 / 1024 if sys.platform != "darwin" else 1.0 / 1024 ** 2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
 def _rss_child(model: str, mode: str, batch: int, seed: int, steps: int) -> None:
     """Body of :func:`peak_rss_mb`'s process: run the steps, print the peak RSS in MB."""
     step = _mode_step(model, mode, batch, seed)
     assert step is not None
     for _ in range(steps):
         step()
-    import resource  # noqa: PLC0415  (POSIX only)
-
-    # ru_maxrss is in kilobytes on Linux (bytes on macOS)
-    scale = 1.0 / 1024 if sys.platform != "darwin" else 1.0 / 1024 ** 2
-    sys.stdout.write(f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale}\n")
+    sys.stdout.write(f"{_peak_rss_of_this_process_mb()}\n")
 
 
 def _mean_over_periods(step: Callable[[], Any], periods: int, warmup: int) -> float:
