@@ -14,7 +14,7 @@ EXIT_CHECK_FAILED = 1
 
 @main.group()
 def golden() -> None:
-    """Golden reference suite for validating other crossbar simulators (docs/golden.md).
+    r"""Golden reference suite for validating other crossbar simulators (docs/golden.md).
 
     \b
     xbarsim golden make --out suite.h5              the default suite

@@ -335,7 +335,7 @@ def _import_badcrossbar() -> Any:
 
 def _solve(compute: Any, g: FloatArray, volts: FloatArray, r_word: float, r_bit: float,
            maps: bool) -> tuple[FloatArray, FloatArray | None, FloatArray | None]:
-    """badcrossbar currents (p, n) and node maps (p, m, n) for drives ``volts`` (p, m)."""
+    """Solve with badcrossbar: currents (p, n), node maps (p, m, n) for drives (p, m)."""
     with np.errstate(divide="ignore"):
         resistances = 1.0 / g                                   # open devices: inf
     solution = compute(np.ascontiguousarray(volts.T), resistances, r_i_word_line=r_word,

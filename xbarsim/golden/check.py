@@ -96,7 +96,7 @@ class Report:
                 f"{len(missing)} quantities not given")
 
     def table(self) -> str:
-        """The per-case, per-quantity table (plain text), then the refused cases and why."""
+        """Format the per-case, per-quantity table (plain text), then the refused cases."""
         head = (f"{'case':<28} {'quantity':<22} {'error':>10} {'tolerance':>9}  "
                 f"{'worst element':<16} {'reference':>12} {'theirs':>12}  result")
         lines = [head, "-" * len(head)]
@@ -118,7 +118,7 @@ class Report:
         return "\n".join(lines)
 
     def records(self) -> list[dict[str, Any]]:
-        """The rows as plain dicts (JSON / CSV)."""
+        """Return the rows as plain dicts (JSON / CSV)."""
         out = []
         for r in self.rows:
             rec = asdict(r)

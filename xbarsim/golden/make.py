@@ -115,7 +115,7 @@ def _drives(names: Iterable[str], g_line: Callable[[], FloatArray], n: int,
 
 def _solve_tile(g: FloatArray, v: FloatArray, d: FloatArray, par: Any,
                 node_voltages: bool) -> dict[str, FloatArray]:
-    """The reference outputs of one tile: nodal g_eff, currents, node maps, backward currents."""
+    """Compute one tile's reference: nodal g_eff, currents, node maps, backward currents."""
     from xbarsim.hardware.circuit import NodalSystem, backward_currents
 
     system = NodalSystem(g, par)
@@ -170,7 +170,7 @@ def _describe_tile(spec: TileSpec, par: Any) -> str:
 
 
 def ngspice_cases(seed: int) -> dict[str, Case]:
-    """The shipped ngspice-verified tiles as tile cases ``ngspice_<name>``.
+    """Make the shipped ngspice-verified tiles into tile cases ``ngspice_<name>``.
 
     ``g``, ``v`` and the parasitics are those of the netlist; the outputs are xbarsim's nodal
     solve (more accurate than ngspice's 17 printed digits and its own round-off, ~1e-13) and
@@ -283,7 +283,7 @@ def _applied_zero(device: Any, dg: FloatArray) -> NDArray[np.bool_]:
 
 def _invert_write_noise(device: Any, g0: FloatArray, request: FloatArray,
                         g1: FloatArray) -> FloatArray:
-    """Standard normals that turn ``g0`` into ``g1`` under ``request`` (the realised noise).
+    """Find standard normals that turn ``g0`` into ``g1`` under ``request`` (realised noise).
 
     Used when the draws themselves were not observed (the write noise is generated inside
     the update kernel): for a device inside its range the value solves

@@ -156,7 +156,8 @@ LAYER_DATASETS: tuple[DatasetSpec, ...] = (
          "full-scale current of each forward ADC after calibrating on x", optional=True),
     _out("adc_range_backward", "A", "(n_adcs,)", "max",
          "full-scale current of each backward ADC after calibrating on delta", optional=True),
-    _out("y_forward", "1", "(batch, n_out)", "forward", "forward outputs, x @ W through the hardware"),
+    _out("y_forward", "1", "(batch, n_out)", "forward",
+         "forward outputs, x @ W through the hardware"),
     _out("y_backward", "1", "(batch, n_in)", "backward",
          "backward outputs, delta @ W^T through the hardware"),
     _out("dw", "1", "(n_in, n_out)", "max", "requested weight step -lr x^T delta"),
@@ -208,7 +209,7 @@ SCALES: dict[str, str] = {
 
 
 def dataset_spec(kind: str, name: str) -> DatasetSpec | None:
-    """The spec of dataset ``name`` in a case of ``kind`` (layer prefixes matched), or None."""
+    """Return the spec of dataset ``name`` of a ``kind`` case (layer prefixes matched) or None."""
     table = DATASETS.get(kind, ())
     generic = name
     if kind == "mlp_step" and "/" in name:
@@ -220,7 +221,7 @@ def dataset_spec(kind: str, name: str) -> DatasetSpec | None:
 
 
 def outputs_of(kind: str, names: list[str] | tuple[str, ...]) -> list[str]:
-    """The compared datasets (role ``output``) among ``names`` of a case of ``kind``."""
+    """Return the compared datasets (role ``output``) among ``names`` of a ``kind`` case."""
     out = []
     for name in names:
         spec = dataset_spec(kind, name)

@@ -108,7 +108,7 @@ class SuiteSpec:
 
 
 def default_spec_text() -> str:
-    """The YAML text of the default suite (``xbarsim/golden/data/default.yaml``)."""
+    """Return the YAML text of the default suite (``xbarsim/golden/data/default.yaml``)."""
     return resources.files("xbarsim.golden").joinpath("data", DEFAULT_SPEC).read_text("utf-8")
 
 
@@ -163,7 +163,7 @@ def _number(errors: _Errors, where: str, x: Any, *, minimum: float = 0.0,
 
 
 def _resistance(errors: _Errors, where: str, x: Any) -> Any:
-    """A scalar, a list of scalars, or {uniform: [lo, hi]} [Ohm]."""
+    """Read a resistance: a scalar, a list (one per line) or {uniform: [lo, hi]} [Ohm]."""
     if isinstance(x, Mapping):
         if set(x) != {"uniform"} or not isinstance(x["uniform"], list) \
                 or len(x["uniform"]) != 2:
