@@ -6,8 +6,9 @@ so ``xbarsim --help`` stays fast and compiles nothing.
 
 One module per command or command group registers it on :data:`main`
 (:mod:`xbarsim.cli.common`): ``cmd_run`` (run, check-config, show-config), ``cmd_tile``,
-``cmd_bench``, ``cmd_sweep``, ``cmd_golden`` (the golden reference suite). Exit codes: 0 success, 2 bad input (one ``Error: ...`` line, no traceback),
-3 diverged training, 130 interrupted.
+``cmd_bench``, ``cmd_sweep``, ``cmd_golden`` (the golden reference suite). Exit codes: 0
+success, 2 bad input (one ``Error: ...`` line, no traceback), 3 diverged training, 130
+interrupted; ``golden check`` exits 1 when a quantity fails its tolerance.
 """
 
 from __future__ import annotations
