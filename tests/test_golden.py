@@ -101,6 +101,16 @@ def test_badcrossbar_passes_every_case_it_can_express(suite):
     assert "layer case needs converters" in results.refused["layer_txsim"]
 
 
+def test_ci_installs_badcrossbar():
+    """CI must run the badcrossbar validation: .ci/run installs it (no cairo needed)."""
+    import os
+
+    if os.environ.get("CI") == "true":
+        assert HAS_BADCROSSBAR, "CI: badcrossbar is not installed (see .ci/run)"
+    run = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert "--no-deps" in run and "badcrossbar==1.1.0" in run
+
+
 def test_badcrossbar_refusal_names_what_it_cannot_express(suite):
     for name in ("txsim_64x64", "perline_24x20", "zero_terminals_20x20", "zero_wires_16x12"):
         reason = adapters.badcrossbar_refusal(suite["cases"][name])
