@@ -709,10 +709,11 @@ class Device:
         s, a = _counter_args(step, array_index, g_arr.size)
         v, sat, gain = self.update_arrays(g_arr.shape)
         arrays = np.array([[0, g_arr.size, a]], dtype=np.int64)
-        out = kernels.apply_update_keyed(self._code, g_arr.reshape(-1), dg.reshape(-1), v, sat,
-                                         gain, self._params, k0, k1, s, arrays,
-                                         kernels.update_tasks(arrays, kernels.TASK_DEVICES),
-                                         self.noisy)
+        kernel = (kernels.apply_update_keyed if g_arr.size >= kernels.PARALLEL_MIN_DEVICES
+                  else kernels.apply_update_keyed_serial)
+        out = kernel(self._code, g_arr.reshape(-1), dg.reshape(-1), v, sat, gain, self._params,
+                     k0, k1, s, arrays, kernels.update_tasks(arrays, kernels.TASK_DEVICES),
+                     self.noisy)
         return out.reshape(g_arr.shape)
 
     def step(self, g: ArrayLike, n_pulses: ArrayLike, noise: ArrayLike | None = None) -> FloatArray:

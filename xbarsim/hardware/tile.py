@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -354,8 +355,11 @@ class Tile:
         plan = self._plan()
         g = self._master_flat()
         k0, k1 = self.update_key & 0xFFFFFFFF, self.update_key >> 32
+        parallel = g.size >= update_kernels.PARALLEL_MIN_DEVICES and numba.get_num_threads() > 1
         if self.mapping.name == "signed_split":
-            g_new = update_kernels.signed_split_update_keyed(
+            kernel = (update_kernels.signed_split_update_keyed if parallel
+                      else update_kernels.signed_split_update_keyed_serial)
+            g_new = kernel(
                 plan.model_code, g, dw, self.alpha, plan.split_blocks, plan.split_tasks,
                 plan.v, plan.one_m_ev, plan.step_gain, plan.params, k0, k1, self.update_step,
                 plan.noisy)
@@ -367,7 +371,9 @@ class Tile:
                                                         [x.g for x in blk.masters], self.w_scale)
                 start = plan.offsets[b * n_arrays]
                 requests[start:start + req.size] = req.reshape(-1)
-            g_new = update_kernels.apply_update_keyed(
+            kernel = (update_kernels.apply_update_keyed if parallel
+                      else update_kernels.apply_update_keyed_serial)
+            g_new = kernel(
                 plan.model_code, g, requests, plan.v, plan.one_m_ev, plan.step_gain,
                 plan.params, k0, k1, self.update_step, plan.arrays, plan.tasks, plan.noisy)
         self.update_step += 1

@@ -70,10 +70,10 @@ def philox4x32(c0, c1, c2, c3, k0, k1, n_rounds):
 
     Parameters
     ----------
-    c0, c1, c2, c3 : numpy.uint64
-        Counter words, each < 2**32.
-    k0, k1 : numpy.uint64
-        Key words, each < 2**32.
+    c0, c1, c2, c3 : int
+        Counter words, each < 2**32 (taken as uint64).
+    k0, k1 : int
+        Key words, each < 2**32 (taken as uint64).
     n_rounds : int
         Number of rounds (10 for Philox4x32-10).
 
@@ -82,6 +82,8 @@ def philox4x32(c0, c1, c2, c3, k0, k1, n_rounds):
     tuple of four numpy.uint64
         The output words, each < 2**32.
     """
+    c0, c1, c2, c3 = np.uint64(c0), np.uint64(c1), np.uint64(c2), np.uint64(c3)
+    k0, k1 = np.uint64(k0), np.uint64(k1)
     for r in range(n_rounds):
         if r > 0:
             k0 = (k0 + _W0) & _MASK32

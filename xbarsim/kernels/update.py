@@ -414,8 +414,7 @@ def update_moving(model, g, out, dg, active, n_active, off, k_base, array_index,
                 out[i] = noisy_step(g[i], nl, sg, z, g_min, g_max)
 
 
-@jit_parallel
-def apply_update_keyed(model, g, dg_request, v, one_m_ev, step_gain, params, key0, key1, step,
+def _apply_update_keyed(model, g, dg_request, v, one_m_ev, step_gain, params, key0, key1, step,
                        arrays, tasks, noisy):
     """:func:`apply_update` of many arrays at once, drawing the noise from keyed Philox.
 
@@ -477,8 +476,7 @@ def apply_update_keyed(model, g, dg_request, v, one_m_ev, step_gain, params, key
     return out
 
 
-@jit_parallel
-def signed_split_update_keyed(model, g, dw, alpha, blocks, tasks, v, one_m_ev, step_gain,
+def _signed_split_update_keyed(model, g, dw, alpha, blocks, tasks, v, one_m_ev, step_gain,
                               params, key0, key1, step, noisy):
     """Weight step of a signed-split tile, realised by its devices, in one parallel kernel.
 
@@ -553,6 +551,19 @@ def signed_split_update_keyed(model, g, dw, alpha, blocks, tasks, v, one_m_ev, s
                               (off_neg if a else off_pos) + lo, lo, 2 * b + a, v, one_m_ev,
                               params, key0, key1, step, noisy, scratch)
     return out
+
+
+apply_update_keyed = jit_parallel(_apply_update_keyed)
+signed_split_update_keyed = jit_parallel(_signed_split_update_keyed)
+# the same kernels on the calling thread only (``prange`` runs as ``range``): for small tiles,
+# where starting the threads costs more than the work, and identical to them bit for bit
+apply_update_keyed_serial = jit(_apply_update_keyed)
+signed_split_update_keyed_serial = jit(_signed_split_update_keyed)
+
+#: Devices of one update below which the callers use the ``*_serial`` kernels (about 200 us
+#: of work: a parallel region costs tens of microseconds to start, and far more when another
+#: process holds one of the cores).
+PARALLEL_MIN_DEVICES = 1 << 15
 
 
 @jit
