@@ -18,14 +18,21 @@ from scipy import special, stats
 
 from xbarsim.kernels import philox as P
 
-KAT_4X32 = """
-philox4x32 7 00000000 00000000 00000000 00000000 00000000 00000000 5f6fb709 0d893f64 4f121f81 4f730a48
-philox4x32 7 ffffffff ffffffff ffffffff ffffffff ffffffff ffffffff 5207ddc2 45165e59 4d8ee751 8c52f662
-philox4x32 7 243f6a88 85a308d3 13198a2e 03707344 a4093822 299f31d0 4dfccaba 190a87f0 c47362ba b6b5242a
-philox4x32 10 00000000 00000000 00000000 00000000 00000000 00000000 6627e8d5 e169c58d bc57ac4c 9b00dbd8
-philox4x32 10 ffffffff ffffffff ffffffff ffffffff ffffffff ffffffff 408f276d 41c83b0e a20bc7c6 6d5451fd
-philox4x32 10 243f6a88 85a308d3 13198a2e 03707344 a4093822 299f31d0 d16cfe09 94fdcceb 5001e420 24126ea1
-"""
+# Random123 tests/kat_vectors, "philox4x32" lines: rounds, counter words, key words, expected
+KAT_4X32 = [
+    "7 00000000 00000000 00000000 00000000 00000000 00000000 "
+    "5f6fb709 0d893f64 4f121f81 4f730a48",
+    "7 ffffffff ffffffff ffffffff ffffffff ffffffff ffffffff "
+    "5207ddc2 45165e59 4d8ee751 8c52f662",
+    "7 243f6a88 85a308d3 13198a2e 03707344 a4093822 299f31d0 "
+    "4dfccaba 190a87f0 c47362ba b6b5242a",
+    "10 00000000 00000000 00000000 00000000 00000000 00000000 "
+    "6627e8d5 e169c58d bc57ac4c 9b00dbd8",
+    "10 ffffffff ffffffff ffffffff ffffffff ffffffff ffffffff "
+    "408f276d 41c83b0e a20bc7c6 6d5451fd",
+    "10 243f6a88 85a308d3 13198a2e 03707344 a4093822 299f31d0 "
+    "d16cfe09 94fdcceb 5001e420 24126ea1",
+]
 
 ALPHA = 0.01
 """Significance level of the statistical tests (fixed seeds: each outcome is deterministic)."""
@@ -45,9 +52,9 @@ def philox_reference(ctr, key, rounds):
     return c
 
 
-@pytest.mark.parametrize("line", [x for x in KAT_4X32.strip().splitlines()])
+@pytest.mark.parametrize("line", KAT_4X32)
 def test_philox4x32_known_answers(line):
-    name, rounds, *words = line.split()
+    rounds, *words = line.split()
     ctr, key, want = [int(w, 16) for w in words[:4]], [int(w, 16) for w in words[4:6]], \
         [int(w, 16) for w in words[6:]]
     got = P.philox4x32_words(np.array([ctr], dtype=np.uint64), np.array(key, dtype=np.uint64),

@@ -34,7 +34,7 @@ SERIAL_NOISE_NS_PER_DEVICE = 25
 
 
 def serial_noise_apply_step(tile: Any, dw: np.ndarray, threads: bool = True) -> None:
-    """The update path before the keyed kernel (for the benchmark only; same physics).
+    """Apply ``dw`` by the update path used before the keyed kernel (benchmark only; same physics).
 
     Parameters
     ----------
@@ -75,7 +75,7 @@ def serial_noise_apply_step(tile: Any, dw: np.ndarray, threads: bool = True) -> 
 
 
 def model_tiles(model_name: str, seed: int = 0) -> list[Any]:
-    """The tiles of ``model_name`` ("mlp" or "lenet5") on the TxSim preset hardware."""
+    """Build the tiles of ``model_name`` ("mlp" or "lenet5") on the TxSim preset hardware."""
     from xbarsim.hardware.tile import Tile  # noqa: PLC0415
     from xbarsim.nn import models  # noqa: PLC0415
     from xbarsim.rng import stream  # noqa: PLC0415
