@@ -22,7 +22,9 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--models", default="mlp,lenet5")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     rows = run_update_bench(tuple(args.models.split(",")), rounds=args.rounds)
+    print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
     print(f"numpy {np.__version__}, numba {numba.__version__} ({numba.threading_layer()} "
           f"threading layer), {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
     print(format_update_bench(rows))

@@ -21,9 +21,9 @@ step) is split by the mapping into per-device conductance requests, which each d
 with its non-linear, noisy update model (:class:`~xbarsim.hardware.device.Device`); the arrays'
 ``g_eff`` are then refreshed by their solvers on the next product. The write noise is drawn
 inside the update kernel from Philox4x32-10 keyed on (the tile's ``update_key``, its
-``update_step`` counter, array, device), one parallel kernel call per tile and step
-(:mod:`xbarsim.kernels.update`); devices whose request is zero (the idle device of a
-signed-split pair) are skipped. Key and counter are part of :meth:`Tile.state_dict`.
+``update_step`` counter, array, device), one kernel call per tile and step, parallel over
+devices for large tiles (:mod:`xbarsim.kernels.update`); devices whose request is zero (the
+idle device of a signed-split pair) are skipped. Key and counter are part of :meth:`Tile.state_dict`.
 
 Bit slicing (``mapping.slice_bits``): the update acts on one analog master conductance per
 weight and polarity (MODELS.md §13, question 5); the read path quantises the master weights to
@@ -342,10 +342,12 @@ class Tile:
     def apply_step(self, dw: FloatArray) -> None:
         """Realise a requested weight step ``dw`` (n_in, n_out) through the devices.
 
-        One parallel kernel call for the whole tile (:mod:`xbarsim.kernels.update`): the
-        mapping's requests, each device's update model and its write noise, drawn from
-        Philox4x32-10 keyed on ``(update_key, update_step, array, device)``; then
-        ``update_step`` advances. The result does not depend on the number of threads.
+        One kernel call for the whole tile (:mod:`xbarsim.kernels.update`; on Numba's threads
+        from ``PARALLEL_MIN_DEVICES`` master devices): the mapping's requests, each device's
+        update model and its write noise, drawn from Philox4x32-10 keyed on
+        ``(update_key, update_step, array, device)``; then ``update_step`` advances. Devices
+        with a zero request keep their conductance and draw nothing. The result does not
+        depend on the number of threads.
         """
         dw = np.ascontiguousarray(dw, dtype=np.float64)
         if dw.shape != self.shape:
