@@ -123,7 +123,9 @@ def run_update_bench(models: tuple[str, ...] = ("mlp", "lenet5"), threads: tuple
     -------
     list of dict
         One row per model and thread count: ``model``, ``threads``, ``devices``, ``tiles``,
-        ``old_ns``, ``new_ns`` (medians per master device), ``ratios`` (per round, old / new).
+        ``old_ns``, ``new_ns`` (medians of wall time per master device), ``ratios`` (per
+        round, old / new), ``old_cpu_ns``, ``new_cpu_ns`` (medians of the process's CPU time,
+        all threads, per master device: the work, whatever else runs on the machine).
     """
     threads = tuple(t for t in threads if t <= numba.config.NUMBA_NUM_THREADS)
     before = numba.get_num_threads()
@@ -148,12 +150,14 @@ def run_update_bench(models: tuple[str, ...] = ("mlp", "lenet5"), threads: tuple
             for _ in range(warmup):
                 fn()
         times: dict[tuple[str, int, str], list[float]] = {k: [] for k in variants}
+        cpu: dict[tuple[str, int, str], list[float]] = {k: [] for k in variants}
         for _ in range(rounds):
             for key, fn in variants.items():
                 numba.set_num_threads(key[1])
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 fn()
                 times[key].append(time.perf_counter() - t0)
+                cpu[key].append(time.process_time() - c0)
         for name in models:
             n_dev, n_tiles = meta[name]
             for n_threads in threads:
@@ -161,7 +165,11 @@ def run_update_bench(models: tuple[str, ...] = ("mlp", "lenet5"), threads: tuple
                 rows.append({"model": name, "threads": n_threads, "devices": n_dev,
                              "tiles": n_tiles, "old_ns": statistics.median(old) / n_dev * 1e9,
                              "new_ns": statistics.median(new) / n_dev * 1e9,
-                             "ratios": [o / n for o, n in zip(old, new, strict=True)]})
+                             "ratios": [o / n for o, n in zip(old, new, strict=True)],
+                             "old_cpu_ns": statistics.median(cpu[(name, n_threads, "old")])
+                             / n_dev * 1e9,
+                             "new_cpu_ns": statistics.median(cpu[(name, n_threads, "new")])
+                             / n_dev * 1e9})
     finally:
         numba.set_num_threads(before)
     return rows
@@ -169,13 +177,15 @@ def run_update_bench(models: tuple[str, ...] = ("mlp", "lenet5"), threads: tuple
 
 def format_update_bench(rows: list[dict[str, Any]]) -> str:
     """Markdown table of :func:`run_update_bench` and the per-round ratios."""
-    lines = ["| model | threads | master devices | serial-noise [ns/device] | keyed [ns/device] "
-             "| serial-noise / keyed (median of rounds) | keyed step [ms] |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | threads | master devices | serial-noise wall [ns/device] "
+             "| keyed wall [ns/device] | serial-noise / keyed wall (median of rounds) "
+             "| serial-noise CPU [ns/device] | keyed CPU [ns/device] | CPU ratio |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['threads']} | {r['devices']} | {r['old_ns']:.2f} | "
                      f"{r['new_ns']:.2f} | {statistics.median(r['ratios']):.2f}x | "
-                     f"{r['new_ns'] * r['devices'] * 1e-6:.3g} |")
+                     f"{r['old_cpu_ns']:.2f} | {r['new_cpu_ns']:.2f} | "
+                     f"{r['old_cpu_ns'] / r['new_cpu_ns']:.2f}x |")
     lines += ["", "Ratios serial-noise / keyed in each round:"]
     for r in rows:
         lines.append(f"  {r['model']} {r['threads']} thread(s): "
