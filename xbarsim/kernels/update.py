@@ -261,7 +261,10 @@ _S_NL = 4      # deterministic change dg_nl [S]
 _S_SIGMA = 5   # noise amplitude [S]
 _S_NEW = 6     # new conductance [S]
 _S_REDO = 7    # indices of the entries redone by the scalar path
-N_SCRATCH = 8
+_S_G = 8       # present conductance [S]
+_S_V = 9       # non-linearity v (per-device v only)
+_S_OME = 10    # its 1 - exp(-v) (per-device v only)
+N_SCRATCH = 11
 
 
 @jit
@@ -319,7 +322,7 @@ def update_moving(model, g, out, dg, active, n_active, off, k_base, array_index,
     c_lin = params[P_NOISE_LINEAR]
     c2c = params[P_SIGMA_C2C]
     r = g_max - g_min
-    iv = 1 if v.shape[0] > 1 else 0       # per-device v (index off + j) or one value (0)
+    per_device_v = v.shape[0] > 1
     d_app = scratch[_S_DG]
     shape = scratch[_S_SHAPE]
     u = scratch[_S_U]
@@ -328,6 +331,21 @@ def update_moving(model, g, out, dg, active, n_active, off, k_base, array_index,
     sigma = scratch[_S_SIGMA]
     g_new = scratch[_S_NEW]
     redo = scratch[_S_REDO]
+    g_old = scratch[_S_G]
+    v_q = scratch[_S_V]
+    ome_q = scratch[_S_OME]
+    # stage 0: gather the moving devices' inputs (the later stages run on contiguous rows)
+    for q in range(n_active):
+        g_old[q] = g[off + active[q]]
+        d_app[q] = dg[active[q]]
+    if per_device_v:
+        for q in range(n_active):
+            v_q[q] = v[off + active[q]]
+            ome_q[q] = one_m_ev[off + active[q]]
+    else:
+        for q in range(n_active):
+            v_q[q] = v[0]
+            ome_q[q] = one_m_ev[0]
     # stage 1: normals (Philox, central AS 241) of the moving devices
     if noisy:
         k0 = np.uint64(key0)
@@ -344,17 +362,14 @@ def update_moving(model, g, out, dg, active, n_active, off, k_base, array_index,
     # expm1 (response_scalar)
     if dg_pulse > 0.0:
         for q in range(n_active):
-            d = dg[active[q]]
+            d = d_app[q]
             d_app[q] = math.copysign(math.floor(abs(d) / dg_pulse + 0.5) * dg_pulse, d)
-    else:
-        for q in range(n_active):
-            d_app[q] = dg[active[q]]
     if model == MODEL_TXSIM:
         for q in range(n_active):
-            shape[q] = -v[iv * (off + active[q])] * abs(d_app[q] / r)
+            shape[q] = -v_q[q] * abs(d_app[q] / r)
     elif model == MODEL_TXSIM_PRINTED:
         for q in range(n_active):
-            shape[q] = -v[iv * (off + active[q])] * (d_app[q] / r)
+            shape[q] = -v_q[q] * (d_app[q] / r)
     elif model == MODEL_SOFT_BOUNDS:
         for q in range(n_active):
             shape[q] = -abs(d_app[q] / r)
@@ -368,27 +383,27 @@ def update_moving(model, g, out, dg, active, n_active, off, k_base, array_index,
             dg_nl[q] = d_app[q]
     elif model == MODEL_SOFT_BOUNDS:
         for q in range(n_active):
-            g0 = g[off + active[q]]
             sh = shape[q]
-            dg_nl[q] = (g_max - g0) * sh if d_app[q] > 0.0 else -(g0 - g_min) * sh
+            dg_nl[q] = (g_max - g_old[q]) * sh if d_app[q] > 0.0 else -(g_old[q] - g_min) * sh
     else:
         sign_flip = model == MODEL_TXSIM
         for q in range(n_active):
-            i = off + active[q]
-            g0 = g[i]
+            g0 = g_old[q]
             sh = shape[q]
             d = d_app[q]
             pos = d > 0.0
-            val = r * sh / one_m_ev[iv * i] + ((g_min - g0) if pos else (g0 - g_max)) * sh
+            val = r * sh / ome_q[q] + ((g_min - g0) if pos else (g0 - g_max)) * sh
             val = -val if sign_flip and not pos else val
-            dg_nl[q] = d if v[iv * i] == 0.0 else val
+            dg_nl[q] = d if v_q[q] == 0.0 else val
     for q in range(n_active):
         d = d_app[q]
-        g0 = g[off + active[q]]
         cd = c_lin * d
         cn = c2c * dg_nl[q]
         sigma[q] = math.sqrt(c_sqrt * c_sqrt * abs(d) + cd * cd + cn * cn)
-        g_new[q] = noisy_step(g0, dg_nl[q], sigma[q], zc[q], g_min, g_max) if d != 0.0 else g0
+    for q in range(n_active):
+        g0 = g_old[q]
+        g_new[q] = noisy_step(g0, dg_nl[q], sigma[q], zc[q], g_min, g_max) \
+            if d_app[q] != 0.0 else g0
     for q in range(n_active):
         out[off + active[q]] = g_new[q]
     # stage 5: draws in the tails of AS 241 (a compacted list: the branch would mispredict
@@ -401,14 +416,14 @@ def update_moving(model, g, out, dg, active, n_active, off, k_base, array_index,
         for p in range(n_redo):
             q = int(redo[p])
             if d_app[q] != 0.0:
-                out[off + active[q]] = noisy_step(g[off + active[q]], dg_nl[q], sigma[q],
+                out[off + active[q]] = noisy_step(g_old[q], dg_nl[q], sigma[q],
                                                   as241_tail(u[q]), g_min, g_max)
     if model == MODEL_TXSIM_PRINTED and dg_pulse > 0.0:
         for q in range(n_active):
             if d_app[q] < 0.0:
                 i = off + active[q]
-                nl, sg, moved = response_and_sigma(model, g[i], dg[active[q]], v[iv * i],
-                                                   one_m_ev[iv * i], g_min, g_max, dg_pulse,
+                nl, sg, moved = response_and_sigma(model, g[i], dg[active[q]], v_q[q],
+                                                   ome_q[q], g_min, g_max, dg_pulse,
                                                    c_sqrt, c_lin, c2c)
                 z = finish_normal(u[q], zc[q]) if noisy else 0.0
                 out[i] = noisy_step(g[i], nl, sg, z, g_min, g_max)
