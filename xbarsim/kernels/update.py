@@ -465,13 +465,14 @@ def _apply_update_keyed(model, g, dg_request, v, one_m_ev, step_gain, params, ke
         bit for bit, whatever the number of threads. Devices with a zero request draw
         nothing and keep their conductance.
     """
-    out = g.copy()        # devices without a request keep their conductance
+    out = np.empty_like(g)
     has_gain = step_gain.shape[0] > 0
     for t in prange(tasks.shape[0]):
         a = tasks[t, 0]
         lo = tasks[t, 1]
         n = tasks[t, 2] - lo
         off = arrays[a, 0] + lo
+        out[off:off + n] = g[off:off + n]      # devices without a request keep theirs
         dgb = np.empty(n)
         if has_gain:
             for j in range(n):
@@ -525,7 +526,7 @@ def _signed_split_update_keyed(model, g, dw, alpha, blocks, tasks, v, one_m_ev, 
         ``signed_split_requests`` followed by :func:`apply_update_keyed`, for any number of
         threads.
     """
-    out = g.copy()        # devices without a request keep their conductance
+    out = np.empty_like(g)
     g_min = params[P_G_MIN]
     g_max = params[P_G_MAX]
     has_gain = step_gain.shape[0] > 0
@@ -538,6 +539,9 @@ def _signed_split_update_keyed(model, g, dw, alpha, blocks, tasks, v, one_m_ev, 
         off_neg = off_pos + blocks[b, 2] * n_cols
         lo = tasks[t, 1] * n_cols
         n = tasks[t, 2] * n_cols - lo
+        # devices without a request keep their conductance
+        out[off_pos + lo:off_pos + lo + n] = g[off_pos + lo:off_pos + lo + n]
+        out[off_neg + lo:off_neg + lo + n] = g[off_neg + lo:off_neg + lo + n]
         # the pair's requests (row 0: positive array, row 1: negative)
         dgb = np.empty((2, n))
         for row in range(tasks[t, 1], tasks[t, 2]):
