@@ -11,6 +11,7 @@ import os
 import platform
 
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")   # as the CLI (xbarsim.runtime)
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")      # as the CLI
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses as dc
 import itertools
+import os
+import subprocess
+import sys
 
 import numba
 import numpy as np
@@ -27,6 +30,7 @@ from xbarsim.hardware.mapping import MAPPINGS
 from xbarsim.hardware.tile import Tile
 from xbarsim.kernels import mapping as mapping_kernels
 from xbarsim.kernels import update as K
+from xbarsim.runtime import OMP_WAIT_ENV, tune_omp_wait
 
 G_MIN, G_MAX = 1e-6, 1e-5
 R = G_MAX - G_MIN
@@ -312,6 +316,12 @@ def test_keyed_kernels_do_not_use_fastmath():
     for kernel in (K.apply_update_keyed_serial, K.signed_split_update_keyed_serial):
         assert kernel.targetoptions.get("fastmath") in (None, False)
         assert not kernel.targetoptions.get("parallel")
+    # Numba's disk cache does not key on options: each variant needs its own function name,
+    # or the parallel kernel may load the serial machine code (and run on one thread)
+    names = {k.py_func.__qualname__ for k in (K.apply_update_keyed, K.signed_split_update_keyed,
+                                             K.apply_update_keyed_serial,
+                                             K.signed_split_update_keyed_serial)}
+    assert len(names) == 4
 
 
 def test_differential_and_offset_tiles_use_the_keyed_per_array_path(rng):
@@ -324,3 +334,19 @@ def test_differential_and_offset_tiles_use_the_keyed_per_array_path(rng):
         np.testing.assert_array_equal(tile.conductances(), g0)    # no request, no change
         tile.apply_step(0.05 * rng.standard_normal((11, 7)))
         assert not np.array_equal(tile.conductances(), g0) and tile.update_step == 2
+
+
+def test_omp_wait_policy_is_passive_unless_the_user_set_one(monkeypatch):
+    monkeypatch.delenv(OMP_WAIT_ENV, raising=False)
+    assert tune_omp_wait() is True and os.environ[OMP_WAIT_ENV] == "passive"
+    monkeypatch.setenv(OMP_WAIT_ENV, "active")
+    assert tune_omp_wait() is False and os.environ[OMP_WAIT_ENV] == "active"
+
+
+def test_cli_lets_waiting_openmp_threads_sleep(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != OMP_WAIT_ENV}
+    code = ("import os; from xbarsim.cli import main; main(['bench', '--help'], "
+            "standalone_mode=False); print(os.environ.get('OMP_WAIT_POLICY'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=tmp_path).stdout
+    assert out.strip().splitlines()[-1] == "passive"

@@ -56,6 +56,7 @@ gives), so only the active devices pay for ``expm1`` and a normal.
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 from numba import prange
@@ -572,12 +573,27 @@ def _signed_split_update_keyed(model, g, dw, alpha, blocks, tasks, v, one_m_ev, 
     return out
 
 
-apply_update_keyed = jit_parallel(_apply_update_keyed)
-signed_split_update_keyed = jit_parallel(_signed_split_update_keyed)
+def _named(func, suffix):
+    """Copy of ``func`` named ``<name>_<suffix>``.
+
+    Numba's disk cache keys a compiled function by its qualified name, first line and bytecode,
+    not by its options: the parallel and the serial compilation of one Python function would
+    share cache entries, and a parallel kernel could load the serial machine code. Each
+    variant is therefore compiled from its own copy.
+    """
+    twin = types.FunctionType(func.__code__, func.__globals__, f"{func.__name__}_{suffix}",
+                              func.__defaults__, func.__closure__)
+    twin.__qualname__ = f"{func.__qualname__}_{suffix}"
+    twin.__doc__ = func.__doc__
+    return twin
+
+
+apply_update_keyed = jit_parallel(_named(_apply_update_keyed, "parallel"))
+signed_split_update_keyed = jit_parallel(_named(_signed_split_update_keyed, "parallel"))
 # the same kernels on the calling thread only (``prange`` runs as ``range``): for small tiles,
 # where starting the threads costs more than the work, and identical to them bit for bit
-apply_update_keyed_serial = jit(_apply_update_keyed)
-signed_split_update_keyed_serial = jit(_signed_split_update_keyed)
+apply_update_keyed_serial = jit(_named(_apply_update_keyed, "serial"))
+signed_split_update_keyed_serial = jit(_named(_signed_split_update_keyed, "serial"))
 
 #: Devices of one update below which the callers use the ``*_serial`` kernels (about 200 us
 #: of work: a parallel region costs tens of microseconds to start, and far more when another
