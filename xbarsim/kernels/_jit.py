@@ -11,7 +11,11 @@ whatever the number of threads (so results are bit-identical for any
 3-20x slower than serial ones on the shared 2-core machines whenever another process used the
 cores, so most parallelism comes from threads over independent arrays instead
 (:func:`xbarsim.hardware.parallel.shared_pool`). The device update
-(:mod:`xbarsim.kernels.update`) is the user: one call per tile and step.
+(:mod:`xbarsim.kernels.update`) is the user: one call per tile and step, with a serial twin for
+small tiles. A parallel and a serial kernel must be compiled from differently named Python
+functions: Numba's disk cache keys a function by name, first line and bytecode, not by its
+options, so twins of one function would load each other's machine code. Waiting OpenMP threads
+should sleep (:func:`xbarsim.runtime.tune_omp_wait`, which the CLI calls).
 """
 
 from __future__ import annotations
