@@ -1,6 +1,6 @@
 """What passes validation runs: every numeric hardware field walked to its limits.
 
-``xbarsim validate`` must reject whatever ``xbarsim run`` would reject. These tests take every
+``xbarsim check-config`` must reject whatever ``xbarsim run`` would reject. These tests take every
 numeric field of the hardware section to the extremes its range check allows (and beyond it),
 build a small crossbar network with those settings and train it two steps; the values beyond
 the limits must be refused by the configuration loader, naming the dotted key. Every preset

@@ -119,7 +119,7 @@ def test_a_batch_larger_than_the_training_set_warns_with_the_numbers(env_data, t
             "epoch is one step on a single partial batch of 100") in result.output
 
 
-# ------------------------------------------------------------------------------ validate = run
+# -------------------------------------------------------------------------- check-config = run
 ISSUE_CASES = [
     (["hardware.forward.adc.bits=64"], "hardware.forward.adc.bits: expected int in [1, 52]"),
     (["hardware.backward.dac.input_bits=64"],
@@ -140,7 +140,7 @@ ISSUE_CASES = [
 
 @pytest.mark.parametrize("overrides, message", ISSUE_CASES,
                          ids=[o[-1].split("=")[0] for o, _ in ISSUE_CASES])
-def test_validate_rejects_what_run_rejects_before_any_data_is_read(tmp_path, overrides,
+def test_check_config_rejects_what_run_rejects_before_any_data_is_read(tmp_path, overrides,
                                                                     message):
     cfg = write(tmp_path, """\
         seed: 0
@@ -149,16 +149,16 @@ def test_validate_rejects_what_run_rejects_before_any_data_is_read(tmp_path, ove
         train: {mode: crossbar, epochs: 1, batch_size: 8}
         """)
     sets = [a for o in overrides for a in ("--set", o)]
-    assert_input_error(invoke("validate", cfg, *sets), message, str(cfg))
+    assert_input_error(invoke("check-config", cfg, *sets), message, str(cfg))
     with mock.patch("xbarsim.data.synthetic", side_effect=AssertionError("data was read")):
         result = invoke("run", cfg, "--out", tmp_path / "o.h5", "--no-progress", *sets)
     assert_input_error(result, message, str(cfg))
     assert not (tmp_path / "o.h5").exists()
 
 
-def test_validate_accepts_the_limits_themselves(tmp_path):
+def test_check_config_accepts_the_limits_themselves(tmp_path):
     cfg = write(tmp_path, "preset: txsim\n")
-    result = invoke("validate", cfg, "--set", "hardware.forward.adc.bits=52",
+    result = invoke("check-config", cfg, "--set", "hardware.forward.adc.bits=52",
                     "hardware.forward.dac.input_bits=52", "hardware.variation.sigma_pv=0.3")
     assert result.exit_code == 0 and result.output.startswith("ok: "), result.output
 
@@ -171,7 +171,7 @@ def test_duplicate_keys_in_a_run_config_name_the_key_and_both_lines(tmp_path):
           lr: 0.1
           lr: 0.2
         """)
-    assert_input_error(invoke("validate", cfg), f"invalid configuration in {cfg}",
+    assert_input_error(invoke("check-config", cfg), f"invalid configuration in {cfg}",
                        "train.lr: duplicate key at line 4 (first defined at line 3)")
     cfg = write(tmp_path, """\
         train:
@@ -182,7 +182,7 @@ def test_duplicate_keys_in_a_run_config_name_the_key_and_both_lines(tmp_path):
         """)
     assert_input_error(invoke("run", cfg, "--no-progress"),
                        "train: duplicate key at line 4 (first defined at line 1)")
-    assert_input_error(invoke("validate", write(tmp_path, "seed: 0\n"),
+    assert_input_error(invoke("check-config", write(tmp_path, "seed: 0\n"),
                               "--set", "train={lr: 0.1, lr: 0.2}"),
                        "--set 'train={lr: 0.1, lr: 0.2}': the value is not valid YAML",
                        "lr: duplicate key at line 1, column 11 (first defined at line 1, "

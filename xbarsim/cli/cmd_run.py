@@ -1,4 +1,7 @@
-"""``xbarsim run``, ``validate`` and ``show-config``: train or evaluate one configuration."""
+"""``xbarsim run``, ``check-config`` and ``show-config``: train or evaluate one configuration.
+
+``validate`` is the deprecated name of ``check-config`` (hidden from ``--help``).
+"""
 
 from __future__ import annotations
 
@@ -228,13 +231,32 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
-@main.command()
+@main.command("check-config")
+@click.argument("config_path", metavar="CONFIG",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@set_options
+def check_config(config_path: Path, overrides: tuple[str, ...],
+                 more_overrides: tuple[str, ...]) -> None:
+    """Check the run configuration CONFIG (and --set overrides) without running it.
+
+    Prints "ok" or every error (exit code 2): whatever 'xbarsim run' would refuse before
+    reading any data. (To validate another crossbar simulator against xbarsim, see
+    'xbarsim golden'.)
+    """
+    load_run_config(config_path, overrides, more_overrides)
+    click.echo(f"ok: {config_path}")
+
+
+@main.command("validate", hidden=True)
 @click.argument("config_path", metavar="CONFIG",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @set_options
 def validate(config_path: Path, overrides: tuple[str, ...],
              more_overrides: tuple[str, ...]) -> None:
-    """Check CONFIG (and --set overrides): print "ok" or every error (exit code 2)."""
+    """Check CONFIG: the deprecated name of 'xbarsim check-config'."""
+    click.echo("note: 'xbarsim validate' is deprecated and will be removed; use 'xbarsim "
+               "check-config' (it checks a run configuration; 'xbarsim golden' validates "
+               "other simulators)", err=True)
     load_run_config(config_path, overrides, more_overrides)
     click.echo(f"ok: {config_path}")
 

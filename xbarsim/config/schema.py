@@ -86,7 +86,7 @@ VARIATION_DISTRIBUTIONS: tuple[str, ...] = get_args(VariationDistribution)
 ADC_RANGE_CALIBRATED = "calibrated"
 
 # --------------------------------------------------------------------------------------------
-# Limits the hardware and nn layers impose (checked here, so that `xbarsim validate` rejects
+# Limits the hardware and nn layers impose (checked here, so that `xbarsim check-config` rejects
 # what a run would reject; tests/test_config_limits.py builds and trains a model at each limit)
 # --------------------------------------------------------------------------------------------
 

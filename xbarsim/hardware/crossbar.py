@@ -94,6 +94,16 @@ class Crossbar:
         self._g_eff = None
         self.version += 1
 
+    def adopt(self, g: FloatArray) -> None:
+        """Take updated conductances [S] without a copy (the tile's update kernel).
+
+        ``g`` must be C-contiguous float64 of this shape that nobody writes to afterwards
+        (a view of the kernel's fresh output): earlier :attr:`g` views keep the old values.
+        """
+        self._g = g
+        self._g_eff = None
+        self.version += 1
+
     def set_state(self, g: FloatArray) -> None:
         """Restore conductances exactly (checkpoints); no device physics applied."""
         if g.shape != self._g.shape:

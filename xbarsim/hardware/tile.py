@@ -19,7 +19,12 @@ by two passes or two's complement), rows sensed with the backward ADC, through `
 Update: the requested weight step ``dW`` (``-lr x.T @ delta`` for plain SGD, or any optimizer
 step) is split by the mapping into per-device conductance requests, which each device realises
 with its non-linear, noisy update model (:class:`~xbarsim.hardware.device.Device`); the arrays'
-``g_eff`` are then refreshed by their solvers on the next product.
+``g_eff`` are then refreshed by their solvers on the next product. The write noise is drawn
+inside the update kernel from Philox4x32-10 keyed on (the tile's ``update_key``, its
+``update_step`` counter, array, device), one kernel call per tile and step, parallel over
+devices for large tiles (:mod:`xbarsim.kernels.update`); devices whose request is zero (the
+idle device of a signed-split pair) are skipped. Key and counter are part of
+:meth:`Tile.state_dict`.
 
 Bit slicing (``mapping.slice_bits``): the update acts on one analog master conductance per
 weight and polarity (MODELS.md §13, question 5); the read path quantises the master weights to
@@ -40,6 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -63,6 +69,7 @@ from xbarsim.hardware.mapping import (
 from xbarsim.hardware.parallel import over_batch
 from xbarsim.hardware.solvers import CircuitSolver, g_eff_many, make_solver
 from xbarsim.kernels import adcstats, mvm
+from xbarsim.kernels import update as update_kernels
 from xbarsim.kernels.blas import one_blas_thread
 
 logger = logging.getLogger(__name__)
@@ -155,10 +162,26 @@ PRODUCT_CHUNK_MIN_ROWS = 1024
 ADC_STAT_NAMES = ("conversions", "sensed", "clipped", "lost")
 
 
-#: Rough serial cost of one device update in :meth:`Tile.apply_step` [ns] (the device kernel,
-#: its share of the update requests and Python overhead; 28-30 ns measured by
-#: ``xbarsim bench train --parts``), to decide when the blocks are updated in threads.
-UPDATE_NS_PER_DEVICE = 25
+@dataclass
+class _UpdatePlan:
+    """What :meth:`Tile.apply_step` passes to the update kernels (fixed after construction).
+
+    The master arrays are laid out flat, block after block and in each block array after
+    array (the order of ``Tile.masters``); the counter index of an array is its position.
+    """
+
+    offsets: list[int]             # flat offset of each master array
+    sizes: list[int]               # its number of devices
+    arrays: NDArray[np.int64]      # (n_masters, 3): offset, size, counter index
+    tasks: NDArray[np.int64]       # prange tasks of ``arrays`` (update_kernels.update_tasks)
+    split_blocks: NDArray[np.int64]  # (n_blocks, 5) for the fused signed-split kernel
+    split_tasks: NDArray[np.int64]   # (n_tasks, 3): block, first row, one-past-last row
+    v: FloatArray                  # (n,) or (1,) non-linearity per device
+    one_m_ev: FloatArray           # its 1 - exp(-v)
+    step_gain: FloatArray          # (n,) device-to-device gain, or (0,)
+    params: FloatArray             # the devices' shared kernel parameters
+    model_code: int
+    noisy: bool
 
 
 def _abs_max_min(x: FloatArray) -> tuple[float, float]:
@@ -247,6 +270,19 @@ class Tile:
         self._stat_offset = 0
         self.blocks = [self._make_block(b) for b in
                        tile_slices(self.n_in, self.n_out, hw.crossbar.n_rows, hw.crossbar.n_cols)]
+        #: master arrays (the update path), block after block: their flat layout and counter
+        #: indices in the update kernels
+        self.masters = [x for blk in self.blocks for x in blk.masters]
+        #: 64-bit key of the write noise, drawn once from this tile's stream when the devices
+        #: are noisy (0 otherwise: nothing is drawn, the stream is left as it was)
+        self.update_key = (int(self.rng.integers(0, 2**64, dtype=np.uint64))
+                           if self.masters[0].device.noisy else 0)
+        #: number of :meth:`apply_step` calls so far: the step word of the noise counter
+        self.update_step = 0
+        self._update_plan: _UpdatePlan | None = None
+        # the flat conductances the masters view after the last update, and their versions
+        self._g_flat: FloatArray | None = None
+        self._g_flat_versions: list[int] = []
         self.set_weights(np.zeros((self.n_in, self.n_out)) if w_init is None else w_init,
                          rescale=w_init is not None)
 
@@ -332,40 +368,99 @@ class Tile:
         return w
 
     def apply_step(self, dw: FloatArray) -> None:
-        """Realise a requested weight step ``dw`` (n_in, n_out) through the devices."""
-        dw = np.asarray(dw, dtype=np.float64)
+        """Realise a requested weight step ``dw`` (n_in, n_out) through the devices.
+
+        One kernel call for the whole tile (:mod:`xbarsim.kernels.update`; on Numba's threads
+        from ``PARALLEL_MIN_DEVICES`` master devices): the mapping's requests, each device's
+        update model and its write noise, drawn from Philox4x32-10 keyed on
+        ``(update_key, update_step, array, device)``; then ``update_step`` advances. Devices
+        with a zero request keep their conductance and draw nothing. The result does not
+        depend on the number of threads.
+        """
+        dw = np.ascontiguousarray(dw, dtype=np.float64)
         if dw.shape != self.shape:
             raise ValueError(f"dw: expected shape {self.shape}, got {dw.shape}")
         if not np.all(np.isfinite(dw)):
             raise ValueError("dw: the requested weight step must be finite")
-        # one draw for the whole tile, sliced in block and array order: the same numbers as one
-        # draw per array (a Generator's stream does not depend on how it is chunked)
-        sizes = [x.g.size for blk in self.blocks for x in blk.masters if x.device.noisy]
-        noise = self.rng.standard_normal(sum(sizes)) if sizes else None
-        xis: list[list[FloatArray | None]] = []  # each array's slice of the draw, or None
-        offset = 0
+        plan = self._plan()
+        g = self._master_flat()
+        k0, k1 = self.update_key & 0xFFFFFFFF, self.update_key >> 32
+        parallel = g.size >= update_kernels.PARALLEL_MIN_DEVICES and numba.get_num_threads() > 1
+        if self.mapping.name == "signed_split":
+            kernel = (update_kernels.signed_split_update_keyed if parallel
+                      else update_kernels.signed_split_update_keyed_serial)
+            g_new = kernel(
+                plan.model_code, g, dw, self.alpha, plan.split_blocks, plan.split_tasks,
+                plan.v, plan.one_m_ev, plan.step_gain, plan.params, k0, k1, self.update_step,
+                plan.noisy)
+        else:
+            requests = np.empty_like(g)
+            n_arrays = self.mapping.n_arrays
+            for b, blk in enumerate(self.blocks):
+                req = self.mapping.split_update_trusted(dw[blk.block.rows, blk.block.cols],
+                                                        [x.g for x in blk.masters], self.w_scale)
+                start = plan.offsets[b * n_arrays]
+                requests[start:start + req.size] = req.reshape(-1)
+            kernel = (update_kernels.apply_update_keyed if parallel
+                      else update_kernels.apply_update_keyed_serial)
+            g_new = kernel(
+                plan.model_code, g, requests, plan.v, plan.one_m_ev, plan.step_gain,
+                plan.params, k0, k1, self.update_step, plan.arrays, plan.tasks, plan.noisy)
+        self.update_step += 1
+        for x, off, size in zip(self.masters, plan.offsets, plan.sizes, strict=True):
+            x.adopt(g_new[off:off + size].reshape(x.shape))
         for blk in self.blocks:
-            xis.append([])
-            for xbar in blk.masters:
-                if noise is not None and xbar.device.noisy:
-                    xis[-1].append(noise[offset:offset + xbar.g.size].reshape(xbar.shape))
-                    offset += xbar.g.size
-                else:
-                    xis[-1].append(None)
+            blk.slices_stale = True
+        self._g_flat = g_new
+        self._g_flat_versions = [x.version for x in self.masters]
 
-        def update_blocks(k0: int, k1: int) -> None:
-            for blk, blk_xis in zip(self.blocks[k0:k1], xis[k0:k1], strict=True):
-                requests = self.mapping.split_update_trusted(dw[blk.block.rows, blk.block.cols],
-                                                             [x.g for x in blk.masters],
-                                                             self.w_scale)
-                for xbar, request, xi in zip(blk.masters, requests, blk_xis, strict=True):
-                    xbar.update(request, xi)
-                blk.slices_stale = True
+    def _master_flat(self) -> FloatArray:
+        """Return the masters' conductances, flat in plan order.
 
-        # blocks are independent (each updates only its own arrays, from its own noise slice):
-        # in slices on the pool's threads when the device updates add up to enough work
-        n_devices = sum(x.g.size for blk in self.blocks for x in blk.masters)
-        over_batch(update_blocks, len(self.blocks), UPDATE_NS_PER_DEVICE * n_devices)
+        No copy when the masters view the last update's output and nothing changed them since.
+        """
+        if self._g_flat is not None and self._g_flat_versions == [x.version for x in self.masters]:
+            return self._g_flat
+        return np.concatenate([x.g.reshape(-1) for x in self.masters])
+
+    def _plan(self) -> _UpdatePlan:
+        """Build (once) the kernel inputs of :meth:`apply_step`."""
+        if self._update_plan is not None:
+            return self._update_plan
+        devices = [x.device for x in self.masters]
+        first = devices[0]
+        for d in devices[1:]:
+            if d.model_code != first.model_code or not np.array_equal(d.params, first.params) \
+                    or d.noisy != first.noisy:
+                raise AssertionError("the master arrays of a tile share one device model")
+        sizes = [x.g.size for x in self.masters]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        arrays = np.stack([offsets[:-1], sizes, np.arange(len(sizes))], axis=1).astype(np.int64)
+        per_device = [d.update_arrays(x.shape) for d, x in zip(devices, self.masters, strict=True)]
+        if any(d.v_device is not None for d in devices):
+            v = np.concatenate([p[0] for p in per_device])
+            sat = np.concatenate([p[1] for p in per_device])
+        else:
+            v, sat = per_device[0][0], per_device[0][1]
+        gain = (np.concatenate([p[2] for p in per_device])
+                if any(d.step_gain is not None for d in devices) else np.empty(0))
+        blocks, tasks = [], []
+        if self.mapping.name == "signed_split":
+            rows_per_task = max(1, update_kernels.TASK_DEVICES // self.hw.crossbar.n_cols)
+            for b, blk in enumerate(self.blocks):
+                n_rows, n_cols = blk.masters[0].shape
+                blocks.append([blk.block.rows.start, blk.block.cols.start, n_rows, n_cols,
+                               offsets[2 * b]])
+                tasks += [[b, r, min(r + rows_per_task, n_rows)]
+                          for r in range(0, n_rows, rows_per_task)]
+        self._update_plan = _UpdatePlan(
+            offsets=[int(o) for o in offsets[:-1]], sizes=sizes, arrays=arrays,
+            tasks=update_kernels.update_tasks(arrays, update_kernels.TASK_DEVICES),
+            split_blocks=np.array(blocks, dtype=np.int64).reshape(-1, 5),
+            split_tasks=np.array(tasks, dtype=np.int64).reshape(-1, 3),
+            v=v, one_m_ev=sat, step_gain=gain, params=first.params,
+            model_code=first.model_code, noisy=first.noisy)
+        return self._update_plan
 
     def update(self, x: FloatArray, delta: FloatArray, lr: float) -> None:
         """Plain-SGD outer-product update: ``dW = -lr * x.T @ delta``, realised by the devices."""
@@ -752,16 +847,29 @@ class Tile:
         return adcs + [self._adc_layer_fwd, self._adc_layer_bwd]
 
     def state_dict(self) -> dict[str, FloatArray]:
-        """Everything needed to resume: conductances, weight scale, ADC ranges and counters."""
+        """Everything needed to resume.
+
+        Conductances, weight scale, ADC ranges and counters, and the key and step counter of
+        the write noise.
+        """
         adcs = self._adcs()
         return {"g": self.conductances(), "w_scale": np.array(self.w_scale),
+                "update_key": np.array(self.update_key, dtype=np.uint64),
+                "update_step": np.array(self.update_step, dtype=np.uint64),
                 "adc_i_max": np.array([np.nan if a.i_max is None else a.i_max for a in adcs]),
                 "adc_calibrating": np.array([a.calibrating for a in adcs]),
                 "adc_n_calls": np.array([a.n_calibration_calls for a in adcs], dtype=np.int64)}
 
     def load_state_dict(self, state: dict[str, FloatArray]) -> None:
-        """Restore :meth:`state_dict` exactly (no device physics applied)."""
+        """Restore :meth:`state_dict` exactly (no device physics applied).
+
+        States saved before the keyed write noise existed have no ``update_key`` and
+        ``update_step``; the tile then keeps its own key and counts steps from 0.
+        """
         self.w_scale = float(state["w_scale"])
+        if "update_key" in state:
+            self.update_key = int(np.asarray(state["update_key"], dtype=np.uint64))
+        self.update_step = int(np.asarray(state.get("update_step", 0), dtype=np.uint64))
         g = state["g"]
         for b, blk in enumerate(self.blocks):
             for a, x in enumerate(blk.masters):

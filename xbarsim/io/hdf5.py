@@ -1,8 +1,10 @@
 """HDF5 result files: the only module of xbarsim that imports h5py.
 
-Four kinds of file are written here, told apart by the root attribute ``kind``: a training
-run (``"run"``), a training checkpoint (``"checkpoint"``), a tile study (``"tile_study"``) and
-a table (``"table"``: the results of ``xbarsim sweep``, see :func:`write_table`).
+Six kinds of file are written here, told apart by the root attribute ``kind``: a training
+run (``"run"``), a training checkpoint (``"checkpoint"``), a tile study (``"tile_study"``),
+a table (``"table"``: the results of ``xbarsim sweep``, see :func:`write_table`), a golden
+reference suite (``"golden_suite"``) and another tool's results in the suite's schema
+(``"golden_results"``); the last two are documented in docs/golden.md (:func:`write_golden`).
 Every file is written to a temporary file next to the target and renamed into place
 (``os.replace``), so a reader never sees a half-written file; an existing file is replaced
 only when the caller says so (``force=True``; the run driver also rewrites its own files).
@@ -117,8 +119,8 @@ from numpy.typing import NDArray
 
 __all__ = ["LAYOUT_VERSION", "PROVENANCE_KEYS", "RUN_LAYOUT_VERSION", "provenance",
            "read_attrs", "read_checkpoint", "read_dataset", "read_run", "read_run_summary",
-           "read_table", "read_tile_study", "read_weights", "write_checkpoint", "write_run",
-           "write_table", "write_tile_study"]
+           "read_golden", "read_table", "read_tile_study", "read_weights", "write_checkpoint",
+           "write_golden", "write_run", "write_table", "write_tile_study"]
 
 LAYOUT_VERSION = 1
 """Version of the tile-study layout documented above; bump on incompatible changes."""
@@ -711,3 +713,114 @@ def read_table(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, 
             else:
                 columns[name] = np.asarray(data[()])
     return columns, attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# golden suites and results in their schema (docs/golden.md)
+
+#: Arrays with at least this many elements are stored gzip-compressed (with the shuffle filter).
+_COMPRESS_MIN = 4096
+
+
+def write_golden(path: str | os.PathLike[str], *, kind: str,
+                 cases: Mapping[str, Mapping[str, Any]], attrs: Mapping[str, Any],
+                 force: bool = False) -> Path:
+    """Write a golden suite or results file (atomically).
+
+    Layout (docs/golden.md)::
+
+        /                         attrs: kind, layout_version, provenance, the caller's attrs
+        /cases/<case>             group; attrs: the case's attributes (case_kind, ...)
+        /cases/<case>/<name>      one dataset per array; ``<name>`` may contain ``/`` (a
+                                  layer prefix, e.g. ``fc1/weights``: a subgroup); attrs:
+                                  ``units`` and whatever the case's ``meta`` gives
+
+    Parameters
+    ----------
+    path : path-like
+        Output file.
+    kind : {"golden_suite", "golden_results"}
+        Root attribute ``kind``.
+    cases : mapping of str to mapping
+        Case name -> ``{"attrs": {...}, "data": {name: array}, "meta": {name: {attr: value}}}``
+        (``attrs`` and ``meta`` optional); ``meta[name]["units"]`` is the dataset's units.
+    attrs : mapping
+        Root attributes (``layout_version`` among them; provenance is added).
+    force : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    FileExistsError, OSError, ValueError
+        Existing file without ``force``, unwritable folder, or a bad case or dataset name.
+    """
+    if kind not in ("golden_suite", "golden_results"):
+        raise ValueError(f"kind: expected 'golden_suite' or 'golden_results', got {kind!r}")
+
+    def fill(f: h5py.File) -> None:
+        f.attrs["kind"] = kind
+        for key, value in {**provenance(), **attrs}.items():
+            if value is not None:
+                f.attrs[key] = _attr_value(key, value)
+        root = f.create_group("cases")
+        for case, content in cases.items():
+            if not case or "/" in case:
+                raise ValueError(f"case name {case!r}: must be non-empty and without '/'")
+            grp = root.create_group(case)
+            for key, value in (content.get("attrs") or {}).items():
+                if value is not None:
+                    grp.attrs[key] = _attr_value(f"{case}.{key}", value)
+            meta = content.get("meta") or {}
+            for name, data in (content.get("data") or {}).items():
+                arr = np.asarray(data)
+                opts = ({"compression": "gzip", "shuffle": True}
+                        if arr.size >= _COMPRESS_MIN else {})
+                dset = grp.create_dataset(name, data=arr, **opts)
+                for key, value in (meta.get(name) or {}).items():
+                    if value is not None:
+                        dset.attrs[key] = _attr_value(f"{case}/{name}.{key}", value)
+
+    return _atomic_write(Path(path), fill, force)
+
+
+def read_golden(path: str | os.PathLike[str],
+                kinds: tuple[str, ...] = ("golden_suite", "golden_results")) -> dict[str, Any]:
+    """Read a file written by :func:`write_golden`.
+
+    Returns
+    -------
+    dict
+        ``{"attrs": {...}, "cases": {case: {"attrs": {...}, "data": {name: ndarray},
+        "meta": {name: {attr: value}}}}}``, names with their layer prefixes (``fc1/weights``).
+
+    Raises
+    ------
+    FileNotFoundError, OSError, ValueError
+        Missing file, not HDF5, or not one of ``kinds`` (the message names the file).
+    """
+    path = Path(path)
+    with _open_kind(path, kinds) as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        cases: dict[str, Any] = {}
+        if "cases" in f:
+            for case, grp in f["cases"].items():
+                data: dict[str, Any] = {}
+                meta: dict[str, dict[str, Any]] = {}
+
+                def visit(name: str, obj: Any, data: dict[str, Any] = data,
+                          meta: dict[str, dict[str, Any]] = meta) -> None:
+                    if isinstance(obj, h5py.Dataset):
+                        value = obj[()]
+                        if isinstance(value, bytes):
+                            value = value.decode()
+                        data[name] = np.asarray(value) if not isinstance(value, str) else value
+                        meta[name] = {k: _plain(v) for k, v in obj.attrs.items()}
+
+                grp.visititems(visit)
+                cases[case] = {"attrs": {k: _plain(v) for k, v in grp.attrs.items()},
+                               "data": data, "meta": meta}
+    return {"attrs": attrs, "cases": cases}

@@ -5,7 +5,8 @@ the same numbers as an uninterrupted one:
 
 * ``model``: :meth:`~xbarsim.nn.base.Layer.state_dict` (weights, biases, batch-norm buffers);
 * ``tiles``: per hardware layer, the backend's own ``state_dict()`` (exact conductances, weight
-  scale, ADC ranges and calibration counters, which decide when a range freezes);
+  scale, ADC ranges and calibration counters, which decide when a range freezes, and the key
+  and step counter of the counter-based write noise);
 * ``optimizer``: learning rate and momentum buffers (:meth:`xbarsim.nn.optim.SGD.state_dict`);
 * ``history``: the per-epoch metrics so far;
 * ``solver``: cumulative solver statistics per hardware layer;
