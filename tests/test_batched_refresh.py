@@ -160,12 +160,16 @@ def test_public_call_caches_parasitics_and_matches_the_solver(rng):
 
 # ---------------------------------------------------------------- products in batch slices
 
-def test_per_array_products_split_over_the_batch_are_bit_identical(monkeypatch, rng):
-    """Per-array converters, frozen ranges: batch slices in threads equal one call, bit for bit
-    (odd batch, partial edge blocks, forward and backward, signed inputs)."""
+@pytest.mark.parametrize("granularity", ["tile", "layer"])
+def test_products_split_over_the_batch_are_bit_identical(monkeypatch, rng, granularity):
+    """Per-array converters with frozen ranges, or the layer matrix: batch slices in threads
+    equal one call, bit for bit (odd batch, partial edge blocks, both directions, signed)."""
     from xbarsim.studies.bench_layer import txsim_layer_hardware  # noqa: PLC0415
 
     hw = txsim_layer_hardware()
+    periph = [dc.replace(p, adc=dc.replace(p.adc, granularity=granularity))
+              for p in (hw.forward, hw.backward)]
+    hw = dc.replace(hw, forward=periph[0], backward=periph[1])
     w = 0.1 * rng.standard_normal((150, 70))
     x = rng.uniform(0.0, 1.0, (37, 150))
     xs = rng.standard_normal((37, 150))
@@ -175,11 +179,10 @@ def test_per_array_products_split_over_the_batch_are_bit_identical(monkeypatch, 
         monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
         monkeypatch.setattr(parallel, "default_threads", lambda: 2)
         tile = Tile(150, 70, hw, rng=np.random.default_rng(5), w_init=w)
-        tile.forward(x)
-        tile.backward(delta)
-        tile.freeze_adcs()
         tile.split_products = split
-        return [tile.forward(x), tile.forward(xs), tile.backward(delta)]
+        out = [tile.forward(x), tile.backward(delta)]
+        tile.freeze_adcs()
+        return out + [tile.forward(x), tile.forward(xs), tile.backward(delta)]
 
     for a, b in zip(run(False), run(True), strict=True):
         assert a.tobytes() == b.tobytes()

@@ -257,9 +257,9 @@ class Tile:
         self.w_scale = 1.0
         self._stacks: dict[str, tuple[tuple[int, ...], list[_Stack]]] = {}
         self._w_eff_cache: tuple[tuple[int, ...], FloatArray] | None = None
-        #: products with per-array converters and frozen ranges run in batch slices on the
-        #: pool's threads (one BLAS thread each) when there is enough work; False: one call,
-        #: BLAS's own threads (the results are the same bit for bit)
+        #: products (of the layer matrix, or per array with frozen ranges) run in batch slices
+        #: on the pool's threads (one BLAS thread each) when there is enough work; False: one
+        #: call, BLAS's own threads (the results are the same bit for bit)
         self.split_products = True
         #: when True, evaluation passes (``calibrate=False``) calibrate too; set it only
         #: through :func:`calibrating_adcs` (calibration of a deployed network on training data)
@@ -628,7 +628,20 @@ class Tile:
         if self._w_eff_cache is None or self._w_eff_cache[0] != versions:
             self._w_eff_cache = (versions, self.effective_weights() * self.alpha)
         g_layer = self._w_eff_cache[1]                           # (n_in, n_out) [S]
-        i = v @ g_layer if forward else v @ g_layer.T             # (B, n) [A]
+        g_dir = g_layer if forward else g_layer.T
+        i = np.empty((v.shape[0], g_dir.shape[1]))                # (B, n) [A]
+
+        def product(b0: int, b1: int) -> None:
+            np.matmul(v[b0:b1], g_dir, out=i[b0:b1])
+
+        work = int(PRODUCT_NS_PER_FLOP * 2 * v.size * g_dir.shape[1])
+        if self.split_products and parallel.splits(v.shape[0], work):
+            # batch slices on the pool's threads with one BLAS thread each (bit-identical: a
+            # row of a product does not depend on the others); a two-thread BLAS call
+            # synchronises inside and stalls whenever another process holds a core
+            parallel.over_batch(one_blas_thread(product), v.shape[0], work)
+        else:
+            product(0, v.shape[0])
         adc = self._adc_layer_fwd if forward else self._adc_layer_bwd
         noise = (self.rng.standard_normal(i.shape) if adc.sense_noise > 0 else None)
         out = adc(i, noise, calibrate=calibrate)
