@@ -494,6 +494,7 @@ class InterpolatedSolver(CircuitSolver):
         self.exact_solver = exact
         self._g_ref: FloatArray | None = None
         self._delta: FloatArray | None = None
+        self._keep: FloatArray | None = None       # 1 - delta, kept for the interpolation
         self._offset: FloatArray | None = None
         self._since_refresh = 0
 
@@ -501,6 +502,7 @@ class InterpolatedSolver(CircuitSolver):
         """Forget the stored distortion (the next call refreshes)."""
         self._g_ref = None
         self._delta = None
+        self._keep = None
         self._offset = None
         self._since_refresh = 0
         self.exact_solver.reset()
@@ -524,15 +526,18 @@ class InterpolatedSolver(CircuitSolver):
         self.stats.n_calls += 1
         if self.needs_refresh(g_arr):
             return self._store_refresh(g_arr, self.exact_solver.g_eff(g_arr))
-        assert self._delta is not None and self._offset is not None
+        assert self._keep is not None and self._offset is not None
         self._since_refresh += 1
-        return g_arr * (1.0 - self._delta) + self._offset
+        out = np.multiply(g_arr, self._keep)
+        out += self._offset
+        return out
 
 
     def _store_refresh(self, g: FloatArray, g_eff: FloatArray) -> FloatArray:
         """Keep the distortion of an exact refresh (``g_eff`` exact for ``g``); return g_eff."""
         positive = g > 0
         self._delta = np.where(positive, (g - g_eff) / np.where(positive, g, 1.0), 0.0)
+        self._keep = 1.0 - self._delta
         self._offset = np.where(positive, 0.0, g_eff)
         self._g_ref = g.copy()
         self._since_refresh = 1
@@ -598,14 +603,15 @@ def g_eff_many(solvers: Sequence[CircuitSolver], gs: Sequence[FloatArray]) -> li
     """
     if len(solvers) != len(gs):
         raise ValueError(f"g_eff_many: {len(solvers)} solvers but {len(gs)} conductance arrays")
-    checked = [solver._check(g) for solver, g in zip(solvers, gs, strict=True)]
     out: list[FloatArray | None] = [None] * len(solvers)
+    checked: list[FloatArray] = [np.empty(0)] * len(solvers)   # the batched ones, checked
     groups: dict[tuple[Any, ...], list[int]] = {}
-    for k, (solver, g) in enumerate(zip(solvers, checked, strict=True)):
-        direct = _direct_solver(solver, g)
+    for k, (solver, g_in) in enumerate(zip(solvers, gs, strict=True)):
+        direct = _direct_solver(solver, np.asarray(g_in))
         if direct is None:
-            out[k] = solver.g_eff(g)
+            out[k] = solver.g_eff(g_in)       # checks its input itself
             continue
+        g = checked[k] = solver._check(g_in)
         par = direct.parasitics
         key = (g.shape, par.r_row, par.r_col, par.r_source.tobytes(), par.r_sense.tobytes())
         groups.setdefault(key, []).append(k)
