@@ -173,8 +173,11 @@ class SchurPlan:
     levels : list of (pos_a, pos_b, p, q) — equal-box merges, bottom-up.
     parts : tuple of SchurPart — the root's two subtrees (one part when there is one box);
         each is computed from its cells to its merged map independently of the other.
-    steps, positions, blocks : int64 arrays — the merge program (see ``merge_boxes``); the parts'
-        steps come first, the root merge (when there are two parts) is the last step.
+    steps, blocks : int64 arrays — the merge program and the scatter blocks of every child
+        (see :func:`~xbarsim.kernels.schur.merge_boxes`); the parts' steps come first, the root
+        merge (when there are two parts) is the last step.
+    positions : int64 array — each child node's position in its merge (``steps[:, 5]`` gives
+        where a step's start; the kernels use ``blocks``, built from them).
     root_offset, root_size : int — the terminals' map in the arena.
     source_index, ground_index : int64 arrays — position of ``s_i`` / ``t_j`` in that map.
     arena_size : int — floats of the arena.
