@@ -739,7 +739,8 @@ def effective_conductance(g: ArrayLike, *, r_source: ArrayLike = 0.0, r_sense: A
         raise ValueError(f"method: expected one of {', '.join(_METHODS)}, got {method!r}")
     if method == "ideal":
         return g_arr.copy()
-    par = _parasitics(g_arr, r_source, r_sense, r_row, r_col)
     from xbarsim.hardware import solvers  # noqa: PLC0415
 
+    # validated, expanded parasitics kept across calls of the same shape (solvers.py)
+    par = solvers.parasitics_for(g_arr.shape, r_source, r_sense, r_row, r_col)
     return solvers.SOLVERS[method](par, **options).g_eff(g_arr)

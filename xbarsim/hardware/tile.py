@@ -67,7 +67,7 @@ from xbarsim.hardware.mapping import (
     weight_scale,
 )
 from xbarsim.hardware.parallel import over_batch
-from xbarsim.hardware.solvers import CircuitSolver, InterpolatedSolver, make_solver
+from xbarsim.hardware.solvers import CircuitSolver, g_eff_many, make_solver
 from xbarsim.kernels import adcstats, mvm
 from xbarsim.kernels import update as update_kernels
 from xbarsim.kernels.blas import one_blas_thread
@@ -145,6 +145,19 @@ class _Block:
 #: 128 with 16 bit-planes.
 ADC_STATS_ROWS = 4
 
+#: Rough serial cost of the bit-plane products with per-array converters [ns per flop] (about
+#: 20 GFlop/s with their conversion on one core), to decide when a batch is split over threads.
+PRODUCT_NS_PER_FLOP = 0.05
+
+#: Largest drive voltages or bit-planes of one product pass [bytes]: a larger input (the
+#: unfolded evaluation batch of a convolution: 784,000 rows x 25 for LeNet-5's first layer
+#: at 1000 images) is converted in row chunks of at least :data:`PRODUCT_CHUNK_MIN_ROWS`
+#: when that changes no result (see ``Tile._chunk_rows``).
+PRODUCT_CHUNK_BYTES = 16 << 20
+
+#: Fewest rows of a product chunk.
+PRODUCT_CHUNK_MIN_ROWS = 1024
+
 #: Names of the ADC counters (:mod:`xbarsim.kernels.adcstats`).
 ADC_STAT_NAMES = ("conversions", "sensed", "clipped", "lost")
 
@@ -169,12 +182,6 @@ class _UpdatePlan:
     params: FloatArray             # the devices' shared kernel parameters
     model_code: int
     noisy: bool
-
-
-#: Rough serial cost of an exact ``g_eff`` per cell and per cell of the longer side [ns]
-#: (35 n^3 flops at about 6 GFlop/s: 1.5-1.8 ms for 64 x 64), to decide when a refresh is
-#: split over threads.
-EXACT_SOLVE_NS_PER_CELL = 6
 
 
 def _abs_max_min(x: FloatArray) -> tuple[float, float]:
@@ -250,6 +257,10 @@ class Tile:
         self.w_scale = 1.0
         self._stacks: dict[str, tuple[tuple[int, ...], list[_Stack]]] = {}
         self._w_eff_cache: tuple[tuple[int, ...], FloatArray] | None = None
+        #: products (of the layer matrix, or per array with frozen ranges) run in batch slices
+        #: on the pool's threads (one BLAS thread each) when there is enough work; False: one
+        #: call, BLAS's own threads (the results are the same bit for bit)
+        self.split_products = True
         #: when True, evaluation passes (``calibrate=False``) calibrate too; set it only
         #: through :func:`calibrating_adcs` (calibration of a deployed network on training data)
         self.calibrate_in_evaluation = False
@@ -547,43 +558,65 @@ class Tile:
         dac_args = (x, scale, input_bits, dac.bits or 0, mode, *dac.transfer, dac.v_max)
         self.refresh()
         calibrate = calibrate or self.calibrate_in_evaluation
-        if periphery.adc.granularity == "layer":
+        layer = periphery.adc.granularity == "layer"
+        rows = self._chunk_rows(x.shape, len(weights), forward, calibrate)
+        if rows >= x.shape[0]:
+            out = self._convert_rows(x, dac_args, weights, forward, calibrate, layer)
+        else:
+            # a large input (a convolution's unfolded evaluation batch) in row chunks: the
+            # drives and bit-planes of one chunk at a time, with the scale of the whole input;
+            # every output row is computed as in one pass (no converter calibrates here)
+            out = np.empty((x.shape[0], n_out))
+            for r0 in range(0, x.shape[0], rows):
+                part = x[r0:r0 + rows]
+                out[r0:r0 + rows] = self._convert_rows(part, (part, *dac_args[1:]), weights,
+                                                       forward, calibrate, layer)
+        return out * (scale / (dac.v_max * self.alpha))
+
+    def _chunk_rows(self, shape: tuple[int, ...], n_planes: int, forward: bool,
+                    calibrate: bool) -> int:
+        """Rows of the input converted at once (all of them unless chunking changes nothing).
+
+        Chunks keep the drive voltages (granularity "layer") or bit-planes ("tile") of one
+        pass under :data:`PRODUCT_CHUNK_BYTES`. Not while a converter of this direction still
+        calibrates (it sees the whole batch's currents first), nor with per-array sense noise
+        (drawn plane by plane over the whole batch).
+        """
+        periphery = self.hw.forward if forward else self.hw.backward
+        layer = periphery.adc.granularity == "layer"
+        per_row = 8 * shape[1] * (1 if layer else n_planes)
+        rows = max(PRODUCT_CHUNK_MIN_ROWS, PRODUCT_CHUNK_BYTES // max(per_row, 1))
+        if rows >= shape[0]:
+            return shape[0]
+        if layer:
+            adcs = [self._adc_layer_fwd if forward else self._adc_layer_bwd]
+        else:
+            adcs = [a for blk in self.blocks for a in (blk.adc_fwd if forward else blk.adc_bwd)]
+            if periphery.adc.sense_noise > 0:
+                return shape[0]
+        if calibrate and any(a.bits is not None and a.calibrating for a in adcs):
+            return shape[0]
+        return rows
+
+    def _convert_rows(self, x: FloatArray, dac_args: tuple[Any, ...], weights: FloatArray,
+                      forward: bool, calibrate: bool, layer: bool) -> FloatArray:
+        """DAC, arrays and ADC of rows ``x`` (``dac_args`` as for the DAC kernels), unscaled."""
+        if layer:
             # no ADC between the planes: the arrays see their weighted sum (B, n) [V]
             v = np.empty(x.shape)
             over_batch(lambda b0, b1: mvm.dac_effective_into(x[b0:b1], *dac_args[1:], weights,
                                                              v[b0:b1]), x.shape[0], x.size)
-            out = self._layer_product(v, forward, calibrate)
-        else:
-            out = self._tile_product(mvm.dac_planes(*dac_args), weights, forward, calibrate)
-        return out * (scale / (dac.v_max * self.alpha))
+            return self._layer_product(v, forward, calibrate)
+        return self._tile_product(mvm.dac_planes(*dac_args), weights, forward, calibrate)
 
     def refresh(self) -> None:
-        """Recompute every stale ``g_eff`` (in parallel threads when there are several).
+        """Recompute every stale ``g_eff`` (the exact solves batched, in parallel threads).
 
         Every product does this first; call it to pay for the refresh at a moment of your
-        choosing (or to time it apart, as the benchmarks do).
+        choosing (or to time it apart, as the benchmarks do). :func:`refresh_tiles` refreshes
+        several tiles together (arrays of equal shape in one batch).
         """
-        stale = [x for blk in self.blocks for x in self.read_arrays(blk) if x.stale]
-        # interpolation between exact refreshes costs microseconds: not worth a thread
-        heavy: list[Crossbar] = []
-        light: list[Crossbar] = []
-        for x in stale:
-            cheap = isinstance(x.solver, InterpolatedSolver) and not x.solver.needs_refresh(x.g)
-            (light if cheap else heavy).append(x)
-        def solve(k0: int, k1: int) -> None:
-            for x in heavy[k0:k1]:
-                x.g_eff()
-
-        work = sum(EXACT_SOLVE_NS_PER_CELL * x.g.size * max(x.shape) for x in heavy)
-        if parallel.splits(len(heavy), work):
-            # one slice of arrays per thread, each with one BLAS thread (xbarsim.kernels.blas):
-            # one task per array paid the BLAS setting at every array (104 arrays of 64 x 64:
-            # 121 ms against 106 ms in two slices, 188 ms serial)
-            over_batch(one_blas_thread(solve), len(heavy), work)
-        else:
-            solve(0, len(heavy))
-        for x in light:
-            x.g_eff()
+        refresh_tiles([self])
 
     def _layer_product(self, v: FloatArray, forward: bool, calibrate: bool) -> FloatArray:
         """Stitched effective matrix, one product, one (bipolar) ADC on the layer output.
@@ -595,7 +628,20 @@ class Tile:
         if self._w_eff_cache is None or self._w_eff_cache[0] != versions:
             self._w_eff_cache = (versions, self.effective_weights() * self.alpha)
         g_layer = self._w_eff_cache[1]                           # (n_in, n_out) [S]
-        i = v @ g_layer if forward else v @ g_layer.T             # (B, n) [A]
+        g_dir = g_layer if forward else g_layer.T
+        i = np.empty((v.shape[0], g_dir.shape[1]))                # (B, n) [A]
+
+        def product(b0: int, b1: int) -> None:
+            np.matmul(v[b0:b1], g_dir, out=i[b0:b1])
+
+        work = int(PRODUCT_NS_PER_FLOP * 2 * v.size * g_dir.shape[1])
+        if self.split_products and parallel.splits(v.shape[0], work):
+            # batch slices on the pool's threads with one BLAS thread each (bit-identical: a
+            # row of a product does not depend on the others); a two-thread BLAS call
+            # synchronises inside and stalls whenever another process holds a core
+            parallel.over_batch(one_blas_thread(product), v.shape[0], work)
+        else:
+            product(0, v.shape[0])
         adc = self._adc_layer_fwd if forward else self._adc_layer_bwd
         noise = (self.rng.standard_normal(i.shape) if adc.sense_noise > 0 else None)
         out = adc(i, noise, calibrate=calibrate)
@@ -716,9 +762,23 @@ class Tile:
                                            i_max, weights[p:p + 1], adc0.n_steps, kind, param,
                                            table_x, table_y, out)
             return
-        mvm.planes_product_convert(v_src, st.g_cat, st.seg_start, st.seg_dst, st.seg_coef,
-                                   i_max, weights, np.array([adc0.n_steps, kind, param]),
-                                   table_x, table_y, out)
+        adc = np.array([adc0.n_steps, kind, param])
+
+        def convert(b0: int, b1: int) -> None:
+            # a slice of the batch: its own rows of the drives and of the output (the rows
+            # of a product and of its conversion do not depend on the other rows)
+            mvm.planes_product_convert(np.ascontiguousarray(v_src[:, b0:b1]), st.g_cat,
+                                       st.seg_start, st.seg_dst, st.seg_coef, i_max, weights,
+                                       adc, table_x, table_y, out[b0:b1])
+
+        batch = v_src.shape[1]
+        work = int(PRODUCT_NS_PER_FLOP * 2 * v_src.size * st.g_cat.shape[1])
+        if self.split_products and parallel.splits(batch, work):
+            # batch slices in threads, one BLAS thread each: the small bit-plane products
+            # (K = 64) gain little from a two-thread BLAS call each
+            parallel.over_batch(one_blas_thread(convert), batch, work)
+        else:
+            convert(0, batch)
 
     def _stat_rows(self, weights: FloatArray, batch: int) -> tuple[NDArray[np.int64],
                                                                    NDArray[np.int64]]:
@@ -840,6 +900,24 @@ class Tile:
         return (f"Tile({self.n_in}x{self.n_out}, blocks={len(self.blocks)}, "
                 f"mapping={self.mapping.name}, slices={self.n_slices}, "
                 f"solver={self.hw.solver.method})")
+
+
+def refresh_tiles(tiles: Iterable[Tile]) -> None:
+    """Recompute every stale ``g_eff`` of ``tiles`` at once.
+
+    The exact direct solves of all stale arrays (of every tile) are batched by shape and
+    parasitics and split over threads (:func:`xbarsim.hardware.solvers.g_eff_many`); the
+    results are those of refreshing array by array, bit for bit. A model refreshes its tiles
+    together after an update with ``refresh_tiles(model_tiles)`` (otherwise each tile
+    refreshes its own arrays at its next product).
+    """
+    stale = [x for tile in tiles for blk in tile.blocks for x in tile.read_arrays(blk)
+             if x.stale]
+    if not stale:
+        return
+    results = g_eff_many([x.solver for x in stale], [x.g for x in stale])
+    for xbar, g_eff in zip(stale, results, strict=True):
+        xbar.accept_g_eff(g_eff)
 
 
 @contextmanager
