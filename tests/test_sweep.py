@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests import test_sweep_hooks as hooks
@@ -227,10 +227,15 @@ def test_cli_set_cannot_override_a_swept_key(tmp_path, offline_base):
                     | st.floats(allow_nan=False), lambda inner: st.lists(inner, max_size=3)
                     | st.dictionaries(st.text(min_size=1, max_size=5), inner, max_size=3),
                     max_leaves=6))
+@example({"\n": None}).via("CI failure: a key holding a line break")
+@example(["a\rb", "\x85", "\u2028", "\U0001f600", 'q"\\'])
 def test_swept_values_reach_the_loader_unchanged(value):
     text = sw._inline_yaml(value)
-    assert "\n" not in text
+    assert "\n" not in text and "\r" not in text
     assert yaml.safe_load(text) == value
+    escaped = sw._escaped_flow(value)    # the fallback, exercised on every example
+    assert "\n" not in escaped and "\r" not in escaped
+    assert yaml.safe_load(escaped) == value
 
 
 def test_short_keys_are_unique_suffixes():

@@ -204,12 +204,53 @@ class Sweep:
     n_points: int
 
 
-def _inline_yaml(value: Any) -> str:
-    """``value`` as one line of YAML that ``yaml.safe_load`` reads back as ``value``."""
+def _dump_flow(value: Any) -> str:
     text = yaml.safe_dump(value, default_flow_style=True, width=2**31 - 1, sort_keys=False)
     if text.endswith("\n...\n"):    # a scalar document
         text = text[:-5]
     return text.strip()
+
+
+def _quoted(text: str) -> str:
+    """A YAML double-quoted scalar: printable ASCII kept, everything else escaped."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _escaped_flow(value: Any) -> str:
+    if isinstance(value, str):
+        return _quoted(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_escaped_flow(k)}: {_escaped_flow(v)}"
+                               for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_escaped_flow(v) for v in value) + "]"
+    return _dump_flow(value)
+
+
+def _inline_yaml(value: Any) -> str:
+    """``value`` as one line of YAML that ``yaml.safe_load`` reads back as ``value``.
+
+    PyYAML's flow style where it fits on one line (plain scalars stay readable); strings
+    holding line breaks or other non-printable characters are written double-quoted with
+    escapes instead.
+    """
+    text = _dump_flow(value)
+    if "\n" in text or "\r" in text:
+        text = _escaped_flow(value)
+    return text
 
 
 def format_value(value: Any) -> str:
