@@ -1,8 +1,8 @@
-"""Training step (batch 128) of LeNet-5 and MLP 784-256-128-10: software, Cross-NI, PyTorch.
+"""Training step (batch 128): software, Cross-NI exact and interpolated, PyTorch; peak memory.
 
-``python benchmarks/bench_train.py [--repeats 5]`` runs the click command ``xbarsim bench
-train`` (same options, same process settings of xbarsim.runtime, same table). PyTorch is
-optional: ``pip install torch==2.13.0``.
+``python benchmarks/bench_train.py [--models lenet5,mlp,resnet20,vgg_small] [--rounds 3]``
+runs the click command ``xbarsim bench train`` (same options, same process settings of
+xbarsim.runtime, same table). PyTorch is optional: ``pip install torch==2.13.0``.
 """
 
 import sys

@@ -287,11 +287,12 @@ def test_build_model_puts_every_layer_on_one_chip():
 
 # ------------------------------------------------------------------ runs
 
-def _run_cfg(tmp_path, **train):
+def _run_cfg(tmp_path, data_dir, **train):
     t = {"mode": "aware", "epochs": 2, "batch_size": 64, "lr": 0.05, "momentum": 0.9,
          "aware": {"gradient": "exact", "resample_every": 3}, **train}
     return load_config({
-        "seed": 2, "data": {"dataset": "mnist", "n_train": 384, "n_test": 200},
+        "seed": 2, "data": {"dataset": "mnist", "n_train": 384, "n_test": 200,
+                            "data_dir": str(data_dir)},
         "model": {"name": "mlp", "hidden": [16]},
         "hardware": {"crossbar": {"n_rows": 64, "n_cols": 16, "r_source": 1000.0,
                                   "r_sense": 1000.0, "r_row": 1.0, "r_col": 4.6},
@@ -303,7 +304,7 @@ def test_aware_run_trains_and_resumes_bit_for_bit(tmp_path, mnist_path):
     from xbarsim import runner
     from xbarsim.io import hdf5
 
-    cfg = _run_cfg(tmp_path)
+    cfg = _run_cfg(tmp_path, mnist_path)
     full = runner.run(cfg, out=tmp_path / "full.h5")
     assert full.status == "completed"
     assert full.history["train_loss"][-1] < full.history["train_loss"][0]
@@ -311,7 +312,7 @@ def test_aware_run_trains_and_resumes_bit_for_bit(tmp_path, mnist_path):
     assert run["attrs"]["mode"] == "aware"
     assert {"weights", "bias", "g", "w_scale"} <= set(run["layers"]["fc1"])
 
-    one = _run_cfg(tmp_path, epochs=1)
+    one = _run_cfg(tmp_path, mnist_path, epochs=1)
     runner.run(one, out=tmp_path / "part.h5")
     resumed = runner.run(cfg, out=tmp_path / "part.h5", resume=True)
     assert resumed.status == "completed"
@@ -365,3 +366,20 @@ def test_study_files_expand_to_valid_configurations(study, smoke):
         for tspec in s["trainings"].values():
             cfg = mod.run_config(point, tspec, 0, REPO / "x.h5", None)
             assert cfg.train.mode in ("software", "aware", "crossbar")
+
+
+def test_quantized_layer_counts_its_adc_conversions(rng):
+    b = _backend(_cfg(TXSIM, quantize=True), np.abs(rng.standard_normal((20, 10))))
+    x = np.zeros((5, 20))
+    x[:, 0] = 1.0                                  # one input line driven
+    b.forward(x)                                   # calibrates the range on this batch
+    stats = b.adc_stats()
+    assert set(stats) == {"forward"}
+    assert stats["forward"]["conversions"] == 5 * 10 and stats["forward"]["clipped"] == 0
+    b.forward(np.ones((5, 20)), calibrate=False)   # every line: currents beyond the range
+    assert b.adc_stats()["forward"]["clipped"] > 0
+    b.reset_adc_stats()
+    assert all(v == 0 for v in b.adc_stats()["forward"].values())
+    plain = _backend(_cfg(TXSIM), rng.standard_normal((20, 10)))
+    plain.forward(x)
+    assert plain.adc_stats()["forward"]["conversions"] == 0     # not quantized: no ADC

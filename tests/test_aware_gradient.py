@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from tests import strategies as xst
-from xbarsim.hardware import schur
+from xbarsim.hardware import schur, schur_factored
 from xbarsim.hardware.adjoint import conductance_gradient, gradient_from_factors
 from xbarsim.hardware.aware import aam1_gradient
 from xbarsim.hardware.circuit import Parasitics, effective_conductance
@@ -135,7 +135,7 @@ def test_ideal_limit_derivative_is_the_identity(rng):
 
 def test_threads_give_the_same_gradient_bit_for_bit(rng):
     g, par = _circuit(rng, (64, 48), "txsim")
-    f = schur.factorize(g, par)
+    f = schur_factored.factorize(g, par)
     p_drive, q_drive = rng.standard_normal((64, 5)), rng.standard_normal((48, 5))
     one = gradient_from_factors(f, p_drive, q_drive, n_threads=1)
     two = gradient_from_factors(f, p_drive, q_drive, n_threads=2)
@@ -146,7 +146,7 @@ def test_drive_chunks_give_the_same_gradient(rng, monkeypatch):
     from xbarsim.hardware import adjoint
 
     g, par = _circuit(rng, (20, 24), "harsh")
-    f = schur.factorize(g, par)
+    f = schur_factored.factorize(g, par)
     p_drive, q_drive = rng.standard_normal((20, 7)), rng.standard_normal((24, 7))
     whole = gradient_from_factors(f, p_drive, q_drive)
     monkeypatch.setattr(adjoint, "VOLTS_BUDGET_BYTES", 1)       # one drive pair per chunk
@@ -154,14 +154,19 @@ def test_drive_chunks_give_the_same_gradient(rng, monkeypatch):
                     atol=1e-15 * np.abs(whole).max())
 
 
-def test_factorize_gives_g_eff_bit_for_bit(rng):
-    g, par = _circuit(rng, (33, 20), "harsh")
-    np.testing.assert_array_equal(schur.factorize(g, par).g_eff, schur.g_eff(g, par))
+@pytest.mark.parametrize("shape", [(1, 1), (33, 20), (64, 64), (70, 130)])
+@pytest.mark.parametrize("regime", ["txsim", "harsh"])
+def test_factorize_agrees_with_the_fast_direct_solver(rng, shape, regime):
+    # the factorizing solver (full maps, one array) and the fast one (batched, lower triangles,
+    # BLAS in place) run the same plan in different orders: equal to round-off, entry by entry
+    g, par = _circuit(rng, shape, regime)
+    fast = schur.g_eff(g, par)
+    assert_allclose(schur_factored.factorize(g, par).g_eff, fast, rtol=1e-13, atol=0)
 
 
 def test_gradient_rejects_bad_drives(rng):
     g, par = _circuit(rng, (3, 4), "txsim")
-    f = schur.factorize(g, par)
+    f = schur_factored.factorize(g, par)
     with pytest.raises(ValueError, match="p_drive: expected shape"):
         gradient_from_factors(f, np.ones((4, 1)), np.ones((4, 1)))
     with pytest.raises(ValueError, match="same number of drives"):

@@ -1,4 +1,4 @@
-"""``xbarsim run`` / ``validate`` / ``show-config`` end to end through click's CliRunner.
+"""``xbarsim run`` / ``check-config`` / ``show-config`` end to end through click's CliRunner.
 
 Real MNIST (the ``mnist_path`` fixture; skipped when absent), 256 training and 256 test images,
 a 784-32-10 MLP, in software mode and on small crossbars (64x64 arrays, analog devices, AAM
@@ -8,6 +8,8 @@ solver, 4-bit input streaming, layer-level ADCs) so that one epoch takes about a
 from __future__ import annotations
 
 import importlib.util
+import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -106,7 +108,8 @@ def test_run_trains_and_writes_documented_layout(configs, tmp_path, mode):
     # the stored config is the resolved one and loads back to the same RunConfig
     assert load_config(yaml.safe_load(a["config_yaml"])) == load_config(
         configs[mode], ["train.epochs=3", f"output.out={str(out)!r}"])
-    assert set(h) == {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds"}
+    assert set(h) == {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds",
+                      "collapsed_fraction"}
     assert all(v.shape == (3,) for v in h.values())
     assert_array_equal(h["epoch"], [1, 2, 3])
     assert h["train_loss"][-1] < 0.6 * h["train_loss"][0]          # it learns
@@ -178,12 +181,17 @@ def test_resume_after_interrupt_equals_uninterrupted_run(configs, tmp_path, mode
     run_ok(configs[mode], "--out", tmp_path / "full.h5", *opts)
     with _interrupt_in_epoch(2):
         result = invoke("run", configs[mode], "--out", tmp_path / "part.h5", *opts,
-                        "--no-progress")
+                        "--seed", 3, "--no-progress")
     assert result.exit_code == 130, result.output
-    assert "--resume" in result.output
+    assert "interrupted (Ctrl-C)" in result.output and "holds epoch 1" in result.output
     part = hdf5.read_run(tmp_path / "part.h5")           # written after epoch 1
-    assert part["attrs"]["status"] == "running" and part["attrs"]["epochs_done"] == 1
-    result = run_ok(configs[mode], "--out", tmp_path / "part.h5", *opts, "--resume")
+    assert part["attrs"]["status"] == "interrupted" and part["attrs"]["epochs_done"] == 1
+    assert not (tmp_path / "part.h5.lock").exists()       # the locks are released
+    # the printed command, followed as printed (every --set of the run is in it)
+    command = shlex.split(result.output.rsplit("Continue with:", 1)[1].strip())
+    assert command[:3] == ["xbarsim", "run", str(configs[mode])] and command[-1] == "--resume"
+    assert "--seed" in command and all(o in command for o in opts[1:])
+    result = run_ok(*command[2:])
     full, resumed = hdf5.read_run(tmp_path / "full.h5"), hdf5.read_run(tmp_path / "part.h5")
     assert resumed["attrs"]["status"] == "completed"
     for key in METRICS:
@@ -283,14 +291,28 @@ def test_config_errors_exit_2_naming_the_key(configs, tmp_path, args, fragments)
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_validate(configs, tmp_path):
-    result = invoke("validate", configs["crossbar"])
+def test_check_config(configs, tmp_path):
+    result = invoke("check-config", configs["crossbar"])
     assert result.exit_code == 0 and result.output.startswith("ok"), result.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: {lr: 1e-3, epochs: 0}\nmodle: {}\n")
-    result = invoke("validate", bad)
+    result = invoke("check-config", bad)
     assert_input_error(result, "train.lr", "train.epochs", "modle", "did you mean 'model'")
     assert not result.output.startswith("ok")
+
+
+def test_validate_is_a_deprecated_hidden_alias_of_check_config(configs, tmp_path):
+    result = invoke("validate", configs["crossbar"])
+    assert result.exit_code == 0, result.output
+    assert "ok: " in result.output          # the note goes to stderr (mixed in with click 8.1)
+    assert "'xbarsim validate' is deprecated" in result.output
+    assert "use 'xbarsim check-config'" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("modle: {}\n")
+    assert_input_error(invoke("validate", bad), "modle", "did you mean 'model'")
+    listing = invoke("--help").output
+    assert "check-config" in listing and "golden" in listing
+    assert not re.search(r"^\s+validate\b", listing, re.MULTILINE)
 
 
 @pytest.mark.parametrize("example", ["lenet.yaml", "lenet_ideal.yaml", "lenet_software.yaml",

@@ -240,7 +240,7 @@ def test_linear_adc_fast_path_is_bitwise_the_general_loop(bipolar, n_steps, rng)
     unit = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
     want = np.empty_like(x)
     for k, xk in enumerate(x):                       # the general loop of adc_convert
-        u, sign = xk / I_MAX, 1.0
+        u, sign = xk * (1.0 / I_MAX), 1.0
         if u < 0.0:
             sign, u = (-1.0, -u) if bipolar else (1.0, 0.0)
         u = min(u, 1.0) if u > 1.0 else u

@@ -30,7 +30,10 @@ def _train(tmp_path, mode, name, **aware):
     train = {"mode": mode, "epochs": 1, "batch_size": 64, "lr": 0.05}
     if mode == "aware":
         train["aware"] = {"gradient": "straight_through", **aware}
-    cfg = load_config({"seed": 3, "data": {"dataset": "mnist", "n_train": 256, "n_test": 150},
+    from tests.conftest import mnist_dir
+
+    cfg = load_config({"seed": 3, "data": {"dataset": "mnist", "n_train": 256, "n_test": 150,
+                                           "data_dir": str(mnist_dir())},
                        "model": {"name": "mlp", "hidden": [16]}, "hardware": HW,
                        "train": train})
     out = tmp_path / f"{name}.h5"

@@ -117,3 +117,39 @@ def test_only_io_hdf5_imports_h5py():
             if any(n == "h5py" or n.startswith("h5py.") for n in names):
                 offenders.append(path.relative_to(PACKAGE).as_posix())
     assert set(offenders) <= {"io/hdf5.py"}, offenders
+
+
+def test_run_and_checkpoint_record_every_version_and_read_attrs(tmp_path):
+    import platform
+
+    hdf5.write_run(tmp_path / "r.h5", attrs={"status": "completed", "warnings": []},
+                   history={"epoch": [1.0]}, layers={})
+    hdf5.write_checkpoint(tmp_path / "c.h5", {"model": {"w": np.ones(2)}}, attrs={"epoch": 1})
+    for name, kind in (("r.h5", "run"), ("c.h5", "checkpoint")):
+        attrs = hdf5.read_attrs(tmp_path / name)
+        assert attrs["kind"] == kind
+        assert set(hdf5.PROVENANCE_KEYS) <= set(attrs)
+        assert attrs["python_version"] == (f"{platform.python_version()} "
+                                           f"({platform.python_implementation()})")
+        assert attrs["platform"] == platform.platform()
+    assert hdf5.read_run(tmp_path / "r.h5")["attrs"]["warnings"] == []
+    with pytest.raises(ValueError, match="not an xbarsim run or checkpoint"):
+        hdf5.write_tile_study(tmp_path / "t.h5", datasets={}, attrs={})
+        hdf5.read_attrs(tmp_path / "t.h5")
+
+
+def test_a_failed_write_names_the_target_not_the_temporary_file(tmp_path, monkeypatch):
+    real = h5py.File
+
+    def refuse(name, mode="r", *args, **kwargs):
+        if mode == "w":
+            raise PermissionError(13, "Permission denied")
+        return real(name, mode, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", refuse)
+    with pytest.raises(OSError) as info:
+        hdf5.write_run(tmp_path / "r.h5", attrs={}, history={}, layers={})
+    message = str(info.value)
+    assert f"{tmp_path / 'r.h5'}: cannot write in folder {tmp_path} (Permission denied)" \
+        in message and ".tmp-" not in message
+    assert list(tmp_path.iterdir()) == []

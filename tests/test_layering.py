@@ -17,7 +17,13 @@ PKG = Path(__file__).resolve().parents[1] / "xbarsim"
 BASE = {"xbarsim", "xbarsim.errors", "xbarsim.checks", "xbarsim.units", "xbarsim.rng",
         "xbarsim.runtime", "xbarsim.config", "xbarsim.testing"}
 RANK = {"kernels": 0, "io": 0, "hardware": 1, "nn": 2, "data": 2, "train": 3,
-        "studies": 4, "plot": 4, "runner": 4, "deploy": 4, "cli": 5, "__main__": 6}
+        "studies": 4, "plot": 4, "plot_sweep": 4, "runner": 4, "deploy": 4, "golden": 4,
+        "cli": 5, "__main__": 6}
+
+#: Modules of a layer that may import only the base modules, io and each other: the golden
+#: suite's schema and adapters never depend on the solvers they are compared with.
+RESTRICTED = {"golden/schema.py": {"xbarsim.golden", "xbarsim.golden.schema"},
+              "golden/adapters.py": {"xbarsim.golden", "xbarsim.golden.schema"}}
 
 
 def _layer(module: str) -> str | None:
@@ -63,6 +69,16 @@ def test_imports_only_go_down_the_layers(path):
         assert RANK[layer] <= allowed_rank, (
             f"{rel} (layer {own!r}) imports {module} (layer {layer!r}): imports must go "
             f"kernels -> hardware -> nn -> train -> runner -> cli")
+
+
+@pytest.mark.parametrize("rel", sorted(RESTRICTED))
+def test_golden_schema_and_adapters_import_only_base_modules_and_io(rel):
+    allowed = RESTRICTED[rel]
+    for module in _imports(PKG / rel):
+        layer = _layer(module)
+        assert layer is None or layer == "io" or module in allowed, (
+            f"{rel} imports {module}: it may import only the base modules, xbarsim.io and "
+            f"{', '.join(sorted(allowed))}")
 
 
 def test_every_layer_is_known():

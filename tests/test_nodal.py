@@ -1,12 +1,16 @@
 """Nodal (MNA) assembly and golden nodal solver of one crossbar.
 
 Oracles: hand-written matrices (1x1, 2x2), the dense union-find nodal solver and the
-device-voltage (Z-matrix) formulation in tests/reference.py, and physical invariants.
+device-voltage (Z-matrix) formulation in tests/reference.py, an extended-precision refined
+solution (``reference.refined_nodal``) for the accuracy floor, exact rational arithmetic for
+the double-double Kirchhoff residual, and physical invariants.
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -17,14 +21,22 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from tests import reference as ref
 from tests import strategies as xst
+from xbarsim.hardware import circuit
 from xbarsim.hardware.circuit import (
+    G_FLOOR,
+    NODAL_MAX_COUPLING,
+    NodalRangeError,
     NodalSystem,
     Parasitics,
     backward_currents,
     effective_conductance,
+    nested_dissection,
+    nodal_cost,
     node_voltages,
     sense_currents,
 )
+from xbarsim.hardware.solvers import SOLVERS, FCMSolver
+from xbarsim.kernels import nodal as nodal_kernels
 from xbarsim.testing import TOL
 
 
@@ -328,7 +340,6 @@ def test_reciprocity_backward_equals_transpose(data, c):
 
 @given(c=xst.circuits(max_side=6))
 def test_effective_conductance_nodal_method(c):
-    pytest.importorskip("xbarsim.hardware.solvers", reason="solvers.py not written yet")
     got = effective_conductance(c.g, method="nodal", **c.parasitics)
     expected = ref.dense_g_eff(c.g, **c.parasitics)
     assert_allclose(got, expected, rtol=TOL.nodal_rtol, atol=TOL.nodal_rtol * expected.max())
@@ -412,3 +423,301 @@ def test_subnormal_resistance_is_rejected_not_singular():
                dict(r_sense=1e-10)):
         with pytest.raises(ValueError, match=f"{next(iter(kw))}: a resistance must be 0"):
             sense_currents(g, np.ones(2), **kw)
+
+
+
+# --------------------------------------------------------------------------------------------
+# 6. the accuracy floor of the golden solver (extended-precision oracle)
+# --------------------------------------------------------------------------------------------
+
+REGIMES = {
+    # TxSim devices (R 100 kOhm - 1 MOhm), 1 / 4.6 Ohm wire segments, 100 Ohm terminals
+    "txsim": ((1e-6, 1e-5), dict(r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)),
+    # low-resistance devices and thick wires: rho >> 1
+    "harsh": ((5e-5, 5e-4), dict(r_source=100.0, r_sense=100.0, r_row=10.0, r_col=10.0)),
+}
+
+#: Golden accuracy asserted against the extended-precision solution: max |di| / max |i| of the
+#: sense currents and max |dg| / |g| entry by entry of g_eff. Observed with these seeds at
+#: 64 x 64 .. 256 x 256 and 96 x 40, 40 x 96, both regimes: <= 2.1e-16 and <= 3.4e-16 (one to
+#: two roundings); the FCM solver: up to 2.7e-15; the nodal solve before refinement and a
+#: fill-reducing ordering: 3e-14 .. 5e-11.
+GOLDEN_RTOL = 1e-15
+
+LONGDOUBLE_EXTENDED = np.finfo(np.longdouble).eps < 1e-18
+needs_longdouble = pytest.mark.skipif(
+    not LONGDOUBLE_EXTENDED, reason="np.longdouble is float64 on this platform: the "
+    "extended-precision oracle cannot resolve the golden solver's accuracy")
+
+
+def _accuracy_case(shape, regime, seed, rows_of_g_eff):
+    gr, kw = REGIMES[regime]
+    gen = np.random.default_rng(seed)
+    g = gen.uniform(*gr, shape)
+    m = shape[0]
+    rows = np.unique(np.linspace(0, m - 1, rows_of_g_eff).astype(int))
+    # three drives in [0, 1] V, one of both signs, and unit drives (rows of g_eff)
+    v = np.vstack([gen.uniform(0, 1, (3, m)), gen.uniform(-1, 1, (1, m)), np.eye(m)[rows]])
+    i_ref, info = ref.refined_nodal(g, v, **kw)
+    assert info["residual"] < 1e-18, info           # the oracle itself converged
+    return g, v, rows, i_ref.astype(np.float64), Parasitics.build(*shape, **kw)
+
+
+def _check_golden(g, v, rows, i_ref, par, with_g_eff=True):
+    system = NodalSystem(g, par)
+    i_out = system.currents(v)
+    err = float(np.max(np.abs(i_out - i_ref)) / np.max(np.abs(i_ref)))
+    assert err <= GOLDEN_RTOL, err
+    assert system.refinement_steps >= 1 and system.last_correction <= 4 * np.finfo(float).eps
+    if with_g_eff:
+        g_eff = system.g_eff()
+        unit = i_ref[4:]
+        entry = float(np.max(np.abs(g_eff[rows] - unit) / unit))
+        assert entry <= GOLDEN_RTOL, entry
+    return system
+
+
+@needs_longdouble
+@pytest.mark.parametrize("regime", list(REGIMES))
+@pytest.mark.parametrize("shape", [(64, 64), (96, 40), (40, 96), (128, 128)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+def test_golden_accuracy_vs_extended_precision(shape, regime):
+    """Currents and g_eff to ~1e-15 of an independent solution refined in extended precision.
+
+    96 x 40 solves g_eff through the columns (reciprocity), 40 x 96 through the rows.
+    """
+    _check_golden(*_accuracy_case(shape, regime, seed=sum(shape), rows_of_g_eff=6))
+
+
+@needs_longdouble
+@pytest.mark.slow
+@pytest.mark.parametrize("regime", list(REGIMES))
+def test_golden_accuracy_vs_extended_precision_256(regime):
+    """256 x 256: currents of four drives and six unit drives (g_eff rows via the same solve;
+    the g_eff path itself is covered above)."""
+    _check_golden(*_accuracy_case((256, 256), regime, seed=256, rows_of_g_eff=6),
+                  with_g_eff=False)
+
+
+@needs_longdouble
+def test_fcm_agrees_with_the_golden_solver_to_its_own_floor():
+    """The structured solver against the (now more accurate) reference: observed 2.4e-15."""
+    g, v, rows, i_ref, par = _accuracy_case((64, 64), "txsim", seed=3, rows_of_g_eff=4)
+    fcm = FCMSolver(par).g_eff(g)
+    golden = NodalSystem(g, par).g_eff()
+    assert np.max(np.abs(golden[rows] - i_ref[4:]) / i_ref[4:]) <= GOLDEN_RTOL
+    assert np.max(np.abs(fcm - golden)) / np.max(golden) <= 1e-14
+
+
+def test_refined_oracle_agrees_with_the_dense_reference(rng):
+    """The two references (dense float64 union-find solve, refined longdouble stencil) agree."""
+    g = rng.uniform(1e-6, 1e-3, (5, 7))
+    v = rng.uniform(-1, 1, (3, 5))
+    p = dict(r_source=rng.uniform(1, 300, 5), r_sense=rng.uniform(1, 300, 7), r_row=2.0,
+             r_col=0.5)
+    i_ref, info = ref.refined_nodal(g, v, **p)
+    assert_allclose(i_ref.astype(np.float64), ref.dense_currents(g, v, **p), rtol=1e-12,
+                    atol=1e-12 * np.abs(v).max() * g.sum())
+    assert info["steps"] >= 2
+
+
+def test_refinement_is_what_makes_the_solve_accurate():
+    """Without refinement (one solve with the float64 factors) the TxSim 64 x 64 currents are
+    off by ~1e-13; refined, by one rounding. Guards against a refinement that does nothing."""
+    g, v, _, i_ref, par = _accuracy_case((64, 64), "txsim", seed=5, rows_of_g_eff=1)
+    system = NodalSystem(g, par)
+    x = system.solve(np.asarray(system.b @ v.T))
+    unrefined = (np.asarray(system.c @ x).T + v @ system.d.T)
+    err_plain = np.max(np.abs(unrefined - i_ref)) / np.max(np.abs(i_ref))
+    err_refined = np.max(np.abs(system.currents(v) - i_ref)) / np.max(np.abs(i_ref))
+    assert err_plain > 1e-15 > err_refined
+
+
+# --------------------------------------------------------------------------------------------
+# 7. the pieces: ordering, triangular solves, double-double residual, blocks
+# --------------------------------------------------------------------------------------------
+
+@given(c=xst.circuits(max_side=9))
+def test_nested_dissection_is_a_permutation_of_the_unknowns(c):
+    p = Parasitics.build(*c.g.shape, **c.parasitics)
+    u_label, w_label, n_unknown = nodal_kernels.label_nodes(*c.g.shape, p.r_source, p.r_sense,
+                                                            p.r_row, p.r_col)
+    if p.r_row > 0 and p.r_col > 0:            # otherwise lines are merged: not a grid
+        for leaf in (1, 4, 16):
+            order = nested_dissection(u_label, w_label, leaf)
+            assert_array_equal(np.sort(order), np.arange(n_unknown))
+
+
+def test_nested_dissection_separators_come_last():
+    """4 x 4, leaf 4: left block (2 x 4 cells minus its separator), right block, then the left
+    chain of column nodes and the separating row nodes of column 2."""
+    u_label, w_label, n = nodal_kernels.label_nodes(4, 4, np.ones(4), np.ones(4), 1.0, 1.0)
+    order = nested_dissection(u_label, w_label, leaf_cells=4)
+    assert_array_equal(order[-8:-4], w_label[:, 2])
+    assert_array_equal(order[-4:], u_label[:, 2])
+    # eliminating in this order fills less than the natural (banded) order
+    y = NodalSystem(np.full((16, 16), 1e-5), Parasitics.build(16, 16, r_source=1.0,
+                    r_sense=1.0, r_row=1.0, r_col=1.0))
+    assert y.factor_nnz < 0.7 * y.y.nnz * 16 / 2
+
+
+@given(c=xst.circuits(max_side=7))
+def test_lu_solve_matches_dense_solve(c):
+    system = NodalSystem(c.g, Parasitics.build(*c.g.shape, **c.parasitics))
+    if system.n_unknown == 0:
+        return
+    rhs = np.random.default_rng(0).uniform(-1, 1, (system.n_unknown, 3))
+    want = np.linalg.solve(system.y.toarray(), rhs)
+    assert_allclose(system.solve(rhs), want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+
+
+def _exact_kirchhoff(a, b, cond, x, fixed):
+    """B v - Y x and the terminal currents in exact rational arithmetic, rounded once."""
+    n, k = x.shape
+    res = [[Fraction(0)] * k for _ in range(n)]
+    cur = [[Fraction(0)] * k for _ in range(fixed.shape[0])]
+    for la, lb, c in zip(a, b, cond, strict=True):
+        for m in range(k):
+            xa = Fraction(x[la, m] if la >= 0 else fixed[-1 - la, m])
+            xb = Fraction(x[lb, m] if lb >= 0 else fixed[-1 - lb, m])
+            i_ab = Fraction(c) * (xa - xb)
+            (res[la] if la >= 0 else cur[-1 - la])[m] -= i_ab
+            (res[lb] if lb >= 0 else cur[-1 - lb])[m] += i_ab
+    return (np.array([[float(q) for q in r] for r in res]).reshape(n, k),
+            np.array([[float(q) for q in r] for r in cur]))
+
+
+@given(c=xst.circuits(max_side=4, batch=2))
+def test_kirchhoff_residual_is_exact_to_one_rounding(c):
+    """The double-double residual equals the exact one rounded (to 1 ulp), even when it is the
+    tiny difference of large branch currents (x near the solution)."""
+    p = Parasitics.build(*c.g.shape, **c.parasitics)
+    system = NodalSystem(c.g, p)
+    a, b, cond = system._branches
+    x = system.unknowns(c.v)                       # near the solution: maximal cancellation
+    x = np.ascontiguousarray(x * (1 + 1e-12 * np.random.default_rng(1).standard_normal(x.shape)))
+    fixed = np.ascontiguousarray(system._drive(c.v))
+    res, cur = np.empty_like(x), np.empty_like(fixed)
+    nodal_kernels.kirchhoff(a, b, cond, x, fixed, res, cur, np.empty_like(x),
+                            np.empty_like(fixed))
+    want_res, want_cur = _exact_kirchhoff(a, b, cond, x, fixed)
+    assert_allclose(res, want_res, rtol=4e-16, atol=1e-300)
+    assert_allclose(cur, want_cur, rtol=4e-16, atol=1e-300)
+
+
+def test_blocks_and_threads_do_not_change_the_result(rng, monkeypatch):
+    g = rng.uniform(1e-6, 1e-5, (24, 20))
+    par = Parasitics.build(24, 20, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+    whole = NodalSystem(g, par).g_eff()
+    monkeypatch.setattr(circuit, "BLOCK_BYTES", 1)              # one right-hand side a block
+    monkeypatch.setattr(circuit, "splits", lambda n, work: n > 1)   # and in threads
+    system = NodalSystem(g, par)
+    assert system.block_size() == 1
+    assert_allclose(system.g_eff(), whole, rtol=4e-16, atol=0)
+
+
+def test_nodal_cost_tracks_the_measured_fill():
+    for shape in ((64, 64), (96, 96), (128, 40)):
+        g = np.full(shape, 5e-6)
+        par = Parasitics.build(*shape, r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6)
+        entries = NodalSystem(g, par).factor_nnz
+        est = circuit.factor_entries(*shape)
+        assert 0.9 < est / entries < 1.5, (shape, est, entries)
+    small, large = nodal_cost(64, 64, 64), nodal_cost(512, 512, 512)
+    assert large.seconds > 100 * small.seconds and large.bytes > 30 * small.bytes
+
+
+# --------------------------------------------------------------------------------------------
+# 8. the range of conductances where float64 is meaningful
+# --------------------------------------------------------------------------------------------
+
+TXSIM = REGIMES["txsim"][1]
+
+
+@pytest.mark.parametrize("method", ["nodal", "fcm", "aam", "ideal"])
+def test_conductance_below_the_floor_is_refused_by_every_method(method):
+    g = np.full((4, 3), 1e-6)
+    g[1, 2] = 1e-300
+    with pytest.raises(ValueError, match=r"g: a conductance must be 0 .* >= 1.49e-154 S, got "
+                                         r"1e-300 S at index \(1, 2\)"):
+        sense_currents(g, np.ones(4), method=method, **TXSIM)
+    with pytest.raises(ValueError, match="1e-300 S"):
+        effective_conductance(g, method=method, **TXSIM)
+    with pytest.raises(ValueError, match="1e-300 S"):
+        SOLVERS[method](Parasitics.build(4, 3, **TXSIM)).g_eff(g)
+
+
+def test_conductance_at_the_floor_and_zero_are_accepted():
+    g = np.full((4, 3), G_FLOOR)
+    g[0, 0] = 0.0
+    i_nodal = sense_currents(g, np.ones(4), **TXSIM)
+    # parasitics are negligible at this scale: i = v @ g to rounding, and no underflow
+    assert_allclose(i_nodal, np.ones(4) @ g, rtol=1e-15)
+    assert_allclose(sense_currents(g, np.ones(4), method="fcm", **TXSIM), i_nodal, rtol=1e-14)
+
+
+def test_huge_conductance_is_refused_by_nodal_and_solved_by_fcm():
+    """g = 1e30 S: the nodal matrix is singular to float64 (it returned 6.8e-19 A silently);
+    FCM stays exact and gives the short-circuit limit of the wires."""
+    g = np.full((16, 16), 1e30)
+    v = np.ones(16)
+    with pytest.raises(NodalRangeError, match=r"g: the largest conductance 1e\+30 S times .*"
+                                              r"284 Ohm\) is 2.84e\+32, beyond 1e\+12"):
+        sense_currents(g, v, **TXSIM)
+    for func in (node_voltages, backward_currents):
+        with pytest.raises(ValueError, match="method 'fcm'"):
+            func(g, v, **TXSIM)
+    with pytest.raises(ValueError, match="beyond 1e\\+12"):
+        effective_conductance(g, method="nodal", **TXSIM)
+    i_fcm = sense_currents(g, v, method="fcm", **TXSIM)
+    # doubling every conductance changes nothing once they are shorts
+    assert_allclose(sense_currents(2 * g, v, method="fcm", **TXSIM), i_fcm, rtol=1e-12)
+    assert np.all(i_fcm > 1e-3) and np.all(i_fcm < 1.0 / 200.0)
+
+
+@pytest.mark.parametrize("r", [dict(r_source=100.0, r_sense=100.0, r_row=1.0, r_col=4.6),
+                               dict(r_source=1.0, r_sense=1.0, r_row=100.0, r_col=100.0),
+                               dict(r_source=0.0, r_sense=0.0, r_row=1.0, r_col=1.0),
+                               dict(r_source=100.0, r_sense=100.0, r_row=0.0, r_col=1.0)])
+def test_nodal_is_accurate_up_to_the_coupling_limit(r, rng):
+    """Just inside NODAL_MAX_COUPLING the refined nodal solve still agrees with FCM."""
+    shape = (16, 16)
+    par = Parasitics.build(*shape, **r)
+    g = rng.uniform(0.5, 1.0, shape)
+    g *= 0.99 * NODAL_MAX_COUPLING / (g.max() * par.series_resistance())
+    v = rng.uniform(0, 1, (2, 16))
+    i_nodal = sense_currents(g, v, **r)
+    i_fcm = v @ FCMSolver(par).g_eff(g)
+    assert np.max(np.abs(i_nodal - i_fcm)) / np.max(np.abs(i_fcm)) < 1e-13
+    with pytest.raises(NodalRangeError):
+        sense_currents(g * 1.02, v, **r)
+
+
+def test_series_resistance():
+    par = Parasitics.build(3, 5, r_source=[1.0, 7.0, 2.0], r_sense=[3.0, 0, 0, 0, 4.0],
+                           r_row=0.5, r_col=2.0)
+    assert par.series_resistance() == 7.0 + 4 * 0.5 + 2 * 2.0 + 4.0
+    assert Parasitics.build(3, 5).series_resistance() == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # no parasitics: no limit at all (g_eff = g), even for absurd conductances
+        assert_array_equal(sense_currents(np.full((3, 5), 1e200), np.ones(3)),
+                           np.full(5, 3e200))
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-290, 2.0 ** -1000])
+def test_any_finite_drive_scales_exactly(scale, rng):
+    """The solve is linear in v, and each case is scaled by a power of two before it: huge or
+    tiny drives give the 1 V currents times the scale, to rounding (no overflow in the
+    error-free products, no underflow of the residual)."""
+    g = rng.uniform(1e-6, 1e-5, (5, 4))
+    v = rng.uniform(0.1, 1.0, (2, 5))
+    unit = sense_currents(g, v, **TXSIM)
+    assert_allclose(sense_currents(g, v * scale, **TXSIM), unit * scale, rtol=1e-15)
+    u, w = node_voltages(g, v * scale, **TXSIM)
+    assert_allclose(u, node_voltages(g, v, **TXSIM)[0] * scale, rtol=1e-15)
+
+
+def test_huge_conductances_without_parasitics():
+    g = np.full((2, 3), 1e305)
+    assert_array_equal(sense_currents(g, np.ones(2)), np.full(3, 2e305))

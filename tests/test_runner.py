@@ -60,8 +60,11 @@ def test_unsupported_model_options_are_config_errors(override, key):
 
 def test_lenet_needs_28x28_images():
     with pytest.raises(ConfigError, match="model.name: 'lenet5' is built for 28x28"):
-        runner.build_model(cfg_of("model.name=lenet5"), (1, 8, 8), 4)
-    model, rngs = runner.build_model(cfg_of("model.name=lenet5"), (1, 28, 28), 10)
+        cfg_of("model.name=lenet5")  # the config's own 8x8 synthetic data: validation says so
+    lenet = cfg_of("model.name=lenet5", "data.synthetic_shape=[1, 28, 28]")
+    with pytest.raises(ConfigError, match="model.name: 'lenet5' is built for 28x28"):
+        runner.build_model(lenet, (1, 8, 8), 4)
+    model, rngs = runner.build_model(lenet, (1, 28, 28), 10)
     assert rngs == {} and model.state_dict()["conv1.weight"].shape == (25, 6)
 
 
@@ -70,7 +73,7 @@ def test_run_with_validation_split_and_result(tmp_path):
     assert res.status == "completed" and res.epochs_done == 2 and res.diverged_epoch is None
     assert res.checkpoint == tmp_path / "v.ckpt.h5" and res.checkpoint.is_file()
     assert set(res.history) == {"epoch", "train_loss", "train_acc", "test_acc", "lr",
-                                "seconds", "val_acc"}
+                                "seconds", "collapsed_fraction", "val_acc"}
     run = hdf5.read_run(tmp_path / "v.h5")
     assert_array_equal(run["history"]["val_acc"], res.history["val_acc"])
     assert 0.0 <= res.history["val_acc"][-1] <= 1.0

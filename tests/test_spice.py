@@ -5,7 +5,8 @@ applied element by element for non-negative drives and, for signed drives, relat
 size of the terms that add up to each current (a column current may nearly cancel; relative to
 itself its error then reached ~3e-11: conditioning, not solver error). The agreement actually
 observed is far tighter and is pinned by ``OBSERVED_REGIMES`` / ``OBSERVED_ENVELOPE``
-(tightened until they failed, then backed off one decade; see tests/golden/README.md).
+(tightened until they failed, then backed off one decade; see
+xbarsim/golden/data/ngspice/README.md).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from xbarsim.hardware.circuit import sense_currents
 from xbarsim.io import spice
 from xbarsim.testing import TOL
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "xbarsim" / "golden" / "data" / "ngspice"
 GOLDEN_FILES = sorted(GOLDEN.glob("*.npz"))
 
 OBSERVED_REGIMES = 1e-12

@@ -238,25 +238,33 @@ def test_noisy_nonlinear_update_stays_in_range_and_follows_sign(rng):
     assert np.mean(tile.get_weights() - w > 0) > 0.9
 
 
-def test_update_step_equals_per_array_reference_bit_for_bit(rng):
-    # the tile draws one noise array and slices it; the reference draws per array and uses the
-    # checked mapping: 2x2 blocks (9x7 on 8x6 arrays), clipping, noise and non-linearity
+@pytest.mark.parametrize("scheme", ["signed_split", "differential", "offset"])
+def test_update_step_equals_per_array_reference_bit_for_bit(scheme, rng):
+    # the tile updates all its arrays in one kernel that draws keyed Philox normals; the
+    # reference uses the checked mapping and the per-array kernel fed with the same normals
+    # (Device.keyed_noise): 2x2 blocks (9x7 on 8x6 arrays), clipping, noise, non-linearity
     hw = dc.replace(parasitic_hw(), device=DeviceConfig(bits=None, update_model="txsim",
-                                                        nl=2.0, gamma=5.0))
+                                                        nl=2.0, gamma=5.0),
+                    mapping=MappingConfig(scheme=scheme, slice_bits=None, weight_bits=None))
     w = 0.3 * rng.standard_normal((9, 7))
     tile = Tile(9, 7, hw, rng=np.random.default_rng(3), w_init=w)
     ref = Tile(9, 7, hw, rng=np.random.default_rng(3), w_init=w)
-    assert len(tile.blocks) > 1
-    for _ in range(3):
+    assert len(tile.blocks) > 1 and tile.update_key == ref.update_key != 0
+    for s in range(3):
         step = 0.2 * rng.standard_normal((9, 7))
         tile.apply_step(step)
+        index = 0
         for blk in ref.blocks:
             g = np.stack([x.g for x in blk.masters])
             requests = ref.mapping.split_update(step[blk.block.rows, blk.block.cols], g,
                                                 ref.w_scale)
             for a, xbar in enumerate(blk.masters):
-                xbar.update(requests[a], ref.rng.standard_normal(xbar.shape))
+                xi = xbar.device.keyed_noise(xbar.shape, key=ref.update_key, step=s,
+                                             array_index=index)
+                xbar.update(requests[a], xi)
+                index += 1
         np.testing.assert_array_equal(tile.conductances(), ref.conductances())
+        assert tile.update_step == s + 1
 
 
 def test_same_seed_same_numbers(rng):

@@ -37,7 +37,9 @@ def test_fit_learns_and_records_history(data, caplog, capsys):
     assert h.test_acc[-1] > 0.9
     assert h.test_acc[-1] == evaluate(model, x_te, y_te)
     assert h.lr[0] > h.lr[-1] and all(s > 0 for s in h.seconds)
-    assert set(h.as_dict()) == {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds"}
+    assert set(h.as_dict()) == {"epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds",
+                                "collapsed_fraction"}
+    assert h.collapsed_fraction == [0.0] * 4     # predictions depend on the input
     assert "epoch 4/4" in caplog.text
     assert capsys.readouterr().out == ""  # the library never prints
 
@@ -105,3 +107,66 @@ def test_evaluate_counts_correct_predictions_independent_of_batch_size():
     with pytest.raises(ValueError, match="same"):
         evaluate(Fixed(), x, y[:3])
     assert isinstance(History(), History)
+
+
+def test_collapsed_fraction_flags_an_output_that_ignores_the_input(data):
+    class Constant(Layer):
+        """Scores from a bias only: the same for every input."""
+
+        def __init__(self):
+            super().__init__()
+            inner = mlp([36, 10], "relu", seed=0)
+            self.inner = inner
+
+        def forward(self, x, training=False):
+            return self.inner.forward(0.0 * x, training=training)
+
+        def backward(self, g, input_grad=True):
+            return self.inner.backward(g, input_grad=input_grad)
+
+        def parameters(self):
+            return self.inner.parameters()
+
+        def named_parameters(self):
+            return self.inner.named_parameters()
+
+    x_tr, y_tr, x_te, y_te = data
+    model = Constant()
+    batches = BatchIterator(x_tr, y_tr, 32, rng=np.random.default_rng(0))
+    h = fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), batches, epochs=2)
+    assert h.collapsed_fraction == [1.0, 1.0]
+    # batches of one sample say nothing
+    single = BatchIterator(x_tr[:5], y_tr[:5], 1, rng=np.random.default_rng(0))
+    h = fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), single, epochs=1)
+    assert np.isnan(h.collapsed_fraction[0])
+
+
+def test_evaluate_reports_progress_per_batch(data):
+    x_tr, y_tr, x_te, y_te = data
+    model, _, _ = make()
+    seen = []
+    acc = evaluate(model, x_te, y_te, batch_size=64, on_batch_end=lambda k, n: seen.append((k, n)))
+    assert seen == [(0, 4), (1, 4), (2, 4), (3, 4)] and acc == evaluate(model, x_te, y_te)
+
+
+def test_restore_refuses_a_checkpoint_without_optimizer_state(data):
+    from xbarsim.train import checkpoint
+
+    model, _, opt = make()
+    x_tr, y_tr, _, _ = data
+    fit(model, SoftmaxCrossEntropy(), opt, BatchIterator(x_tr, y_tr, 50,
+                                                         rng=np.random.default_rng(0)), epochs=1)
+    state = checkpoint.capture(model, opt, epoch=1, history=History(), rngs={})
+    fresh, _, fresh_opt = make(seed=1)
+    for broken in ({}, {"velocity": state["optimizer"]["velocity"]},
+                   {"lr": 0.1, "velocity": {"0": state["optimizer"]["velocity"]["0"]}}):
+        bad = {**state, "optimizer": broken}
+        with pytest.raises(ValueError, match="optimizer state|momentum buffers"):
+            checkpoint.restore(bad, fresh, fresh_opt, rngs={})
+    checkpoint.restore(state, fresh, fresh_opt, rngs={})
+    assert len(fresh_opt.state_dict()["velocity"]) == len(fresh_opt.params)
+    # a history without a later metric (older files) reads back padded with NaN
+    h, _ = checkpoint.history_from_arrays({"epoch": np.array([1.0, 2.0]),
+                                           "train_loss": np.array([0.5, 0.4])})
+    assert h.epoch == [1, 2] and np.isnan(h.collapsed_fraction).all() \
+        and len(h.collapsed_fraction) == 2

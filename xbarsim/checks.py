@@ -2,6 +2,11 @@
 
 Every check names the argument, the expected shape or range and what was received, so that
 the CLI can pass the message to the user unchanged.
+
+Only real numbers are numbers here: a string (``r_source="100"``), a complex value (whose
+imaginary part NumPy would silently drop) and a boolean are refused with
+:class:`InputTypeError`, which is both a ``TypeError`` and a ``ValueError`` (callers that catch
+the ``ValueError`` of a bad value catch it too).
 """
 
 from __future__ import annotations
@@ -11,6 +16,51 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+
+class InputTypeError(TypeError, ValueError):
+    """An argument of the wrong kind (a string, complex or boolean where numbers are expected)."""
+
+
+def _show(x: Any) -> str:
+    if isinstance(x, np.ndarray) and x.ndim > 0:
+        first = x.flat[0].item() if x.size else None
+        return f"{x.dtype} array of shape {x.shape}, first {first!r}"
+    text = repr(x)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _as_real_array(name: str, x: Any) -> NDArray[Any]:
+    """``np.asarray(x)`` after refusing strings, complex numbers and booleans by name."""
+    if isinstance(x, (str, bytes)):
+        raise InputTypeError(f"{name}: expected a number or an array of numbers, got the string "
+                             f"{_show(x)}; pass a number (no quotes)")
+    try:
+        arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected an array of numbers, got {type(x).__name__}") from None
+    kind = arr.dtype.kind
+    if kind in "fiu":
+        return arr
+    if kind == "O":  # mixed Python objects (a ragged list, None, ...): look at each element
+        for item in arr.flat:
+            if isinstance(item, (str, bytes)):
+                return _as_real_array(name, item)  # raises
+            if isinstance(item, (complex, np.complexfloating, bool, np.bool_)):
+                return _as_real_array(name, np.asarray([item]))  # raises
+            if item is None:
+                raise InputTypeError(f"{name}: expected numbers, got None in {_show(x)}")
+        return arr  # the float conversion decides
+    if kind == "c":
+        raise InputTypeError(f"{name}: expected real numbers, got complex values "
+                             f"({arr.dtype}); an imaginary part would be silently dropped: "
+                             f"pass the real part (x.real) if that is what is meant")
+    if kind == "b":
+        raise InputTypeError(f"{name}: expected numbers, got booleans ({_show(x)})")
+    if kind in "US":
+        raise InputTypeError(f"{name}: expected numbers, got strings ({_show(x)}); pass "
+                             f"numbers (no quotes)")
+    raise InputTypeError(f"{name}: expected an array of numbers, got dtype {arr.dtype}")
 
 
 def as_float_array(name: str, x: Any, *, ndim: int | tuple[int, ...] | None = None,
@@ -33,9 +83,13 @@ def as_float_array(name: str, x: Any, *, ndim: int | tuple[int, ...] | None = No
 
     Raises
     ------
+    InputTypeError
+        A string, complex or boolean value (a ``TypeError`` and a ``ValueError``).
     ValueError
         Non-numeric, non-finite, empty, wrong shape or out of range.
     """
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float64):  # the common case
+        x = _as_real_array(name, x)
     try:
         arr = np.array(x, dtype=np.float64, order="C", copy=None)
     except (TypeError, ValueError):
@@ -108,9 +162,13 @@ def resistance(name: str, value: Any) -> float:
 
 
 def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """An integer >= ``minimum`` (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    """Return ``value`` as int after checking it is an integer >= ``minimum``.
+
+    Bools, floats and strings are refused with :class:`InputTypeError`.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputTypeError(f"{name}: expected an integer >= {minimum}, got {_show(value)} "
+                             f"({type(value).__name__})")
     if value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
     return int(value)

@@ -7,6 +7,7 @@ backend or global state is involved and the module is safe in batch jobs and tes
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -107,25 +108,52 @@ def heatmap(data: NDArray[np.float64] | list[NDArray[np.float64]],
     return path
 
 
-def tile_figure_paths(out_dir: str | os.PathLike[str], aam: bool) -> dict[str, Path]:
-    """File names :func:`tile_figures` writes into ``out_dir``, keyed by map name."""
+def _si(value: float, unit: str) -> str:
+    """``value`` with an SI prefix, e.g. ``_si(1e-5, "S") == "10 uS"`` (ASCII only)."""
+    for factor, prefix in ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, ""),
+                           (1e3, "k"), (1e6, "M")):
+        if abs(value) < 1000 * factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def tile_figure_paths(out_dir: str | os.PathLike[str], aam: bool, nodal: bool = True
+                      ) -> dict[str, Path]:
+    """File names :func:`tile_figures` writes into ``out_dir``, keyed by map name.
+
+    The node-voltage and IR-drop maps need the nodal solve (``nodal``); the AAM error map
+    needs AAM (``aam``).
+    """
     out = Path(out_dir)
-    names = {"row_nodes": "tile_row_nodes.png", "col_nodes": "tile_col_nodes.png",
-             "ir_drop": "tile_ir_drop.png"}
+    names = {}
+    if nodal:
+        names = {"row_nodes": "tile_row_nodes.png", "col_nodes": "tile_col_nodes.png",
+                 "ir_drop": "tile_ir_drop.png"}
     if aam:
         names["aam_error"] = "tile_aam_error.png"
     return {k: out / v for k, v in names.items()}
 
 
-def tile_figures(study: Any, out_dir: str | os.PathLike[str], *, force: bool = False
-                 ) -> list[Path]:
+def tile_figure_vector(study: Any) -> int:
+    """Return the input vector whose node and IR-drop maps :func:`tile_figures` draws.
+
+    It is the vector with the largest IR drop (``study.ir_drop_argmax[0]``), the one the text
+    summary names (0 when there are no maps).
+    """
+    return 0 if study.ir_drop_argmax is None else int(study.ir_drop_argmax[0])
+
+
+def tile_figures(study: Any, out_dir: str | os.PathLike[str], *, force: bool = False,
+                 vector: int | None = None) -> list[Path]:
     """PNG heat maps of a tile study (:class:`xbarsim.studies.tile.TileStudy`).
 
-    Writes, for the first input vector: the row-node voltages ``u`` (beside the drop from the
-    driver ``v_i - u_ij``, which shows the word-line IR drop that the input pattern hides in
-    ``u`` itself), the column-node voltages ``w`` and the IR drop ``v_i - (u - w)_ij``; and,
-    when AAM was run, the relative error of AAM against the exact ``g_eff`` per cell (as in
-    TxSim Fig. 6), on a log scale.
+    Writes, for one input vector (by default the one with the largest IR drop, which the
+    text summary names; the titles say which): the row-node voltages ``u`` (beside the drop
+    from the driver ``v_i - u_ij``, which shows the word-line IR drop that the input pattern
+    hides in ``u`` itself), the column-node voltages ``w`` and the IR drop
+    ``v_i - (u - w)_ij``; and, when AAM was run, the relative error of AAM against the exact
+    ``g_eff`` per cell (as in TxSim Fig. 6), on a log scale. Without the nodal solve
+    (``study.u is None``) only the AAM map is drawn.
 
     Parameters
     ----------
@@ -135,6 +163,8 @@ def tile_figures(study: Any, out_dir: str | os.PathLike[str], *, force: bool = F
         Directory, created if missing.
     force : bool
         Overwrite existing PNG files; otherwise an existing file is an error.
+    vector : int, optional
+        Input vector to draw instead of the one with the largest IR drop.
 
     Returns
     -------
@@ -147,10 +177,17 @@ def tile_figures(study: Any, out_dir: str | os.PathLike[str], *, force: bool = F
         matplotlib is not installed.
     FileExistsError
         A target file exists and ``force`` is False (nothing is written then).
+    IndexError
+        ``vector`` is not an index of the study's input vectors.
     """
     require_matplotlib()
     cell_err = study.aam_cell_error()
-    paths = tile_figure_paths(out_dir, aam=cell_err is not None)
+    has_maps = study.u is not None
+    paths = tile_figure_paths(out_dir, aam=cell_err is not None, nodal=has_maps)
+    batch = int(study.v.shape[0])
+    b = tile_figure_vector(study) if vector is None else int(vector)
+    if not 0 <= b < batch:
+        raise IndexError(f"vector: expected 0 <= vector < {batch}, got {vector}")
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not force:
         raise FileExistsError(f"--plot: {', '.join(existing)} exist(s); use --force to "
@@ -158,24 +195,32 @@ def tile_figures(study: Any, out_dir: str | os.PathLike[str], *, force: bool = F
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     n_rows, n_cols = study.shape
     shape = f"{n_rows}x{n_cols} tile"
-    written = [
-        heatmap([study.u[0], study.v[0][:, None] - study.u[0]], paths["row_nodes"],
-                cmap="viridis", suptitle=f"Row (word-line) nodes, input vector 0, {shape}",
-                title=["row-node voltage $u_{ij}$",
-                       "drop from the driver $v_i - u_{ij}$ (r_source + r_row)"],
-                cbar_label=["$u$ [V]", "$v_i - u_{ij}$ [V]"]),
-        heatmap(study.w[0], paths["col_nodes"], cmap="magma",
-                title=f"Column (bit-line) node voltage $w_{{ij}}$, input vector 0, {shape}",
-                cbar_label="$w$ above the virtual ground [V]"),
-        heatmap(study.ir_drop[0], paths["ir_drop"], cmap="inferno",
-                title=f"IR drop $v_i - (u_{{ij}} - w_{{ij}})$, input vector 0, {shape}",
-                cbar_label="drive voltage not across the device [V]"),
-    ]
+    which = f"input vector {b}"
+    if vector is None and study.ir_drop_argmax is not None:
+        which += " (largest IR drop)"
+    written = []
+    if has_maps:
+        written += [
+            heatmap([study.u[b], study.v[b][:, None] - study.u[b]], paths["row_nodes"],
+                    cmap="viridis", suptitle=f"Row (word-line) nodes, {which}, {shape}",
+                    title=["row-node voltage $u_{ij}$",
+                           "drop from the driver $v_i - u_{ij}$ (r_source + r_row)"],
+                    cbar_label=["$u$ [V]", "$v_i - u_{ij}$ [V]"]),
+            heatmap(study.w[b], paths["col_nodes"], cmap="magma",
+                    title=f"Column (bit-line) node voltage $w_{{ij}}$, {which}, {shape}",
+                    cbar_label="$w$ above the virtual ground [V]"),
+            heatmap(study.ir_drop[b], paths["ir_drop"], cmap="inferno",
+                    title=f"IR drop $v_i - (u_{{ij}} - w_{{ij}})$, {which}, {shape}",
+                    cbar_label="drive voltage not across the device [V]"),
+        ]
     if cell_err is not None:
         written.append(heatmap(
             cell_err, paths["aam_error"], log=True, cmap="cividis",
             title=f"AAM (K={study.aam_order}) vs exact, per cell: "
-                  r"$|g_{\mathrm{eff}}^{\mathrm{AAM}} - g_{\mathrm{eff}}| / g_{\mathrm{eff}}$",
+                  r"$|g_{\mathrm{eff}}^{\mathrm{AAM}} - g_{\mathrm{eff}}| / g_{\mathrm{eff}}$"
+                  f"\ng {_si(float(study.g.min()), 'S')} - {_si(float(study.g.max()), 'S')}, "
+                  f"{shape}, rho bound {study.rho_bound:.3g}, "
+                  f"max error {float(cell_err.max()):.2g}",
             cbar_label="relative error per cell (dimensionless)"))
     return written
 
@@ -193,7 +238,9 @@ def training_curves(history: Any, path: str | os.PathLike[str], *,
         Output PNG; its directory is created if missing. An existing file is replaced (the
         run driver decides whether that is allowed).
     title : str, optional
-        Figure title.
+        Figure title, wrapped onto several lines when long; the run driver names the model,
+        the dataset and the hardware (``"lenet5 on mnist, Cross-NI (IR drop (fcm), ...)"``,
+        :func:`xbarsim.runner.hardware_label`).
 
     Returns
     -------
@@ -232,7 +279,8 @@ def training_curves(history: Any, path: str | os.PathLike[str], *,
         ax.grid(True, alpha=0.3)
         ax.legend()
     if title:
-        fig.suptitle(title)
+        # long titles (a Cross-NI run lists its non-idealities) wrap onto more lines
+        fig.suptitle("\n".join(textwrap.wrap(title, 110)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

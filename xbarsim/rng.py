@@ -2,7 +2,9 @@
 
 Each consumer (data shuffling, weight init, one stream per tile, ...) gets its own
 ``numpy.random.Generator`` spawned from ``SeedSequence(seed)`` keyed by its *name*, so adding a
-layer never changes the noise another tile sees. Kernels never draw random numbers.
+layer never changes the noise another tile sees. Kernels never draw from a stream; the device
+update draws its write noise from counter-based Philox keyed by a number each noisy tile
+draws once from its stream (:mod:`xbarsim.kernels.philox`).
 """
 
 from __future__ import annotations

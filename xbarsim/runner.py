@@ -14,7 +14,31 @@ Features
   and gives the same numbers as an uninterrupted run (bit for bit in software mode and with
   the stateless solvers; see :mod:`xbarsim.train.checkpoint`). The configuration may differ
   from the checkpoint's only in ``train.epochs``, ``train.checkpoint_every_epoch``,
-  ``data.data_dir``, ``data.download`` and ``output``.
+  ``data.data_dir``, ``data.download`` and ``output``. A checkpoint without its optimizer
+  state (momentum buffers) is refused.
+* **Longer (or shorter) resumed runs.** More ``train.epochs`` on resume continue training
+  exactly as an uninterrupted run of the new length would, whenever the learning-rate
+  schedule does not depend on the total (``constant``, ``step``). The ``cosine`` schedule
+  does (its curve is stretched over ``train.epochs``): the completed epochs then followed
+  another curve than a run of the new length, and the rate would jump. Such a resume is
+  refused with a message, unless ``allow_schedule_change=True`` (CLI
+  ``--allow-schedule-change``): the remaining epochs then use exactly the learning rates of
+  a run of the new length from the resume point on, and the run file records the change in
+  its ``warnings``.
+* **One run per output.** The run file and the checkpoint are locked for the run's lifetime
+  (``<path>.lock``, :mod:`xbarsim.io.locks`): a second run writing either is refused
+  (:class:`~xbarsim.io.locks.LockedError`, naming the other run's process), a lock left by a
+  killed run is taken over with a warning. The run file and the checkpoint must be distinct
+  files. Every output folder (run file, checkpoint, plots) is checked for writability before
+  any work, and temporary files left by killed runs (``.<name>.tmp-<pid>``) are removed.
+* **Interrupts.** Ctrl-C (SIGINT) or a SIGTERM handled by the caller raises out of
+  :func:`run` between writes: the checkpoint and run file are written with signals held
+  back, so they always hold a completed epoch; the run file's status becomes
+  ``"interrupted"``.
+* **Warnings.** ADC conversions clipped at full scale or rounded to zero, a network output
+  that does not depend on the input (:mod:`xbarsim.train.diagnostics`), a changed schedule
+  and weights taken from an unfinished or diverged run are logged when found and listed in
+  the run file's ``warnings``; the status is then ``"completed_with_warnings"``.
 * **Divergence.** A NaN/inf loss, a loss above ``train.divergence_threshold`` or non-finite
   parameters stop training cleanly: the run file keeps the history and the weights of the last
   completed epoch, its status is ``"diverged"``, and :class:`RunResult` says in which epoch.
@@ -22,7 +46,9 @@ Features
   checkpoint) programs the saved weights onto the configured hardware with ``set_weights``
   and reports the test accuracy: this deploys, e.g., a software-trained network on non-ideal
   crossbars. Calibrating ADC ranges are first calibrated on training batches (at most
-  ``hardware.forward.adc.calibration_batches`` of them), never on the test set.
+  ``hardware.forward.adc.calibration_batches`` of them), never on the test set. Weights of
+  a run that diverged before completing an epoch (the initial weights) are refused; those of
+  an unfinished or diverged run are used with a warning naming their epoch.
 
 Randomness comes from named streams of ``cfg.seed`` (:mod:`xbarsim.rng`): ``data/shuffle``
 (batch order), ``data/split`` (validation split), ``init/<layer>`` (initial weights) and
@@ -32,7 +58,11 @@ Randomness comes from named streams of ``cfg.seed`` (:mod:`xbarsim.rng`): ``data
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,10 +72,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from xbarsim.config import RunConfig, config_to_dict, dump_config
+from xbarsim.config import HardwareConfig, RunConfig, TrainConfig, config_to_dict, dump_config
 from xbarsim.errors import ConfigError
 
-__all__ = ["RunResult", "run", "build_model", "load_data", "checkpoint_path_for"]
+__all__ = ["RunResult", "run", "build_model", "load_data", "checkpoint_path_for",
+           "hardware_label", "nonidealities"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +93,9 @@ class RunResult:
 
     Attributes
     ----------
-    status : {"completed", "diverged", "evaluated"}
-        How the run ended.
+    status : {"completed", "completed_with_warnings", "diverged", "evaluated", \
+"evaluated_with_warnings"}
+        How the run ended (``*_with_warnings``: see ``warnings``).
     out : Path
         The run file written.
     history : dict of str to ndarray
@@ -81,6 +113,12 @@ class RunResult:
         Checkpoint file (None for evaluate-only runs).
     plots : list of Path
         Figures written (``plot_dir``).
+    warnings : list of str
+        What went wrong without stopping the run (also in the run file's ``warnings``).
+    weights_epoch : int
+        Epoch whose weights ``out`` holds (0: initial weights).
+    hardware_label : str
+        ``"software"``, ``"Cross-Ideal"`` or ``"Cross-NI (...)"`` (:func:`hardware_label`).
     """
 
     status: str
@@ -92,6 +130,9 @@ class RunResult:
     message: str = ""
     checkpoint: Path | None = None
     plots: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    weights_epoch: int = 0
+    hardware_label: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,18 +149,23 @@ class _Data:
     y_val: NDArray[np.int64] | None
     normalization: dict[str, FloatArray]
     n_classes: int
+    source: dict[str, Any] = field(default_factory=dict)  # run-file attrs: folder, md5s
 
 
-def _mnist_dir(cfg_dir: str | None, cli_dir: str | Path | None) -> str | Path | None:
-    """Return the first of config ``data_dir`` / ``--data-dir`` holding MNIST, else the first."""
-    from xbarsim import data
+def _data_folder(cfg_dir: str | None, cli_dir: str | Path | None) -> tuple[str | Path | None, str]:
+    """Return the data folder asked for and its name: ``--data-dir`` wins over ``data.data_dir``.
 
-    given = [d for d in (cfg_dir, cli_dir) if d]
-    for d in given:
-        found = data.find_mnist(d)
-        if found is not None and Path(found["test_images"]).parent in (Path(d), Path(d) / "mnist"):
-            return d
-    return given[0] if given else None
+    No fall-back from one to the other: the folder named here must hold the data (otherwise
+    the loader's error names it); ``(None, "")`` when neither is given ($XBARSIM_DATA, then
+    the cache apply).
+    """
+    if cli_dir is not None and str(cli_dir) != "":
+        if cfg_dir and Path(cfg_dir) != Path(cli_dir):
+            logger.info("--data-dir %s replaces data.data_dir %s", cli_dir, cfg_dir)
+        return cli_dir, "--data-dir"
+    if cfg_dir:
+        return cfg_dir, "data.data_dir"
+    return None, ""
 
 
 def load_data(cfg: RunConfig, data_dir: str | Path | None = None,
@@ -131,7 +177,8 @@ def load_data(cfg: RunConfig, data_dir: str | Path | None = None,
     cfg : RunConfig
         Uses ``cfg.data`` and ``cfg.seed``.
     data_dir : path-like, optional
-        The CLI's ``--data-dir`` (searched after ``data.data_dir``).
+        The CLI's ``--data-dir``; replaces ``data.data_dir``. The folder given must hold the
+        data (no fall-back to ``$XBARSIM_DATA``, the cache or a download).
     normalization : dict, optional
         ``{"mean", "std"}`` to use instead of the training-set statistics (deploying saved
         weights must standardise inputs exactly as in their training run).
@@ -139,32 +186,53 @@ def load_data(cfg: RunConfig, data_dir: str | Path | None = None,
     Returns
     -------
     _Data
-        Arrays in NCHW (or (n, features)) float64, labels int64.
+        Arrays in NCHW (or (n, features)) float64, labels int64, and the provenance
+        attributes of the files read (folder, names, md5s).
+
+    Warns
+    -----
+    UserWarning
+        ``train.batch_size`` is larger than the training set (every epoch is one partial
+        batch).
     """
     from xbarsim import data
     from xbarsim.rng import stream
 
     d = cfg.data
-    if d.dataset == "mnist":
-        x_tr, y_tr, x_te, y_te = data.load_mnist(_mnist_dir(d.data_dir, data_dir),
-                                                 n_train=d.n_train, n_test=d.n_test,
-                                                 download=d.download)
-        n_classes = 10
-    elif d.dataset == "cifar10":
-        import os
+    source: dict[str, Any] = {}
+    folder, origin = _data_folder(d.data_dir, data_dir)
+    try:
+        if d.dataset == "mnist":
+            x_tr, y_tr, x_te, y_te, src = data.load_mnist(
+                folder, n_train=d.n_train, n_test=d.n_test, download=d.download,
+                data_dir_name=origin or "data_dir", return_source=True)
+            source = src.attrs()
+            n_classes = 10
+        elif d.dataset == "cifar10":
+            import os
 
-        folder = d.data_dir or data_dir or os.environ.get("XBARSIM_DATA")
-        if not folder:
-            raise ConfigError(["data.data_dir: CIFAR-10 is not downloaded automatically; set "
-                               "data.data_dir (or --data-dir / $XBARSIM_DATA) to the folder of "
-                               "the binary batches"])
-        x_tr, y_tr, x_te, y_te = data.load_cifar10(folder, n_train=d.n_train, n_test=d.n_test)
-        n_classes = 10
-    else:
-        assert d.n_train is not None and d.n_test is not None  # checked by DataConfig
-        x_tr, y_tr, x_te, y_te = data.synthetic(d.n_train, d.n_test, shape=d.synthetic_shape,
-                                                n_classes=d.synthetic_classes, seed=cfg.seed)
-        n_classes = d.synthetic_classes
+            if folder is None and os.environ.get("XBARSIM_DATA"):
+                folder, origin = os.environ["XBARSIM_DATA"], "$XBARSIM_DATA"
+            if folder is None:
+                raise ConfigError(["data.data_dir: CIFAR-10 is not downloaded automatically; "
+                                   "set data.data_dir (or --data-dir / $XBARSIM_DATA) to the "
+                                   "folder of the binary batches"])
+            try:
+                x_tr, y_tr, x_te, y_te, src = data.load_cifar10(
+                    folder, n_train=d.n_train, n_test=d.n_test, return_source=True)
+            except data.DataNotFoundError as exc:
+                raise data.DataNotFoundError(f"{origin}: {exc}") from None
+            source = src.attrs()
+            n_classes = 10
+        else:
+            assert d.n_train is not None and d.n_test is not None  # checked by DataConfig
+            x_tr, y_tr, x_te, y_te = data.synthetic(d.n_train, d.n_test, shape=d.synthetic_shape,
+                                                    n_classes=d.synthetic_classes, seed=cfg.seed)
+            n_classes = d.synthetic_classes
+    except ValueError as exc:  # data.n_train / data.n_test larger than the data set: dotted
+        if isinstance(exc, data.DataError) or not str(exc).startswith(("n_train:", "n_test:")):
+            raise
+        raise ValueError(f"data.{exc}") from None
     x_val = y_val = None
     if d.validation_fraction > 0:
         n_val = int(round(d.validation_fraction * x_tr.shape[0]))
@@ -194,7 +262,16 @@ def load_data(cfg: RunConfig, data_dir: str | Path | None = None,
         x_tr, x_te = standardise(x_tr), standardise(x_te)
         if x_val is not None:
             x_val = standardise(x_val)
-    return _Data(x_tr, y_tr, x_te, y_te, x_val, y_val, norm, n_classes)
+    n_fit = x_tr.shape[0]
+    if not cfg.train.evaluate_only and cfg.train.batch_size > n_fit:
+        import warnings
+
+        after = " left after the validation split" if x_val is not None else ""
+        warnings.warn(f"train.batch_size = {cfg.train.batch_size} is larger than the {n_fit} "
+                      f"training samples{after}: every epoch is one step on a single partial "
+                      f"batch of {n_fit}; lower train.batch_size (or raise data.n_train)",
+                      stacklevel=2)
+    return _Data(x_tr, y_tr, x_te, y_te, x_val, y_val, norm, n_classes, source)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +422,77 @@ def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
+def nonidealities(hw: HardwareConfig) -> list[str]:
+    """List the non-idealities that ``hw`` switches on, as short phrases, main ones first.
+
+    Parameters
+    ----------
+    hw : HardwareConfig
+        Hardware settings of a crossbar-mode run.
+
+    Returns
+    -------
+    list of str
+        E.g. ``["IR drop (fcm)", "non-linear updates", "write noise", "8-bit inputs",
+        "1-bit DAC", "8-bit ADC"]``; empty for ideal crossbars (Cross-Ideal).
+    """
+    found: list[str] = []
+    cb, dev = hw.crossbar, hw.device
+    if hw.solver.method != "ideal" and max(cb.r_row, cb.r_col, cb.r_source, cb.r_sense) > 0:
+        found.append(f"IR drop ({hw.solver.method})")
+    if dev.update_model in ("neurosim", "soft_bounds") or (
+            dev.update_model in ("txsim", "txsim_printed") and dev.nl > 0):
+        found.append("non-linear updates")
+    if dev.gamma > 0:
+        found.append("write noise")
+    if dev.sigma_c2c > 0:
+        found.append("cycle-to-cycle variation")
+    if dev.sigma_d2d > 0:
+        found.append("device-to-device variation")
+    if hw.variation.sigma_pv > 0:
+        found.append(f"process variation ({hw.variation.distribution}, sigma "
+                     f"{hw.variation.sigma_pv:g})")
+    if dev.bits is not None:
+        found.append(f"{dev.bits}-bit devices")
+    if dev.n_pulses_max is not None:
+        found.append(f"{dev.n_pulses_max}-pulse updates")
+    if hw.mapping.weight_bits is not None:
+        found.append(f"{hw.mapping.weight_bits}-bit weights")
+    for periphery in (hw.forward, hw.backward):
+        dac, adc = periphery.dac, periphery.adc
+        parts = []
+        if dac.input_bits is not None:
+            parts.append(f"{dac.input_bits}-bit inputs")
+        if dac.bits is not None:
+            parts.append(f"{dac.bits}-bit DAC")
+        if dac.nonlinearity != "none":
+            parts.append("non-linear DAC")
+        if adc.bits is not None:
+            parts.append(f"{adc.bits}-bit ADC")
+        if adc.nonlinearity != "none":
+            parts.append("non-linear ADC")
+        if adc.sense_noise > 0:
+            parts.append("sense noise")
+        found += [x for x in parts if x not in found]
+    return found
+
+
+def hardware_label(cfg: RunConfig) -> str:
+    """Name what a run trains on, for titles and summaries.
+
+    Returns
+    -------
+    str
+        ``"software"`` (``train.mode: software``); otherwise ``"Cross-Ideal"`` for crossbars
+        without any non-ideality (TxSim's name), or ``"Cross-NI (<the non-idealities of
+        :func:`nonidealities`>)"``.
+    """
+    if cfg.train.mode == "software":
+        return "software"
+    found = nonidealities(cfg.hardware)
+    return f"Cross-NI ({', '.join(found)})" if found else "Cross-Ideal"
+
+
 class _Writer:
     """Writes the run file and the checkpoint of one run."""
 
@@ -354,10 +502,11 @@ class _Writer:
         self.normalization = normalization
         self.attrs: dict[str, Any] = {
             "config_yaml": dump_config(cfg), "seed": cfg.seed, "mode": cfg.train.mode,
-            "model": cfg.model.name, "weights_source": weights_source,
+            "hardware_label": hardware_label(cfg), "model": cfg.model.name,
+            "weights_source": weights_source,
         }
 
-    def checkpoint(self, snapshot: dict[str, Any]) -> None:
+    def checkpoint(self, snapshot: dict[str, Any], warnings: list[str]) -> None:
         from xbarsim.io import hdf5
 
         if self.ckpt is None:
@@ -365,23 +514,46 @@ class _Writer:
         tree = {k: v for k, v in snapshot.items() if k != "attrs"}
         if self.normalization:
             tree["normalization"] = self.normalization
-        hdf5.write_checkpoint(self.ckpt, tree, attrs={**self.attrs, **snapshot["attrs"]})
+        hdf5.write_checkpoint(self.ckpt, tree, attrs={**self.attrs, **snapshot["attrs"],
+                                                       "warnings": list(warnings)})
 
     def run_file(self, snapshot: dict[str, Any], *, status: str, test_acc: float,
-                 message: str = "", diverged_epoch: int | None = None) -> None:
+                 message: str = "", diverged_epoch: int | None = None,
+                 warnings: list[str] | None = None, weights_epoch: int | None = None) -> None:
         from xbarsim.io import hdf5
 
         hist = snapshot["history"]
-        attrs = {**self.attrs, "status": status, "epochs_done": int(len(hist.get("epoch", []))),
+        epochs_done = int(len(hist.get("epoch", [])))
+        attrs = {**self.attrs, "status": status, "epochs_done": epochs_done,
+                 "weights_epoch": epochs_done if weights_epoch is None else weights_epoch,
                  "test_acc": float(test_acc), "message": message,
-                 "diverged_epoch": diverged_epoch}
+                 "warnings": list(warnings or []), "diverged_epoch": diverged_epoch}
         hdf5.write_run(self.out, attrs=attrs, history=hist, layers=_layer_records(snapshot),
                        solver=snapshot.get("solver") or None,
                        normalization=self.normalization or None, force=True)
 
 
-def _check_outputs(out: Path, ckpt: Path | None, *, force: bool, resume: bool) -> None:
-    """Refuse, before any work, to overwrite files of another run."""
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_locations(out: Path, ckpt: Path | None, plot_dir: Path | None) -> None:
+    """Before any work: the outputs are distinct files in folders that exist and are writable.
+
+    Raises
+    ------
+    ValueError
+        The checkpoint is the run file itself.
+    OSError
+        A path is a folder, a folder is missing, or a folder is not writable.
+    """
+    from xbarsim.io.locks import check_writable
+
     for path, what in ((out, "output file"), (ckpt, "checkpoint")):
         if path is None:
             continue
@@ -390,6 +562,28 @@ def _check_outputs(out: Path, ckpt: Path | None, *, force: bool, resume: bool) -
                                     f"{what}")
         if not path.parent.is_dir():
             raise FileNotFoundError(f"{path}: directory {path.parent} does not exist")
+    if ckpt is not None and _same_file(out, ckpt):
+        raise ValueError(f"output.checkpoint: {ckpt} is the run file itself (--out {out}); "
+                         f"the checkpoint needs its own file, e.g. "
+                         f"{out.with_name(out.stem + '.ckpt.h5')} (the default when "
+                         "output.checkpoint is null)")
+    check_writable(out.parent, f"{out}: the output file")
+    if ckpt is not None and not _same_file(ckpt.parent, out.parent):
+        check_writable(ckpt.parent, f"{ckpt}: the checkpoint")
+    if plot_dir is not None:
+        if plot_dir.exists() and not plot_dir.is_dir():
+            raise NotADirectoryError(f"--plot {plot_dir}: is a file, expected a folder")
+        existing = plot_dir
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        check_writable(existing, f"--plot {plot_dir}: the plot folder")
+
+
+def _check_outputs(out: Path, ckpt: Path | None, *, force: bool, resume: bool) -> None:
+    """Refuse, before any work, to overwrite files of another run."""
+    for path, what in ((out, "output file"), (ckpt, "checkpoint")):
+        if path is None:
+            continue
         if path.exists() and not (force or resume):
             hint = ("continue it with --resume, or use --force to start over" if path == ckpt
                     else "use --force to overwrite it or --resume to continue that run")
@@ -397,21 +591,239 @@ def _check_outputs(out: Path, ckpt: Path | None, *, force: bool, resume: bool) -
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int, desc: str) -> Iterator[Callable[[], None] | None]:
-    """Yield the update function of a tqdm bar on stderr (None when off or without tqdm)."""
-    bar = None
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            bar = None
-        else:
-            bar = tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+def _owned_outputs(out: Path, ckpt: Path | None, *, force: bool, resume: bool
+                   ) -> Iterator[None]:
+    """Lock the run file and checkpoint for the ``with`` block; check and tidy them first."""
+    from xbarsim.io.locks import PathLock, lock_path, remove_orphan_temporaries
+
+    with contextlib.ExitStack() as stack:
+        for path, what in ((out, "output file"), (ckpt, "checkpoint")):
+            if path is not None:
+                stack.enter_context(PathLock(path, what))
+        _check_outputs(out, ckpt, force=force, resume=resume)
+        for path in (out, ckpt):
+            if path is not None:
+                for p in (path, lock_path(path)):
+                    remove_orphan_temporaries(p)
+        yield
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back during the block (file writes); deliver them after it.
+
+    Only in the main thread (elsewhere signals cannot be handled); a signal that arrives
+    inside the block is passed to the handler that was installed before, after the block.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[tuple[int, Any]] = []
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler in (signal.SIG_IGN, None):
+            continue
+        previous[sig] = handler
+        signal.signal(sig, lambda signum, frame: pending.append((signum, frame)))
     try:
-        yield (bar.update if bar is not None else None)
+        yield
     finally:
-        if bar is not None:
-            bar.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending:
+            signum, frame = pending[0]
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            else:
+                signal.raise_signal(signum)      # SIG_DFL: the default action, now
+
+
+class _Progress:
+    """Progress on stderr: a tqdm bar per phase (epoch), and status lines between its updates.
+
+    In an epoch the bar counts the training batches, then those of the test-set evaluation.
+    """
+
+    def __init__(self, enabled: bool, notify: Callable[[str], None] | None) -> None:
+        self.tqdm: Any = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                pass
+            else:
+                self.tqdm = tqdm
+        self.notify = notify
+        self.bar: Any = None
+        self.desc = ""
+
+    @contextlib.contextmanager
+    def phase(self, desc: str, n_batches: int) -> Iterator[None]:
+        """Show a bar named ``desc`` over ``n_batches`` during the block."""
+        self.desc = desc
+        with contextlib.ExitStack() as stack:
+            if self.tqdm is not None:
+                # log records (warnings found at the end of the epoch, -v lines) go through
+                # tqdm.write, above the bar, instead of into it
+                with contextlib.suppress(ImportError):
+                    from tqdm.contrib.logging import logging_redirect_tqdm
+
+                    stack.enter_context(logging_redirect_tqdm())
+                self.bar = self.tqdm(total=n_batches, desc=desc, unit="batch", leave=False,
+                                     dynamic_ncols=True)
+            try:
+                yield
+            finally:
+                if self.bar is not None:
+                    self.bar.close()
+                    self.bar = None
+
+    def epoch_bar(self, epoch: int, total_epochs: int,
+                  n_batches: int) -> contextlib.AbstractContextManager[None]:
+        return self.phase(f"epoch {epoch}/{total_epochs}", n_batches)
+
+    def train_step(self) -> None:
+        if self.bar is not None:
+            self.bar.update()
+
+    def eval_step(self, batch: int, n_batches: int) -> None:
+        if batch == 0:
+            logger.info("%s: evaluating the test set (%d batches)", self.desc, n_batches)
+            if self.bar is not None:
+                self.bar.reset(total=n_batches)
+                self.bar.set_description(f"{self.desc}: test set")
+        if self.bar is not None:
+            self.bar.update()
+
+    def call(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn`` (which prints) with the bar cleared meanwhile."""
+        if self.bar is not None:
+            self.bar.clear()
+        try:
+            fn(*args)
+        finally:
+            if self.bar is not None:
+                self.bar.refresh()
+
+    def say(self, message: str) -> None:
+        """Give a status line to ``notify`` (a person), or log it at INFO without one."""
+        if self.notify is None:
+            logger.info(message)
+        else:
+            self.call(self.notify, message)
+
+
+@contextlib.contextmanager
+def _compile_notice(progress: _Progress) -> Iterator[None]:
+    """Say once, when Numba starts compiling a kernel (a cold cache), that it does.
+
+    Loading kernels from Numba's disk cache raises no compile event, so nothing is said on
+    later runs with the same cache folder.
+    """
+    try:
+        from numba.core import event
+    except ImportError:          # pragma: no cover - numba is a dependency
+        yield
+        return
+    said = threading.Event()
+
+    class Notice(event.Listener):  # type: ignore[misc]
+        def on_start(self, ev: Any) -> None:
+            if not said.is_set():
+                said.set()
+                where = os.environ.get("NUMBA_CACHE_DIR") or "next to the package"
+                progress.say(f"compiling Numba kernels (first run with this cache only, "
+                             f"about half a minute; later runs load them from the cache, "
+                             f"{where})...")
+
+        def on_end(self, ev: Any) -> None:
+            pass
+
+    with event.install_listener("numba:compile", Notice()):
+        yield
+
+
+def _schedule(t: TrainConfig) -> Callable[[float], float]:
+    """Build the learning-rate schedule of ``t`` (a function of the 0-based epoch)."""
+    from xbarsim.nn.optim import make_schedule
+
+    kwargs: dict[str, float] = {}
+    if t.schedule == "step":
+        kwargs = {"step_size": t.step_size, "gamma": t.gamma}
+    elif t.schedule == "cosine":
+        kwargs = {"epochs": t.epochs, "min_lr": t.lr_min, "warmup": t.warmup_epochs}
+    return make_schedule(t.schedule, t.lr, **kwargs)
+
+
+def _resume_schedule(old: TrainConfig, new: TrainConfig, done: int, n_batches: int,
+                     ckpt: Path, allow_change: bool) -> str | None:
+    """Check that resuming after ``done`` epochs keeps the learning-rate schedule.
+
+    Returns None when the schedule of ``new`` gives the completed steps exactly the rates
+    they were trained with (the resumed run then equals an uninterrupted run of ``new``);
+    otherwise, with ``allow_change``, the warning to record; otherwise raises.
+    """
+    if new.epochs < done:
+        raise ValueError(f"{ckpt}: cannot resume with train.epochs = {new.epochs}: the "
+                         f"checkpoint already holds {done} completed epochs; set "
+                         f"train.epochs >= {done}")
+    if old.epochs == new.epochs or done == 0:
+        return None
+    f_old, f_new = _schedule(old), _schedule(new)
+    n = max(n_batches, 1)
+    steps = [e + i / n for e in range(done) for i in range(n)]
+    if all(f_old(x) == f_new(x) for x in steps):
+        return None
+    last = steps[-1]
+    text = (f"the {new.schedule} learning-rate schedule depends on train.epochs "
+            f"({old.epochs} in the checkpoint, {new.epochs} now): the {done} completed "
+            f"epoch(s) followed the {old.epochs}-epoch curve (last rate {f_old(last):.3g}), a "
+            f"{new.epochs}-epoch run would have used {f_new(last):.3g} there and continues at "
+            f"{f_new(float(done)):.3g}")
+    if not allow_change:
+        raise ValueError(f"{ckpt}: cannot resume: {text}. Keep train.epochs = {old.epochs}, "
+                         f"start a {new.epochs}-epoch run with --force, or continue with the "
+                         f"{new.epochs}-epoch rates from epoch {done + 1} on with "
+                         "--allow-schedule-change (allow_schedule_change=True)")
+    return (f"learning-rate schedule changed on resume after epoch {done}: {text}; epochs "
+            f"{done + 1}-{new.epochs} used the {new.epochs}-epoch rates")
+
+
+def _weights_file_check(path: Path, *, evaluate_only: bool) -> tuple[int | None, str | None]:
+    """Which epoch's weights a ``train.weights`` file holds, and a warning about them.
+
+    Raises
+    ------
+    ValueError
+        Evaluate-only with the initial weights of a run that diverged in its first epoch.
+    """
+    from xbarsim.io import hdf5
+
+    attrs = hdf5.read_attrs(path)
+    if attrs.get("kind") == "checkpoint":
+        epoch = attrs.get("epoch")
+        return (int(epoch) if epoch is not None else None), None
+    status = str(attrs.get("status", ""))
+    done = attrs.get("epochs_done")
+    epoch = attrs.get("weights_epoch", done)
+    epoch = int(epoch) if epoch is not None else None
+    if status == "diverged":
+        div = attrs.get("diverged_epoch")
+        if not epoch:
+            text = (f"train.weights: {path} is a run that diverged in epoch {div} before "
+                    "completing an epoch: it holds the initial, untrained weights")
+            if evaluate_only:
+                raise ValueError(f"{text}; train it again (e.g. with a lower train.lr) before "
+                                 "evaluating")
+            return epoch, text
+        return epoch, (f"train.weights: {path} is a run that diverged in epoch {div}; its "
+                       f"weights are those of epoch {epoch}, the last completed one")
+    if status in ("running", "interrupted"):
+        return epoch, (f"train.weights: {path} is an unfinished run (status {status!r}); its "
+                       f"weights are those of epoch {epoch}")
+    return epoch, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,7 +832,9 @@ def _progress_bar(enabled: bool, total: int, desc: str) -> Iterator[Callable[[],
 
 def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = False,
         plot_dir: Path | str | None = None, progress: bool = False,
-        data_dir: Path | str | None = None) -> RunResult:
+        data_dir: Path | str | None = None, allow_schedule_change: bool = False,
+        on_epoch: Callable[[dict[str, FloatArray]], None] | None = None,
+        notify: Callable[[str], None] | None = None) -> RunResult:
     """Train (or evaluate) the network described by ``cfg`` and write the HDF5 run file.
 
     Parameters
@@ -428,7 +842,8 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
     cfg : RunConfig
         The resolved configuration (:func:`xbarsim.config.load_config`).
     out : path-like
-        Run file (layout in :mod:`xbarsim.io.hdf5`).
+        Run file (layout in :mod:`xbarsim.io.hdf5`). It and the checkpoint are locked for the
+        run's lifetime (``<path>.lock``).
     resume : bool
         Continue from the checkpoint (``output.checkpoint`` or ``<out stem>.ckpt.h5``).
     force : bool
@@ -439,7 +854,18 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
     progress : bool
         Show a tqdm progress bar per epoch on stderr (silently off without tqdm).
     data_dir : path-like, optional
-        Dataset folder searched after ``data.data_dir`` (the CLI's ``--data-dir``).
+        Dataset folder (the CLI's ``--data-dir``); replaces ``data.data_dir``. A folder given
+        here or in the config must hold the data: no fall-back to another folder.
+    allow_schedule_change : bool
+        On resume with another ``train.epochs``, accept a learning-rate schedule that depends
+        on it (cosine): the remaining epochs use the rates of a run of the new length.
+        Without it such a resume is refused.
+    on_epoch : callable, optional
+        ``on_epoch(history)`` after every completed epoch (and after its checkpoint was
+        written), with the history so far as arrays (the keys of ``RunResult.history``).
+    notify : callable, optional
+        Receives status lines meant for a person (kernels compiling); default: logged at
+        INFO level.
 
     Returns
     -------
@@ -453,8 +879,17 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
         ``out`` or the checkpoint exists without ``force``/``resume``.
     FileNotFoundError
         ``resume`` without a checkpoint; missing dataset; missing ``train.weights`` file.
+    LockedError
+        Another run holds ``out`` or the checkpoint (:mod:`xbarsim.io.locks`).
+    PermissionError
+        An output folder is not writable.
     ValueError
-        A checkpoint or weights file that does not fit the configuration.
+        A checkpoint or weights file that does not fit the configuration (or lacks the
+        optimizer state), a resume that would change the learning-rate schedule, the
+        checkpoint path equal to ``out``.
+    KeyboardInterrupt
+        Ctrl-C (or whatever the caller's signal handlers raise); the files then hold the last
+        completed epoch.
     """
     out = Path(out)
     plot_path = None
@@ -463,19 +898,32 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
 
         plot.require_matplotlib()
         plot_path = Path(plot_dir) / f"{out.stem}_training.png"
-    if cfg.train.evaluate_only:
-        _check_outputs(out, None, force=force, resume=False)
-        return _evaluate_only(cfg, out, data_dir, plot_path)
+    ckpt_path = None if cfg.train.evaluate_only else checkpoint_path_for(cfg, out)
+    _check_locations(out, ckpt_path, Path(plot_dir) if plot_dir is not None else None)
+    bars = _Progress(progress, notify)
+    with _owned_outputs(out, ckpt_path, force=force, resume=resume and ckpt_path is not None), \
+            _compile_notice(bars):
+        if cfg.train.evaluate_only:
+            return _evaluate_only(cfg, out, data_dir, bars)
+        assert ckpt_path is not None
+        return _train(cfg, out, ckpt_path, plot_path, resume=resume, data_dir=data_dir,
+                      allow_schedule_change=allow_schedule_change, on_epoch=on_epoch,
+                      bars=bars)
 
+
+def _train(cfg: RunConfig, out: Path, ckpt_path: Path, plot_path: Path | None, *, resume: bool,
+           data_dir: Path | str | None, allow_schedule_change: bool,
+           on_epoch: Callable[[dict[str, FloatArray]], None] | None,
+           bars: _Progress) -> RunResult:
     from xbarsim.io import hdf5
     from xbarsim.nn.losses import LOSSES
-    from xbarsim.nn.optim import SGD, make_schedule
+    from xbarsim.nn.optim import SGD
     from xbarsim.rng import stream
-    from xbarsim.train import TrainingDiverged, checkpoint, evaluate, fit
+    from xbarsim.train import History, TrainingDiverged, checkpoint, evaluate, fit
+    from xbarsim.train.diagnostics import Diagnostics
 
-    ckpt_path = checkpoint_path_for(cfg, out)
-    _check_outputs(out, ckpt_path, force=force, resume=resume)
     saved: tuple[dict[str, Any], dict[str, Any]] | None = None
+    old_train: TrainConfig | None = None
     if resume:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"{ckpt_path}: no checkpoint to resume from (it is written "
@@ -484,12 +932,15 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
         saved = hdf5.read_checkpoint(ckpt_path)
         import yaml
 
-        diff = _config_diff(config_to_dict_from_yaml(saved[1]["config_yaml"], yaml),
-                            config_to_dict(cfg))
+        old_dict = config_to_dict_from_yaml(saved[1]["config_yaml"], yaml)
+        diff = _config_diff(old_dict, config_to_dict(cfg))
         if diff:
             raise ValueError(f"{ckpt_path}: cannot resume, the configuration differs from the "
                              f"checkpoint's in: {'; '.join(diff)}")
+        old_epochs = old_dict.get("train", {}).get("epochs", cfg.train.epochs)
+        old_train = dataclasses.replace(cfg.train, epochs=int(old_epochs))
 
+    warnings_found: list[str] = []
     norm_saved = dict(saved[0].get("normalization", {})) if saved else None
     weights_state = None
     weights_source = None
@@ -497,6 +948,10 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
         weights_state, wnorm = _read_weights(cfg)
         weights_source = cfg.train.weights
         norm_saved = norm_saved or wnorm or None
+        if saved is None:
+            _, text = _weights_file_check(Path(cfg.train.weights), evaluate_only=False)
+            if text:
+                warnings_found.append(text)
     data = load_data(cfg, data_dir, normalization=norm_saved)
     model, tile_rngs = build_model(cfg, data.x_train.shape[1:], data.n_classes)
     if weights_state is not None and saved is None:
@@ -505,12 +960,7 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
     t = cfg.train
     loss = LOSSES[t.loss]()
     optimizer = SGD(model.parameters(), t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    kwargs: dict[str, float] = {}
-    if t.schedule == "step":
-        kwargs = {"step_size": t.step_size, "gamma": t.gamma}
-    elif t.schedule == "cosine":
-        kwargs = {"epochs": t.epochs, "min_lr": t.lr_min, "warmup": t.warmup_epochs}
-    schedule = make_schedule(t.schedule, t.lr, **kwargs)
+    schedule = _schedule(t)
     shuffle_rng = stream(cfg.seed, "data/shuffle")
     rngs = {"data/shuffle": shuffle_rng, **tile_rngs}
 
@@ -522,27 +972,36 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
     offsets: dict[str, dict[str, float]] = {}
     start_epoch = 0
     history = None
+    previous_warnings: list[str] = []
     if saved is not None:
         state = {**saved[0], "attrs": saved[1]}
         start_epoch, history, extra_saved, offsets = checkpoint.restore(
             state, model, optimizer, rngs=rngs)
         extra.update(extra_saved)
+        assert old_train is not None
+        change = _resume_schedule(old_train, t, start_epoch, len(batches), ckpt_path,
+                                  allow_schedule_change)
+        if change:
+            warnings_found.append(change)
+        stored = saved[1].get("warnings", [])
+        previous_warnings = [stored] if isinstance(stored, str) else list(stored)
         logger.info("resuming %s after epoch %d", ckpt_path, start_epoch)
 
+    diagnostics = Diagnostics(checkpoint.hardware_layers(model), previous_warnings)
+    for text in warnings_found:
+        diagnostics.add(text)
     writer = _Writer(cfg, out, ckpt_path if t.checkpoint_every_epoch else None,
                      data.normalization, weights_source)
+    writer.attrs.update(data.source)  # the data folder and the md5 of every file read
 
     def snapshot(epoch: int, hist: Any) -> dict[str, Any]:
         return checkpoint.capture(model, optimizer, epoch=epoch, history=hist, rngs=rngs,
                                   extra_history=extra, solver_offsets=offsets,
                                   attrs={"seed": cfg.seed})
 
-    from xbarsim.train import History
-
     last_good = snapshot(start_epoch, history if history is not None else History())
     test_acc = (float(history.test_acc[-1]) if history is not None and len(history)
                 else float("nan"))
-    bar_update: list[Callable[[], None] | None] = [None]
 
     def on_epoch_end(epoch: int, hist: Any) -> None:
         nonlocal last_good, test_acc
@@ -550,9 +1009,18 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
             assert data.y_val is not None
             extra["val_acc"].append(evaluate(model, data.x_val, data.y_val))
         test_acc = hist.test_acc[-1]
-        last_good = snapshot(epoch, hist)
-        writer.checkpoint(last_good)
-        writer.run_file(last_good, status="running", test_acc=test_acc)
+        diagnostics.check(epoch, collapsed_fraction=hist.collapsed_fraction[-1],
+                          train_loss=hist.train_loss[-1], train_acc=hist.train_acc[-1],
+                          n_classes=data.n_classes)
+        snap = snapshot(epoch, hist)
+        # an interrupt waits until the epoch is saved and reported (its table line printed)
+        with _signals_held():
+            writer.checkpoint(snap, diagnostics.messages())
+            writer.run_file(snap, status="running", test_acc=test_acc,
+                            warnings=diagnostics.messages())
+            last_good = snap
+            if on_epoch is not None:
+                bars.call(on_epoch, {k: np.asarray(v) for k, v in snap["history"].items()})
 
     from xbarsim.hardware.aware import find_chip_sampler
 
@@ -561,41 +1029,54 @@ def run(cfg: RunConfig, *, out: Path | str, resume: bool = False, force: bool = 
     def on_batch_end(epoch: int, batch: int, value: float) -> None:
         if chips is not None:        # aware mode: a fresh chip every resample_every batches
             chips.after_batch()
-        if bar_update[0] is not None:
-            bar_update[0]()
+        bars.train_step()
 
     status, message, diverged_epoch = "completed", "", None
-    epoch = start_epoch
     try:
         for epoch in range(start_epoch, t.epochs):
             # one fit call per epoch, so the progress bar restarts every epoch
-            with _progress_bar(progress, len(batches), f"epoch {epoch + 1}/{t.epochs}") as upd:
-                bar_update[0] = upd
+            with bars.epoch_bar(epoch + 1, t.epochs, len(batches)):
                 history = fit(model, loss, optimizer, batches, epochs=epoch + 1,
                               schedule=schedule, eval_data=(data.x_test, data.y_test),
                               eval_batch_size=max(t.batch_size, 1000),
                               max_loss=t.divergence_threshold, start_epoch=epoch,
-                              history=history, on_batch_end=on_batch_end,
-                              on_epoch_end=on_epoch_end)
+                              history=history,
+                              on_batch_end=on_batch_end,
+                              on_epoch_end=on_epoch_end, on_eval_batch_end=bars.eval_step)
     except TrainingDiverged as exc:
         status, message, diverged_epoch = "diverged", str(exc), exc.epoch
         # the trainer has logged the error itself; say what is kept
         logger.info("keeping the %d completed epoch(s) in %s", int(last_good["attrs"]["epoch"]),
                     out)
-    bar_update[0] = None
-    writer.run_file(last_good, status=status, test_acc=test_acc, message=message,
-                    diverged_epoch=diverged_epoch)
+    except KeyboardInterrupt:
+        done = int(last_good["attrs"]["epoch"])
+        if done > start_epoch or out.exists():
+            with _signals_held():
+                writer.run_file(last_good, status="interrupted", test_acc=test_acc,
+                                message=f"interrupted in epoch {done + 1}; the checkpoint "
+                                        f"{ckpt_path} holds epoch {done}",
+                                warnings=diagnostics.messages())
+        raise
+    found = diagnostics.messages()
+    if status == "completed" and found:
+        status = "completed_with_warnings"
+    with _signals_held():
+        writer.run_file(last_good, status=status, test_acc=test_acc, message=message,
+                        diverged_epoch=diverged_epoch, warnings=found)
     hist_arrays = {k: np.asarray(v) for k, v in last_good["history"].items()}
     plots = []
+    label = hardware_label(cfg)
     if plot_path is not None and hist_arrays.get("epoch", np.empty(0)).size:
         from xbarsim import plot
 
         plots.append(plot.training_curves(hist_arrays, plot_path,
-                                          title=f"{cfg.model.name}, {cfg.train.mode} mode"))
+                                          title=f"{cfg.model.name} on {cfg.data.dataset}, "
+                                                f"{label}"))
+    done = int(last_good["attrs"]["epoch"])
     return RunResult(status=status, out=out, history=hist_arrays, test_acc=float(test_acc),
-                     epochs_done=int(last_good["attrs"]["epoch"]),
-                     diverged_epoch=diverged_epoch, message=message,
-                     checkpoint=ckpt_path if t.checkpoint_every_epoch else None, plots=plots)
+                     epochs_done=done, diverged_epoch=diverged_epoch, message=message,
+                     checkpoint=ckpt_path if t.checkpoint_every_epoch else None, plots=plots,
+                     warnings=found, weights_epoch=done, hardware_label=label)
 
 
 def config_to_dict_from_yaml(text: str, yaml: Any) -> dict[str, Any]:
@@ -658,23 +1139,39 @@ def _calibrate_adcs(model: Any, cfg: RunConfig, x: FloatArray) -> int:
 
 
 def _evaluate_only(cfg: RunConfig, out: Path, data_dir: Path | str | None,
-                   plot_path: Path | None) -> RunResult:
+                   bars: _Progress) -> RunResult:
     from xbarsim.train import History, checkpoint, evaluate
+    from xbarsim.train.diagnostics import Diagnostics
 
     t0 = time.perf_counter()
     state, wnorm = _read_weights(cfg)
+    assert cfg.train.weights is not None
+    weights_epoch, caveat = _weights_file_check(Path(cfg.train.weights), evaluate_only=True)
     data = load_data(cfg, data_dir, normalization=wnorm or None)
     model, _ = build_model(cfg, data.x_train.shape[1:], data.n_classes)
     _load_weights(model, state, cfg.train.weights)
-    n_cal = _calibrate_adcs(model, cfg, data.x_train)
-    acc = evaluate(model, data.x_test, data.y_test, batch_size=max(cfg.train.batch_size, 1000))
+    diagnostics = Diagnostics(checkpoint.hardware_layers(model))
+    if caveat:
+        diagnostics.add(caveat)
+    with bars.phase("evaluate-only", 1):
+        n_cal = _calibrate_adcs(model, cfg, data.x_train)
+        acc = evaluate(model, data.x_test, data.y_test,
+                       batch_size=max(cfg.train.batch_size, 1000), on_batch_end=bars.eval_step)
+    diagnostics.check(0)
     seconds = time.perf_counter() - t0
     logger.info("evaluate-only: test acc %.4f (%d calibration batches, %.1f s)", acc, n_cal,
                 seconds)
+    found = diagnostics.messages()
+    status = "evaluated_with_warnings" if found else "evaluated"
     snap = checkpoint.capture(model, None, epoch=0, history=History(), rngs={})
     writer = _Writer(cfg, out, None, data.normalization, cfg.train.weights)
+    writer.attrs.update(data.source)
     writer.attrs["calibration_batches_used"] = n_cal
     writer.attrs["seconds"] = seconds
-    writer.run_file(snap, status="evaluated", test_acc=acc)
-    return RunResult(status="evaluated", out=out, history={}, test_acc=float(acc),
-                     epochs_done=0, checkpoint=None)
+    with _signals_held():
+        writer.run_file(snap, status=status, test_acc=acc, warnings=found,
+                        weights_epoch=-1 if weights_epoch is None else weights_epoch)
+    return RunResult(status=status, out=out, history={}, test_acc=float(acc),
+                     epochs_done=0, checkpoint=None, warnings=found,
+                     weights_epoch=-1 if weights_epoch is None else weights_epoch,
+                     hardware_label=hardware_label(cfg))

@@ -23,7 +23,7 @@ class Tolerances:
     residual: float = 1e-12
     """Relative KCL residual ||Y x - b|| / ||b|| of a direct solve."""
     spice_rtol: float = 1e-9
-    """Nodal vs ngspice: 17 printed digits; observed errors ~1e-12 (tests/golden/README.md)."""
+    """Nodal vs ngspice: 17 printed digits; observed errors ~1e-12 (golden/data/ngspice/README.md)."""
     spice_atol: float = 1e-15
     """Absolute floor [A] for ngspice comparisons (currents near zero)."""
     fcm_rtol: float = 1e-10

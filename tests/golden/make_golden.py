@@ -2,8 +2,8 @@
 
     python tests/golden/make_golden.py
 
-For every tile below it writes ``tests/golden/<name>.cir`` (the netlist, via
-``xbarsim.io.spice.write_netlist``) and ``tests/golden/<name>.npz`` with
+For every tile below it writes ``xbarsim/golden/data/ngspice/<name>.cir`` (the netlist, via
+``xbarsim.io.spice.write_netlist``) and ``xbarsim/golden/data/ngspice/<name>.npz`` with
 
 * ``g`` (n_rows, n_cols) [S], ``v`` (batch, n_rows) [V],
 * ``r_source`` (n_rows,), ``r_sense`` (n_cols,), ``r_row``, ``r_col`` [Ohm],
@@ -22,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+#: the files ship with the package (part of the default golden suite, docs/golden.md)
+HERE = ROOT / "xbarsim" / "golden" / "data" / "ngspice"
 
 from xbarsim.hardware.circuit import sense_currents  # noqa: E402
 from xbarsim.io.spice import ngspice_version, run_ngspice, write_netlist  # noqa: E402

@@ -22,7 +22,7 @@ import click
 
 from xbarsim import __version__
 from xbarsim.errors import ConfigError, ConvergenceError
-from xbarsim.runtime import tune_allocator, tune_blas_idle
+from xbarsim.runtime import tune_allocator, tune_blas_idle, tune_omp_wait
 
 logger = logging.getLogger("xbarsim.cli")
 
@@ -66,6 +66,7 @@ def main(verbose: int) -> None:
     _configure_logging(verbose)
     tune_allocator()    # keep freed temporaries mapped (XBARSIM_TUNE_MALLOC=0: leave it)
     tune_blas_idle()    # idle BLAS workers sleep soon (before NumPy loads; the user's value wins)
+    tune_omp_wait()     # waiting OpenMP threads sleep (Numba's parallel kernels; user's value wins)
 
 
 def echo_warnings(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,9 +2,10 @@
 
 The flow is mkdocs' ``load_config`` (ARCHITECTURE.md §2.4):
 
-1. ``yaml.safe_load`` the file (an unreadable file or a YAML syntax error is a
-   :class:`~xbarsim.errors.ConfigError` naming the file and line);
-2. apply the ``--set a.b.c=value`` overrides, each value parsed with ``yaml.safe_load``; an
+1. parse the file with :func:`parse_yaml`: YAML's safe subset, strictly (an unreadable file, a
+   YAML syntax error or a key written twice in one mapping is a
+   :class:`~xbarsim.errors.ConfigError` naming the file, the key and the lines);
+2. apply the ``--set a.b.c=value`` overrides, each value parsed with :func:`parse_yaml`; an
    override of a path that does not exist in the schema is an error with a suggestion;
 3. expand presets: any section may hold ``preset: <name>`` (top level, ``hardware``,
    ``hardware.device``, ...). The section is then the same section of ``PRESETS[name]()``
@@ -37,7 +38,8 @@ from xbarsim.config.presets import PRESETS
 from xbarsim.config.schema import RunConfig, describe, section_fields, type_hints
 from xbarsim.errors import ConfigError
 
-__all__ = ["load_config", "dump_config", "config_to_dict", "from_dict", "parse_override"]
+__all__ = ["load_config", "dump_config", "config_to_dict", "from_dict", "parse_override",
+           "parse_yaml", "StrictSafeLoader"]
 
 PRESET_KEY = "preset"
 
@@ -186,9 +188,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError([f"--set {text!r}: expected KEY=VALUE with a dotted KEY, "
                            f"e.g. hardware.crossbar.r_row=1.0"])
     try:
-        value = yaml.safe_load(value_text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"--set {text!r}: the value is not valid YAML ({exc})"]) from None
+        value = parse_yaml(value_text)
+    except ConfigError as exc:
+        raise ConfigError([f"--set {text!r}: the value is not valid YAML ({exc.errors[0]})"]) \
+            from None
     return key.split("."), value
 
 
@@ -237,6 +240,104 @@ def _apply_override(raw: dict[str, Any], parts: Sequence[str], value: Any, text:
 # --------------------------------------------------------------------------------------------
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping holds the same key twice (YAML 1.2 forbids it; PyYAML keeps the last)."""
+
+    def __init__(self, path: str, first: yaml.Mark, second: yaml.Mark) -> None:
+        self.path, self.first, self.second = path, first, second
+
+        def where(mark: yaml.Mark) -> str:
+            column = f", column {mark.column + 1}" if first.line == second.line else ""
+            return f"line {mark.line + 1}{column}"
+
+        super().__init__(f"{path}: duplicate key at {where(second)} (first defined at "
+                         f"{where(first)}); YAML would silently keep only the last value: "
+                         f"remove or merge one of them")
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class StrictSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping.
+
+    PyYAML's own loaders keep the last value of a duplicated key and drop the earlier one
+    without a word (``lr: 0.1`` then ``lr: 0.2``; or two ``train:`` sections, where the whole
+    first section is lost). YAML 1.2 requires keys to be unique; this loader checks every
+    mapping of the document, before any value is constructed, and raises
+    :class:`DuplicateKeyError` with the dotted path of the key and both line numbers. Merge
+    keys (``<<: *anchor``) keep their YAML meaning: explicit keys override merged ones.
+    """
+
+    def get_single_node(self) -> yaml.Node | None:  # type: ignore[override]
+        """Compose the document's node tree and check every mapping in it for duplicates."""
+        node = super().get_single_node()
+        if node is not None:
+            self._check_unique_keys(node, "", set())
+        return node
+
+    def _check_unique_keys(self, node: yaml.Node, path: str, seen_nodes: set[int]) -> None:
+        if id(node) in seen_nodes:  # an alias of a node already checked (or a cycle)
+            return
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for k, item in enumerate(node.value):
+                self._check_unique_keys(item, f"{path}[{k}]", seen_nodes)
+        elif isinstance(node, yaml.MappingNode):
+            first_seen: dict[Any, yaml.Mark] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                label = _join(path, key)
+                try:
+                    previous = first_seen.get(key)
+                except TypeError:  # an unhashable key: the constructor reports it
+                    previous = None
+                else:
+                    if previous is None:
+                        first_seen[key] = key_node.start_mark
+                if previous is not None:
+                    raise DuplicateKeyError(label, previous, key_node.start_mark)
+                self._check_unique_keys(value_node, label, seen_nodes)
+
+
+def parse_yaml(text: str, source: str | None = None) -> Any:
+    """Parse YAML ``text`` strictly: the safe subset, and every mapping key written once.
+
+    Both ``xbarsim run`` configurations and ``xbarsim tile --config`` files are read with it.
+    Keys are compared as the mapping would store them: ``lr`` and ``'lr'`` are the same key,
+    and so are ``yes`` and ``true``.
+
+    Parameters
+    ----------
+    text : str
+        The YAML document.
+    source : str, optional
+        File name, quoted in the error.
+
+    Returns
+    -------
+    object
+        The document as ``yaml.safe_load`` would return it (None for an empty document).
+
+    Raises
+    ------
+    ConfigError
+        A YAML syntax error (with its line and column) or a duplicate key (with the dotted
+        path of the key and the lines of both occurrences).
+    """
+    try:
+        return yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as exc:
+        raise ConfigError([str(exc)], source=source) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"YAML syntax error at {where}{problem}"], source=source) from None
+
+
 def _read_yaml(path: str) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -244,13 +345,7 @@ def _read_yaml(path: str) -> Any:
     except OSError as exc:
         raise ConfigError([f"cannot read the config file: {exc.strerror or exc}"],
                           source=path) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"YAML syntax error at {where}{problem}"], source=path) from None
+    return parse_yaml(text, source=path)
 
 
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
@@ -263,7 +358,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
         A YAML file, or an already parsed mapping (e.g. ``yaml.safe_load(dump_config(cfg))``).
     overrides : sequence of str
         ``"a.b.c=value"`` items (the CLI's ``--set``), applied in order; each value is parsed
-        with ``yaml.safe_load`` (so ``1.0e-4`` is a float, ``null`` is None).
+        with :func:`parse_yaml` (so ``1.0e-4`` is a float, ``null`` is None).
 
     Returns
     -------

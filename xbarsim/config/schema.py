@@ -88,6 +88,47 @@ VARIATION_DISTRIBUTIONS: tuple[str, ...] = get_args(VariationDistribution)
 ADC_RANGE_CALIBRATED = "calibrated"
 
 # --------------------------------------------------------------------------------------------
+# Limits the hardware and nn layers impose (checked here, so that `xbarsim check-config` rejects
+# what a run would reject; tests/test_config_limits.py builds and trains a model at each limit)
+# --------------------------------------------------------------------------------------------
+
+MAX_BITS = 52
+"""Largest resolution [bits] of a converter, an input, a device or a weight: the
+``2**bits - 1`` steps of a code are computed and rounded in float64, exact only up to its
+52-bit mantissa (and ``2**64 - 1`` no longer fits the int64 kernels)."""
+
+_BITS_WHY = (f"{{what}} [bits]: the 2**bits - 1 steps are rounded in float64, exact only up to "
+             f"its {MAX_BITS}-bit mantissa{{null}}")
+
+
+def _bits(what: str, null: str = "") -> tuple[str, str]:
+    return f"in [1, {MAX_BITS}]", _BITS_WHY.format(what=what, null=null)
+
+
+NEUROSIM_NL_MAX = 9.99
+"""Largest NeuroSim non-linearity label NL [1]. NL sets the largest distance of the update curve
+from the linear diagonal to 0.07*sqrt(2)*NL of the full range; the exponential curve's distance
+tends to 1 only as v -> infinity (NL -> 10.10), and xbarsim.hardware.device finds v by root
+finding up to v = 700 (exp(700) is near the float64 limit), i.e. NL < 9.9926."""
+
+MIN_RESISTANCE = 1.0e-9
+"""Smallest non-zero wire, source or sense resistance [Ohm] (= xbarsim.checks.MIN_RESISTANCE):
+below it 1/r overflows the conductance matrices of the circuit solvers."""
+
+MAX_LINE_RESISTANCE = 1.0e12
+"""Largest wire, source or sense resistance [Ohm]: an open line; 1e50 Ohm made the iterative
+solver divide by an underflowed conductance."""
+
+MAX_DEVICE_RESISTANCE = 1.0e15
+"""Largest device OFF resistance r_max [Ohm]: an open device; at 1e200 Ohm the weight steps of
+sliced devices were no longer finite."""
+
+SIGMA_PV_MAX = {"normal": 1.0 / 3.0, "lognormal": 1.0}
+"""Process-variation limits [1] by distribution: 'normal' needs sigma_pv < 1/3 (the clip range
+g_min*(1 - 3 sigma_pv) must stay positive); 'lognormal' is limited to sigma_pv <= 1 (module
+docstring of VariationConfig)."""
+
+# --------------------------------------------------------------------------------------------
 # Validation helpers (shared with the loader)
 # --------------------------------------------------------------------------------------------
 
@@ -275,12 +316,14 @@ class Problems(list):
         return not self.bad.intersection(names)
 
 
-def check_fields(obj: Any, **constraints: str) -> Problems:
+def check_fields(obj: Any, **constraints: str | tuple[str, str]) -> Problems:
     """Type-check every field of dataclass ``obj``, then apply the range ``constraints``.
 
-    Coerced values (``int -> float``, ``list -> tuple``) are written back into the frozen
-    instance. Returns the messages, each starting with the field name; ``.bad`` holds the
-    fields that failed, so cross-field rules run only on fields that passed.
+    A constraint is a range string (``">= 0"``, ``"in [1, 52]"``) or a pair ``(range, why)``
+    whose ``why`` (the unit and the reason for the limit) is appended to the message when the
+    value is out of range. Coerced values (``int -> float``, ``list -> tuple``) are written
+    back into the frozen instance. Returns the messages, each starting with the field name;
+    ``.bad`` holds the fields that failed, so cross-field rules run only on fields that passed.
     """
     errors = Problems()
     hints = type_hints(type(obj))
@@ -288,6 +331,9 @@ def check_fields(obj: Any, **constraints: str) -> Problems:
         tp = hints[f.name]
         value = getattr(obj, f.name)
         constraint = constraints.get(f.name, "")
+        why = ""
+        if isinstance(constraint, tuple):
+            constraint, why = constraint
         ok, coerced = coerce(tp, value)
         if not ok:
             errors.append(type_error(f.name, tp, value, constraint))
@@ -300,7 +346,7 @@ def check_fields(obj: Any, **constraints: str) -> Problems:
             for item in items:
                 if isinstance(item, (int, float)) and not in_range(item, constraint):
                     errors.append(f"{f.name}: expected {describe(tp, constraint)}, got "
-                                  f"{_short(coerced)}")
+                                  f"{_short(coerced)}" + (f": {why}" if why else ""))
                     errors.bad.add(f.name)
                     break
     return errors
@@ -338,10 +384,12 @@ class DataConfig:
     dataset: DatasetName = "mnist"
     """Dataset: 'mnist' (IDX files), 'cifar10' (binary batches) or 'synthetic' (generated)."""
     data_dir: str | None = None
-    """Folder holding the dataset files. None = the lookup order of xbarsim.data: the CLI's
-    --data-dir, then $XBARSIM_DATA, then the user cache directory."""
+    """Folder holding the dataset files (or an mnist/ sub-folder); a folder given that does not
+    hold them is an error. The CLI's --data-dir replaces it. None = $XBARSIM_DATA if set (which
+    must then hold them), else the user cache directory."""
     download: bool = True
-    """Download missing files from the standard public mirrors (md5-checked) into the cache."""
+    """Download missing MNIST files from the standard public mirrors (md5-checked) into the
+    cache; used only when neither data_dir nor $XBARSIM_DATA names a folder."""
     n_train: int | None = None
     """Number of training samples used (the first n after the fixed file order). None = all.
     Required for 'synthetic'."""
@@ -390,14 +438,32 @@ class ModelConfig:
     """Insert batch normalisation (digital, running statistics) after each weighted layer
     except the last."""
     dropout: float = 0.0
-    """Dropout probability before each fully connected layer except the first, in [0, 1)."""
+    """Dropout probability before each fully connected layer except the first, in [0, 1);
+    the model builders implement only 0.0 so far."""
     init: InitName = "he_normal"
     """Weight initialisation: He (Kaiming) or Glorot (Xavier), normal or uniform."""
     bias: bool = True
-    """Learnable per-output bias in each weighted layer (kept digital, updated in NumPy)."""
+    """Learnable per-output bias in each weighted layer (kept digital, updated in NumPy); the
+    model builders implement only true so far."""
 
     def __post_init__(self) -> None:
-        _finish(self, check_fields(self, hidden=">= 1", dropout="in [0, 1)"))
+        # what the model builders (xbarsim.nn.models via xbarsim.runner.build_model) implement
+        errors = check_fields(self, hidden=">= 1", dropout="in [0, 1)")
+        if errors.clean("dropout") and self.dropout != 0.0:
+            errors.append(f"dropout: {self.dropout} is not supported by the model builders yet; "
+                          f"set it to 0.0")
+        if errors.clean("bias") and not self.bias:
+            errors.append("bias: false is not supported by the model builders yet; set it to "
+                          "true")
+        if errors.clean("name", "batch_norm") and self.batch_norm \
+                and self.name in ("mlp", "lenet5"):
+            errors.append(f"batch_norm: not available for model {self.name!r} (only "
+                          f"vgg_small; resnet20 always has it); set it to false")
+        if errors.clean("name", "activation") and self.activation != "relu" \
+                and self.name != "mlp":
+            errors.append(f"activation: {self.activation!r} is only configurable for 'mlp'; "
+                          f"{self.name!r} uses relu")
+        _finish(self, errors)
 
 
 @_config
@@ -537,19 +603,30 @@ class CrossbarConfig:
     n_cols: int = 64
     """Bit lines per crossbar (forward outputs), >= 1."""
     r_row: float = 1.0
-    """Word-line wire resistance per cell segment [Ohm], >= 0 (TxSim: 1 Ohm). 0 = no row
-    IR drop."""
+    """Word-line wire resistance per cell segment [Ohm], 0 or in [1e-9, 1e12] (TxSim: 1 Ohm).
+    0 = no row IR drop."""
     r_col: float = 4.6
-    """Bit-line wire resistance per cell segment [Ohm], >= 0 (TxSim: 4.6 Ohm)."""
+    """Bit-line wire resistance per cell segment [Ohm], 0 or in [1e-9, 1e12] (TxSim: 4.6 Ohm)."""
     r_source: float = 0.0
-    """Row driver output resistance [Ohm], >= 0; 0 = ideal driver."""
+    """Row driver output resistance [Ohm], 0 or in [1e-9, 1e12]; 0 = ideal driver."""
     r_sense: float = 0.0
-    """Column sense ('neuron') input resistance into the virtual ground [Ohm], >= 0;
-    0 = ideal virtual ground."""
+    """Column sense ('neuron') input resistance into the virtual ground [Ohm], 0 or in
+    [1e-9, 1e12]; 0 = ideal virtual ground."""
 
     def __post_init__(self) -> None:
-        _finish(self, check_fields(self, n_rows=">= 1", n_cols=">= 1", r_row=">= 0",
-                                   r_col=">= 0", r_source=">= 0", r_sense=">= 0"))
+        open_line = (f"in [0, {MAX_LINE_RESISTANCE:g}]",
+                     "resistance [Ohm]; above 1 TOhm a line is an open circuit, and the tiny "
+                     "conductance 1/r underflows the circuit solvers")
+        errors = check_fields(self, n_rows=">= 1", n_cols=">= 1", r_row=open_line,
+                              r_col=open_line, r_source=open_line, r_sense=open_line)
+        for name in ("r_row", "r_col", "r_source", "r_sense"):
+            value = getattr(self, name)
+            if errors.clean(name) and 0.0 < value < MIN_RESISTANCE:
+                errors.append(f"{name}: expected 0 (ideal) or a resistance >= "
+                              f"{MIN_RESISTANCE:g} Ohm, got {value!r}: below it 1/r overflows "
+                              f"the conductance matrices of the circuit solvers; write 0.0 for "
+                              f"an ideal connection")
+        _finish(self, errors)
 
 
 @_config
@@ -557,11 +634,13 @@ class DeviceConfig:
     """Resistive device: conductance range, precision, update model and noise (MODELS §7)."""
 
     r_min: float = 1.0e5
-    """Low-resistance (ON) state [Ohm], > 0; g_max = 1/r_min (TxSim: 100 kOhm)."""
+    """Low-resistance (ON) state [Ohm], >= 1e-9; g_max = 1/r_min (TxSim: 100 kOhm)."""
     r_max: float = 1.0e6
-    """High-resistance (OFF) state [Ohm], > r_min; g_min = 1/r_max (TxSim: 1 MOhm)."""
+    """High-resistance (OFF) state [Ohm], > r_min and <= 1e15; g_min = 1/r_max (TxSim:
+    1 MOhm)."""
     bits: int | None = None
-    """Device precision: 2**bits evenly spaced conductance levels in [g_min, g_max], the
+    """Device precision [bits], in [1, 52]: 2**bits evenly spaced conductance levels in
+    [g_min, g_max], the
     capacity of one bit slice (MODELS §6.2; TxSim: 2 with slicing). None = analog
     (continuous), the txsim preset's choice (one device per weight and polarity)."""
     update_model: UpdateModel = "txsim"
@@ -573,7 +652,7 @@ class DeviceConfig:
     """TxSim update non-linearity factor v [1], >= 0, of 'txsim'/'txsim_printed'; the ratio of
     the first to the last step over the full range is e**v. 0 = linear (TxSim: 0.01)."""
     nl_label: float | None = None
-    """NeuroSim non-linearity label NL [1], > 0, of 'neurosim' (A found by root finding,
+    """NeuroSim non-linearity label NL [1], in (0, 9.99], of 'neurosim' (A found by root finding,
     MODELS §7.4). Required when update_model is 'neurosim'; None otherwise."""
     write_noise: WriteNoiseModel = "sqrt"
     """Write-noise model: 'sqrt' sigma = (gamma/100)*sqrt((g_max-g_min)*|dg|) in conductances
@@ -604,9 +683,18 @@ class DeviceConfig:
         return 1.0 / self.r_min
 
     def __post_init__(self) -> None:
-        errors = check_fields(self, r_min="> 0", r_max="> 0", bits=">= 1", nl=">= 0",
-                              nl_label="> 0", gamma=">= 0", sigma_c2c=">= 0", sigma_d2d=">= 0",
-                              n_pulses_max=">= 1")
+        errors = check_fields(
+            self, r_min=(f">= {MIN_RESISTANCE}", "ON resistance [Ohm]: g_max = 1/r_min "
+                         "must stay finite and within the circuit solvers' range"),
+            r_max=(f"<= {MAX_DEVICE_RESISTANCE:g}", "OFF resistance [Ohm]: above 1 POhm the "
+                   "device is an open circuit, and the tiny g_min = 1/r_max underflows the "
+                   "update arithmetic"),
+            bits=_bits("device precision", "; null = analog device"), nl=">= 0",
+            nl_label=(f"in (0, {NEUROSIM_NL_MAX}]",
+                      "NeuroSim non-linearity label [1]: the update curve's largest distance "
+                      "from the linear diagonal is 0.07*sqrt(2)*NL of the range, which the "
+                      "exponential device reaches only below NL = 9.9926"),
+            gamma=">= 0", sigma_c2c=">= 0", sigma_d2d=">= 0", n_pulses_max=">= 1")
         if errors.clean("r_min", "r_max") and self.r_min >= self.r_max:
             errors.append(f"r_min: expected r_min < r_max = {self.r_max!r} Ohm, got "
                           f"{self.r_min!r} (r_min is the ON resistance; swap the values?)")
@@ -622,15 +710,16 @@ class DACConfig:
     """Digital-to-analog converter driving the crossbar inputs (MODELS §5.2, §6.3)."""
 
     bits: int | None = 1
-    """DAC resolution d [bits], >= 1 (TxSim: 1). None = ideal analog drive (no
+    """DAC resolution d [bits], in [1, 52] (TxSim: 1). None = ideal analog drive (no
     quantisation, no streaming)."""
     v_read: float = 1.0
-    """Full-scale drive voltage V_max [V], > 0; a digital full-scale input maps to v_read
+    """Full-scale drive voltage V_max [V], >= 1e-6; a digital full-scale input maps to v_read
     (TxSim: inputs in 0-1 V)."""
     input_bits: int | None = 8
-    """Precision b of the digital input [bits], >= bits; it is streamed through the d-bit DAC
-    in ceil(b/d) bit-planes, each digitised separately by the ADC. None = the input is applied
-    in one pass at the DAC resolution."""
+    """Precision b of the digital input [bits], in [bits, 52], and >= 2 where the inputs are
+    signed (the backward errors; standardised first-layer inputs); it is streamed through the
+    d-bit DAC in ceil(b/d) bit-planes, each digitised separately by the ADC. None = the input is
+    applied in one pass at the DAC resolution."""
     signed: SignedInputMode = "two_pass"
     """How signed inputs (e.g. backward errors) are applied: 'two_pass' (positive and negative
     parts in separate passes, subtracted digitally) or 'twos_complement' (MSB plane weighted
@@ -645,7 +734,11 @@ class DACConfig:
     the 'lut' curve. Required when nonlinearity is 'lut'."""
 
     def __post_init__(self) -> None:
-        errors = check_fields(self, bits=">= 1", v_read="> 0", input_bits=">= 1",
+        errors = check_fields(self, bits=_bits("DAC resolution", "; null = ideal DAC"),
+                              v_read=(">= 1e-6", "full-scale drive [V]: below 1 uV the read "
+                                      "signal is beneath any sense amplifier's noise, and "
+                                      "vanishing drives underflow the current scale"),
+                              input_bits=_bits("input precision", "; null = no streaming"),
                               bow="in [-1, 1]")
         if (errors.clean("bits", "input_bits") and self.bits is not None
                 and self.input_bits is not None and self.input_bits < self.bits):
@@ -663,10 +756,10 @@ class ADCConfig:
     """Sense amplifier and analog-to-digital converter of the crossbar outputs (MODELS §5.2)."""
 
     bits: int | None = 8
-    """ADC resolution [bits], >= 1 (8 is lossless for 64 rows, 2-bit devices and a 1-bit DAC,
+    """ADC resolution [bits], in [1, 52] (8 is lossless for 64 rows, 2-bit devices and a 1-bit DAC,
     PUMA rule). None = ideal (no clipping, no quantisation)."""
     range: float | Literal["calibrated"] = "calibrated"
-    """Full-scale current I_max [A], > 0, or 'calibrated': learned from the output statistics
+    """Full-scale current I_max [A], >= 1e-15, or 'calibrated': learned from the output statistics
     of the first `calibration_batches` batches, then frozen (TxSim §IV-B)."""
     calibration: ADCCalibration = "max"
     """Statistic of the calibration window: running 'max' of |I| or its 'percentile'."""
@@ -684,22 +777,30 @@ class ADCConfig:
     bow: float = 0.0
     """Bow coefficient a_adc [1] of the 'bow' curve, in [-1, 1] (monotone)."""
     tanh_beta: float = 1.0
-    """Compression beta [1] of the 'tanh' curve, > 0."""
+    """Compression beta [1] of the 'tanh' curve, >= 1e-6."""
     lut: str | None = None
     """Lookup-table file (CSV or YAML, monotone) of the 'lut' curve. Required when nonlinearity
     is 'lut'."""
     sense_noise: float = 0.0
     """Input-referred Gaussian current noise std added to every column current before the ADC
-    [A], >= 0. 0 = noiseless sensing."""
+    [A], in [0, 1]. 0 = noiseless sensing."""
     granularity: ADCGranularity = "layer"
     """'tile': one conversion per crossbar column, bit-plane and slice, partial sums added
     digitally (physical); 'layer': tiles stitched into one effective layer matrix and the ADC
     applied once to the layer output (fast, TxSim-like)."""
 
     def __post_init__(self) -> None:
-        errors = check_fields(self, bits=">= 1", range="> 0", percentile="in (0, 100]",
-                              calibration_batches=">= 1", bow="in [-1, 1]", tanh_beta="> 0",
-                              sense_noise=">= 0")
+        errors = check_fields(self, bits=_bits("ADC resolution", "; null = ideal ADC"),
+                              range=(">= 1e-15", "full-scale current [A]: below 1 fA the code "
+                                     "step underflows and every output saturates"),
+                              percentile="in (0, 100]",
+                              calibration_batches=">= 1", bow="in [-1, 1]",
+                              tanh_beta=(">= 1e-6", "compression [1]; below 1e-6 the curve is "
+                                         "linear to 1e-12 (use nonlinearity: none), and "
+                                         "vanishing values underflow tanh(beta*u) to 0"),
+                              sense_noise=("in [0, 1]", "input-referred noise std [A]; crossbar "
+                                           "currents are far below 1 A, and huge values "
+                                           "overflow the noisy currents to inf/NaN"))
         if errors.clean("nonlinearity", "lut") and self.nonlinearity == "lut" \
                 and self.lut is None:
             errors.append("lut: required when nonlinearity is 'lut'; give the path of a CSV or "
@@ -730,11 +831,15 @@ class UpdateConfig:
     percentile: float = 99.9
     """Percentile [%] of |W| used when scale is 'percentile', in (0, 100]."""
     headroom: float = 2.0
-    """W_s = headroom x the statistic of the weights being programmed (>= 1): weights may grow
-    to headroom times their initial scale before they saturate at g_max."""
+    """W_s = headroom x the statistic of the weights being programmed, in [1, 1000]: weights
+    may grow to headroom times their initial scale before they saturate at g_max."""
 
     def __post_init__(self) -> None:
-        _finish(self, check_fields(self, percentile="in (0, 100]", headroom=">= 1"))
+        _finish(self, check_fields(
+            self, percentile="in (0, 100]",
+            headroom=("in [1, 1000]", "ratio [1] of the full-scale weight to the initial "
+                      "weights, which then span 1/headroom of the conductance range: beyond "
+                      "1000 less than 0.1 % of it, and huge values overflow the weight steps")))
 
 
 @_config
@@ -745,7 +850,7 @@ class MappingConfig:
     """'signed_split' (W+ and W- on two crossbars, TxSim), 'differential' (pair around g_mid)
     or 'offset' (one array, g_mid reference subtracted)."""
     weight_bits: int | None = None
-    """Precision B_w of the weight magnitude on the read path [bits], >= 1: |W|/W_s is
+    """Precision B_w of the weight magnitude on the read path [bits], in [1, 52]: |W|/W_s is
     quantised to 2**B_w - 1 levels (TxSim: 32-bit data). None = unquantised."""
     slice_bits: int | None = None
     """Bits k per device slice, >= 1 and <= device.bits: the B_w-bit magnitude is split into
@@ -753,7 +858,9 @@ class MappingConfig:
     slicing (one device per weight and polarity)."""
 
     def __post_init__(self) -> None:
-        errors = check_fields(self, weight_bits=">= 1", slice_bits=">= 1")
+        errors = check_fields(self, weight_bits=_bits("weight precision",
+                                                      "; null = unquantised"),
+                              slice_bits=_bits("slice width"))
         if errors.clean("weight_bits", "slice_bits") and self.slice_bits is not None:
             if self.weight_bits is None:
                 errors.append("slice_bits: bit slicing needs a finite weight precision; set "
@@ -780,18 +887,23 @@ class SolverConfig:
     rtol: float = 1.0e-10
     """Guaranteed error bound of the 'iterative' algorithm relative to max(g) [1], in (0, 1)."""
     aam_order: int = 2
-    """Order K of the AAM path expansion, >= 1."""
+    """Order K of the AAM path expansion, in [1, 64]."""
     refresh_every: int = 10
     """Interval L [updates] between exact refreshes of 'interpolated', >= 1 (MODELS §12)."""
     refresh_threshold: float | None = None
-    """'interpolated' also refreshes early when max|g - g_ref|/(g_max - g_min) since the last
-    refresh exceeds this [1], > 0. None = refresh every `refresh_every` updates only."""
+    """'interpolated' also refreshes early when the relative change ||g - g_ref|| / ||g_ref||
+    (Frobenius norms, g_ref = the conductances of the last refresh) exceeds this [1], > 0.
+    None = refresh every `refresh_every` updates only."""
     refresh_method: RefreshMethod = "fcm"
     """Model evaluated at the refresh points of 'interpolated': 'fcm' (exact) or 'aam'."""
 
     def __post_init__(self) -> None:
-        _finish(self, check_fields(self, rtol="in (0, 1)", aam_order=">= 1",
-                                   refresh_every=">= 1", refresh_threshold="> 0"))
+        _finish(self, check_fields(
+            self, rtol="in (0, 1)",
+            aam_order=("in [1, 64]", "order K of the path expansion, one pass over the array "
+                       "per order; where AAM is valid (rho < 0.5) the error rho**(K+1) reaches "
+                       "float64 round-off by K = 52: for exact values use method fcm"),
+            refresh_every=">= 1", refresh_threshold="> 0"))
 
 
 @_config
@@ -799,8 +911,9 @@ class VariationConfig:
     """Process (chip-to-chip) variation of programmed conductances (MODELS §7.5)."""
 
     sigma_pv: float = 0.0
-    """Relative std of the per-device conductance factor [1], >= 0: g <- g*(1 + sigma_pv*xi),
-    xi drawn once per simulated chip. 0 = no process variation (TxSim gives no value)."""
+    """Relative std of the per-device conductance factor [1]: g <- g*(1 + sigma_pv*xi),
+    xi drawn once per simulated chip; < 1/3 for 'normal', <= 1 for 'lognormal'. 0 = no process
+    variation (TxSim gives no value)."""
     distribution: VariationDistribution = "normal"
     """'normal' g*(1 + sigma*xi) or 'lognormal' g*exp(sigma*xi - sigma**2/2)."""
     chip_seed: int = 0
@@ -808,7 +921,29 @@ class VariationConfig:
     seed."""
 
     def __post_init__(self) -> None:
-        _finish(self, check_fields(self, sigma_pv=">= 0", chip_seed=">= 0"))
+        # Why the limits: a normal factor 1 + sigma*xi is clipped to [1 - 3 sigma, 1 + 3 sigma]
+        # and must stay positive, so sigma < 1/3. A log-normal factor exp(sigma*xi - sigma^2/2)
+        # has mean 1 but median exp(-sigma^2/2): beyond sigma = 1 (median 0.61) most devices
+        # sit far below the programmed value and the mean is carried by a few outliers, which
+        # the clip at g_max*(1 + 3 sigma) cuts; at sigma = 1000 every factor underflows to 0
+        # and the network trains at chance. That is no longer a variation of the programmed
+        # conductance, so it is refused rather than simulated.
+        errors = check_fields(self, sigma_pv=">= 0", chip_seed=">= 0")
+        if errors.clean("sigma_pv", "distribution"):
+            limit = SIGMA_PV_MAX[self.distribution]
+            if self.distribution == "normal" and self.sigma_pv >= limit:
+                errors.append(f"sigma_pv: expected float in [0, 1/3) for the 'normal' "
+                              f"distribution, got {self.sigma_pv!r}: relative std [1] of the "
+                              f"factor 1 + sigma_pv*xi, clipped to 1 +- 3 sigma_pv, which must "
+                              f"stay positive (use distribution: lognormal for a wider spread)")
+            elif self.distribution == "lognormal" and self.sigma_pv > limit:
+                errors.append(f"sigma_pv: expected float in [0, 1] for the 'lognormal' "
+                              f"distribution, got {self.sigma_pv!r}: std [1] of ln(factor); "
+                              f"beyond 1 the median factor exp(-sigma_pv**2/2) falls below "
+                              f"0.61 and the mean is carried by a few outliers (at 1000 every "
+                              f"factor underflows to 0), which is not a variation of the "
+                              f"programmed conductance")
+        _finish(self, errors)
 
 
 @_config
@@ -834,6 +969,10 @@ class HardwareConfig:
 
     def __post_init__(self) -> None:
         errors = check_fields(self)
+        if not errors and self.backward.dac.input_bits == 1:
+            errors.append("backward.dac.input_bits: expected >= 2 or null, got 1: the backward "
+                          "errors are signed, and a signed input needs a sign bit and at least "
+                          "one magnitude bit")
         if not errors:
             k, b = self.mapping.slice_bits, self.device.bits
             if k is not None and b is not None and k > b:
@@ -860,8 +999,45 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     """Result, checkpoint and plot locations."""
 
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample of ``data`` (MNIST (1, 28, 28), CIFAR-10 (3, 32, 32), synthetic)."""
+        return {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}.get(
+            self.data.dataset, self.data.synthetic_shape)
+
     def __post_init__(self) -> None:
-        _finish(self, check_fields(self, seed=">= 0"))
+        errors = check_fields(self, seed=">= 0")
+        if not errors:
+            errors.extend(_model_fits_data(self))
+            fwd = self.hardware.forward.dac
+            negative = ("data.normalize standardises the inputs of the first layer to zero "
+                        "mean" if self.data.normalize else
+                        "model.activation 'tanh' gives negative hidden activations"
+                        if self.model.activation == "tanh" and self.model.name == "mlp"
+                        else "")
+            if self.train.mode != "software" and fwd.input_bits == 1 and negative:
+                errors.append(f"hardware.forward.dac.input_bits: expected >= 2 or null, got 1: "
+                              f"{negative}, and a signed input needs a sign bit and at least "
+                              f"one magnitude bit")
+        _finish(self, errors)
+
+
+def _model_fits_data(cfg: RunConfig) -> list[str]:
+    """Shape rules of the model builders, checked against the dataset's sample shape."""
+    shape, name = cfg.input_shape(), cfg.model.name
+    where = f"data.dataset {cfg.data.dataset!r}" + (
+        f" with synthetic_shape {list(shape)}" if cfg.data.dataset == "synthetic" else "")
+    if name == "mlp":
+        return []
+    if len(shape) != 3:
+        return [f"model.name: {name!r} needs image inputs (channels, height, width), but "
+                f"{where} gives samples of shape {list(shape)}; use 'mlp' or image data"]
+    if name == "lenet5" and shape[1:] != (28, 28):
+        return [f"model.name: 'lenet5' is built for 28x28 images, {where} gives "
+                f"{shape[1]}x{shape[2]}; use vgg_small or resnet20"]
+    if name == "vgg_small" and (shape[1] != shape[2] or shape[1] < 8):
+        return [f"model.name: 'vgg_small' needs square images of at least 8x8 (three 2x2 "
+                f"poolings), {where} gives {shape[1]}x{shape[2]}"]
+    return []
 
 
 SECTIONS: tuple[type, ...] = (

@@ -18,7 +18,7 @@ where ``dX[P_s]`` is the field of the forward drive with row voltages ``P[:, s]`
 ``dY[Q_s]`` that of the adjoint drive with ground voltages ``Q[:, s]``. So the exact gradient
 costs ``2 r`` field solves, ``r = min(batch, n_rows, n_cols)`` for a layer
 (``Gamma = V^T delta``), and no field is ever stored: :func:`conductance_gradient` undoes the
-nested dissection of the direct solver (:func:`xbarsim.hardware.schur.factorize`) from the
+nested dissection of the direct solver (:func:`xbarsim.hardware.schur_factored.factorize`) from the
 terminal voltages down to the cells, a few drives at a time, and accumulates the products
 cell by cell.
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from xbarsim.hardware import schur
+from xbarsim.hardware import schur, schur_factored
 from xbarsim.hardware.circuit import Parasitics
 from xbarsim.hardware.parallel import POOL_THREAD_PREFIX, default_threads, shared_pool
 from xbarsim.kernels import adjoint as kernels
@@ -62,7 +62,8 @@ class AdjointPlan:
         and B, or -1 when the child is a merged map.
     root_box : tuple of int — per part, its box index when the part is one box, else -1.
     stack_nodes : tuple of int — per part, the largest number of nodes waiting on the stack.
-    level_meta : tuple of (n_levels, 5) int64 — per part, :func:`schur.level_factor_layout`.
+    level_meta : tuple of (n_levels, 5) int64 — per part,
+        :func:`~xbarsim.hardware.schur_factored.level_factor_layout`.
     level_pos : (n_levels, 2, m_max) int64 — ``pos_a``, ``pos_b`` of each equal-box level.
     """
 
@@ -85,10 +86,17 @@ def adjoint_plan(n_rows: int, n_cols: int, box: int | None = None) -> AdjointPla
     child_box = np.full((pl.n_steps, 2), -1, dtype=np.int64)
     root_box, stack_nodes, part_roots = [], [], []
     for part in pl.parts:
-        box_of = {int(o): b for b, o in enumerate(part.box_offset)}
+        # what each arena offset holds as the program runs: a box (its index) or a merged map
+        # (-1); the direct solver reuses the memory of consumed maps, so an offset may hold a
+        # box first and a merged map later
+        live = {int(o): b for b, o in enumerate(part.box_offset)}
         for s in range(part.first_step, part.last_step):
-            child_box[s, 0] = box_of.get(int(steps[s, 0]), -1)
-            child_box[s, 1] = box_of.get(int(steps[s, 2]), -1)
+            for side in range(2):
+                held = live.pop(int(steps[s, 2 * side]), None)
+                if held is None:
+                    raise AssertionError(f"adjoint plan: step {s} reads a map no step wrote")
+                child_box[s, side] = held
+            live[int(steps[s, 4])] = -1
         if part.last_step == part.first_step:
             root_box.append(0)
             part_roots.append(int(part.box_offset[0]))
@@ -120,7 +128,7 @@ def adjoint_plan(n_rows: int, n_cols: int, box: int | None = None) -> AdjointPla
     for k, (pos_a, pos_b, _p, _q) in enumerate(pl.levels):
         level_pos[k, 0, :pos_a.size] = pos_a
         level_pos[k, 1, :pos_b.size] = pos_b
-    meta = tuple(schur.level_factor_layout(pl, part.cell_row.size) for part in pl.parts)
+    meta = tuple(schur_factored.level_factor_layout(pl, part.cell_row.size) for part in pl.parts)
     return AdjointPlan(child_box=child_box, root_box=tuple(root_box),
                        stack_nodes=tuple(stack_nodes), level_meta=meta, level_pos=level_pos)
 
@@ -139,14 +147,14 @@ def _check_drives(name: str, drive: FloatArray, n: int) -> FloatArray:
     return arr
 
 
-def gradient_from_factors(factors: schur.SchurFactors, p_drive: FloatArray,
+def gradient_from_factors(factors: schur_factored.SchurFactors, p_drive: FloatArray,
                           q_drive: FloatArray, *, n_threads: int | None = None) -> FloatArray:
     """Compute ``-sum_s dX[P_s] * dY[Q_s]`` from the factors of a direct solve (exact ``dL/dg``).
 
     Parameters
     ----------
     factors : SchurFactors
-        From :func:`xbarsim.hardware.schur.factorize` of the conductances ``g``.
+        From :func:`xbarsim.hardware.schur_factored.factorize` of the conductances ``g``.
     p_drive : ndarray of shape (n_rows, r)
         Forward drives: row source voltages [V] (every ground at 0 V).
     q_drive : ndarray of shape (n_cols, r)
@@ -215,9 +223,9 @@ def conductance_gradient(g: FloatArray, parasitics: Parasitics, p_drive: FloatAr
                          q_drive: FloatArray, *, n_threads: int | None = None) -> FloatArray:
     """Exact ``dL/dg`` of one crossbar for ``dL/dg_eff = P Q^T`` (factorizes ``g`` first).
 
-    Convenience wrapper of :func:`~xbarsim.hardware.schur.factorize` and
+    Convenience wrapper of :func:`~xbarsim.hardware.schur_factored.factorize` and
     :func:`gradient_from_factors`; see there for the arguments.
     """
     g = np.ascontiguousarray(g, dtype=np.float64)
-    return gradient_from_factors(schur.factorize(g, parasitics), p_drive, q_drive,
+    return gradient_from_factors(schur_factored.factorize(g, parasitics), p_drive, q_drive,
                                  n_threads=n_threads)

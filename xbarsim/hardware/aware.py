@@ -48,7 +48,7 @@ from numpy.typing import NDArray
 
 from xbarsim.config.schema import AWARE_GRADIENTS as _SCHEMA_GRADIENTS
 from xbarsim.config.schema import AwareConfig, HardwareConfig
-from xbarsim.hardware import schur
+from xbarsim.hardware import schur, schur_factored
 from xbarsim.hardware.adjoint import gradient_from_factors
 from xbarsim.hardware.circuit import Parasitics
 from xbarsim.hardware.device import Device
@@ -58,9 +58,16 @@ from xbarsim.hardware.solvers import CircuitSolver, FCMSolver
 
 # the tile's own constructors of solvers and converters and its input-scale reduction, so
 # that an aware layer is configured exactly like a crossbar tile (private to the package)
-from xbarsim.hardware.tile import _abs_max_min, _adc, _dac, _plane_weights, _solver_for
+from xbarsim.hardware.tile import (
+    ADC_STAT_NAMES,
+    _abs_max_min,
+    _adc,
+    _dac,
+    _plane_weights,
+    _solver_for,
+)
+from xbarsim.kernels import adcstats, mvm
 from xbarsim.kernels import fcm as fcm_kernels
-from xbarsim.kernels import mvm
 from xbarsim.kernels.blas import one_blas_thread
 
 FloatArray = NDArray[np.float64]
@@ -211,7 +218,7 @@ class _Array:
     g_nom: FloatArray | None = None       # mapped conductances [S]
     g_chip: FloatArray | None = None      # after levels and process variation [S]
     g_eff: FloatArray | None = None
-    factors: schur.SchurFactors | None = None
+    factors: schur_factored.SchurFactors | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -287,8 +294,8 @@ class AwareWeights:
             par = Parasitics.build(*shape, r_source=cb.r_source, r_sense=cb.r_sense,
                                    r_row=cb.r_row, r_col=cb.r_col)
             for a, coef in enumerate(_COEFS[self.mapping.name]):
-                # the exact direct solver runs here (schur.g_eff / factorize on shared work
-                # memory); other methods through their solver object, as in a tile
+                # the exact direct solver runs here (schur.g_eff / schur_factored.factorize on
+                # shared work memory); other methods through their solver object, as in a tile
                 solver = None
                 if not self._direct:
                     solver = _solver_for(hw, par)
@@ -302,6 +309,8 @@ class AwareWeights:
                     arr.solver.n_threads = default_threads()
         self._dac = _dac(hw.forward)
         self._adc = _adc(hw.forward, bipolar=True)
+        #: running ADC counters of the forward products (the backward pass is digital)
+        self._adc_counts = np.zeros(adcstats.N_COUNTS, dtype=np.int64)
         #: let evaluation passes calibrate the ADC (deployment, see ``tile.calibrating_adcs``)
         self.calibrate_in_evaluation = False
         self._factor_bytes: int | None = None
@@ -403,9 +412,9 @@ class AwareWeights:
         elif arr.solver is not None:
             arr.g_eff = arr.solver.g_eff(arr.g_chip)
         elif keep:
-            arr.factors = schur.factorize(arr.g_chip, arr.parasitics,
-                                          arena=self._arena(arr.shape), run_parallel=run_parallel,
-                                          reuse=previous)
+            arr.factors = schur_factored.factorize(arr.g_chip, arr.parasitics,
+                                                   arena=self._arena(arr.shape),
+                                                   run_parallel=run_parallel, reuse=previous)
             arr.g_eff = arr.factors.g_eff
         else:
             arr.g_eff = schur.g_eff(arr.g_chip, arr.parasitics, arena=self._arena(arr.shape),
@@ -418,9 +427,9 @@ class AwareWeights:
         total = 0
         for arr in self.arrays:
             pl = schur.plan(*arr.shape)
-            size = schur.step_factor_starts(pl)[1]
+            size = schur_factored.step_factor_starts(pl)[1]
             for part in pl.parts:
-                meta = schur.level_factor_layout(pl, part.cell_row.size)
+                meta = schur_factored.level_factor_layout(pl, part.cell_row.size)
                 if len(meta):
                     size += int(meta[-1, 0] + (meta[-1, 2] + meta[-1, 3]) * meta[-1, 2]
                                 * meta[-1, 4])
@@ -527,8 +536,28 @@ class AwareWeights:
             weights, v[b0:b1]), x.shape[0], x.size)
         i = v @ (w_eff * self.alpha)                                # (B, n_out) [A]
         noise = self.rng.standard_normal(i.shape) if self._adc.sense_noise > 0 else None
-        out = self._adc(i, noise, calibrate=calibrate)
+        adc = self._adc
+        out = adc(i, noise, calibrate=calibrate)
+        if adc.bits is not None and i.size:
+            sensed = i if noise is None else i + adc.sense_noise * noise
+            adcstats.count_conversions(sensed, np.array([0, i.shape[1]]),
+                                       np.array([adc.i_max or 0.0]), adc.n_steps, True,
+                                       self._adc_counts)
         return out * (scale / (dac.v_max * self.alpha))
+
+    def adc_stats(self) -> dict[str, dict[str, int]]:
+        """Return the running totals of the layer's ADC conversions (as :meth:`Tile.adc_stats`).
+
+        Only ``"forward"``: an aware layer converts its forward products (one layer-wide
+        bipolar ADC when ``train.aware.quantize`` is on); its backward pass is digital. Ideal
+        ADCs and unquantized layers count nothing.
+        """
+        return {"forward": dict(zip(ADC_STAT_NAMES, (int(c) for c in self._adc_counts),
+                                    strict=True))}
+
+    def reset_adc_stats(self) -> None:
+        """Set the counters of :meth:`adc_stats` to zero."""
+        self._adc_counts[:] = 0
 
     def backward(self, delta: FloatArray, *, calibrate: bool = True) -> FloatArray:
         """``dL/dx = delta @ W_eff.T`` (B, n_out) -> (B, n_in), digital (exact for the model)."""
@@ -568,9 +597,9 @@ class AwareWeights:
             else:
                 factors = arr.factors
                 if factors is None:       # not kept (memory budget): factorize again
-                    factors = schur.factorize(arr.g_chip, arr.parasitics,
-                                              arena=self._arena(arr.shape),
-                                              run_parallel=run_parallel)
+                    factors = schur_factored.factorize(arr.g_chip, arr.parasitics,
+                                                       arena=self._arena(arr.shape),
+                                                       run_parallel=run_parallel)
                 n_r, n_c = arr.shape
                 if x.shape[0] <= min(n_r, n_c):       # rank-B factors of gamma
                     p_drive = x[:, b.rows].T

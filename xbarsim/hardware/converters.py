@@ -63,6 +63,18 @@ CALIBRATIONS: tuple[str, ...] = ("max", "percentile")
 """ADC range-calibration statistics."""
 
 _MAX_INPUT_BITS = 52  # integer codes stay exact in float64
+_MAX_BITS = 52  # the 2**bits - 1 steps of a converter are rounded exactly in float64
+
+
+def _converter_bits(bits: int) -> int:
+    """Check a converter resolution: an integer in [1, 52] (refused clearly, not overflowed)."""
+    b = positive_int("bits", bits)
+    if b > _MAX_BITS:
+        raise ValueError(f"bits: expected at most {_MAX_BITS}, got {b}: the 2**bits - 1 steps "
+                         f"are rounded in float64, exact only up to its 52-bit mantissa (and "
+                         f"do not fit the int64 kernels from 64 bits on); use bits=None for an "
+                         f"ideal converter")
+    return b
 
 
 # ---------------------------------------------------------------------- transfer curves
@@ -145,12 +157,13 @@ def load_transfer_table(path: str | Path) -> tuple[FloatArray, FloatArray]:
         arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
         u, f = arr[:, 0].copy(), arr[:, 1].copy()
     elif suffix in (".yaml", ".yml"):
-        import yaml
+        from xbarsim.config.loader import parse_yaml
+        from xbarsim.errors import ConfigError
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"lut: {path}: invalid YAML: {exc}") from None
+        try:  # strict: a key written twice ('u' and 'u') is an error, not the last one kept
+            data = parse_yaml(text)
+        except ConfigError as exc:
+            raise ValueError(f"lut: {path}: invalid YAML: {exc.errors[0]}") from None
         if not isinstance(data, dict) or set(data) != {"u", "f"}:
             raise ValueError(f"lut: {path}: expected a mapping with exactly the keys 'u' and "
                              f"'f', got {data!r:.80}")
@@ -273,7 +286,7 @@ class DAC(Converter):
     def __init__(self, bits: int | None = 1, v_max: float = 1.0, *, nonlinearity: str = "none",
                  bow: float = 0.0, tanh_beta: float = 1.0, lut: TableSpec = None,
                  signed: str | None = None) -> None:
-        self.bits = None if bits is None else positive_int("bits", bits)
+        self.bits = None if bits is None else _converter_bits(bits)
         self.v_max = float(as_float_array("v_max", v_max, ndim=0, positive=True))
         if signed is not None and signed not in SIGNED_MODES:
             raise ValueError(f"signed: expected None, 'two_pass' or 'twos_complement', got "
@@ -365,7 +378,7 @@ class ADC(Converter):
                  lut: TableSpec = None, sense_noise: float = 0.0, bipolar: bool = False,
                  calibration: str = "max", percentile: float = 99.99,
                  calibration_window: int | None = None) -> None:
-        self.bits = None if bits is None else positive_int("bits", bits)
+        self.bits = None if bits is None else _converter_bits(bits)
         if self.bits is None and nonlinearity != "none":
             raise ValueError(f"nonlinearity: an ideal ADC (bits=None) has no transfer curve, "
                              f"got {nonlinearity!r}")

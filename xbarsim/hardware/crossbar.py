@@ -68,6 +68,15 @@ class Crossbar:
             self.n_refresh += 1
         return self._g_eff
 
+    def accept_g_eff(self, g_eff: FloatArray) -> None:
+        """Store ``g_eff`` [S] that this array's solver computed for the present ``g``.
+
+        For refreshes that solve many arrays together
+        (:func:`xbarsim.hardware.tile.refresh_tiles`); counts as one refresh.
+        """
+        self._g_eff = g_eff
+        self.n_refresh += 1
+
     def program(self, g_target: FloatArray, noise: FloatArray | None = None) -> None:
         """Program target conductances [S] with the device's precision and variations."""
         self._g = np.ascontiguousarray(self.device.program(g_target, noise))
@@ -82,6 +91,16 @@ class Crossbar:
         """
         dg = np.ascontiguousarray(dg_request, dtype=np.float64)
         self._g = np.ascontiguousarray(self.device.apply_update_trusted(self._g, dg, noise))
+        self._g_eff = None
+        self.version += 1
+
+    def adopt(self, g: FloatArray) -> None:
+        """Take updated conductances [S] without a copy (the tile's update kernel).
+
+        ``g`` must be C-contiguous float64 of this shape that nobody writes to afterwards
+        (a view of the kernel's fresh output): earlier :attr:`g` views keep the old values.
+        """
+        self._g = g
         self._g_eff = None
         self.version += 1
 

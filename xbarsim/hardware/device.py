@@ -23,6 +23,14 @@ Update pipeline of :meth:`Device.apply_update` (MODELS.md §7.6 step 4), per dev
   (relative, per update, not per pulse). It is independent of the write noise, so both are
   folded into one normal per device: ``sigma**2 = sigma_w**2 + (sigma_c2c * dg_nl)**2``.
 
+The standard normals ``xi`` come either from the caller (:meth:`Device.apply_update`, drawn with
+:meth:`Device.draw_noise`) or from a counter-based generator keyed explicitly
+(:meth:`Device.apply_update_keyed`, :meth:`Device.keyed_noise`; Philox4x32-10, see
+:mod:`xbarsim.kernels.philox`): the normal of device ``k`` of array ``a`` in update step ``s`` is a
+pure function of ``(key, s, a, k)``, so it does not depend on the order or the threads in which
+devices are updated, and devices whose request is zero are skipped without changing any
+other device's noise. The crossbar tiles use the keyed form.
+
 Units: conductances in S, everything else dimensionless.
 """
 
@@ -38,12 +46,14 @@ from scipy.optimize import brentq
 
 from xbarsim import rng as rng_streams
 from xbarsim.checks import as_float_array, nonneg_scalar, positive_int
+from xbarsim.kernels import philox
 from xbarsim.kernels import update as kernels
 
 FloatArray = NDArray[np.float64]
 
 __all__ = [
     "DEVICES",
+    "KEY_BITS",
     "PV_DISTRIBUTIONS",
     "UPDATE_MODELS",
     "WRITE_NOISE_MODELS",
@@ -51,6 +61,7 @@ __all__ = [
     "UpdateModel",
     "neurosim_nl_from_v",
     "neurosim_v_from_nl",
+    "philox_key_words",
 ]
 
 
@@ -98,6 +109,43 @@ PV_DISTRIBUTIONS: tuple[str, ...] = ("normal", "lognormal")
 _NEUROSIM_DIAG = 0.07 * math.sqrt(2.0)
 _V_SMALL = 1e-6  # below this, D(v) = v/8 + O(v^3) (series) is used instead of root finding
 _V_LARGE = 700.0
+_MAX_BITS = 52  # device precision: 2**bits - 1 level steps exact in float64
+
+
+KEY_BITS = 64
+"""Width of the key of the keyed update noise (Philox4x32's two 32-bit key words)."""
+
+_MAX_ARRAY_INDEX = 1 << 32   # counter word 1
+_MAX_DEVICES = 1 << 33       # counter word 0 holds the device pair index
+_MAX_STEP = 1 << 64          # counter words 2 and 3
+
+
+def philox_key_words(key: int) -> tuple[int, int]:
+    """Split a 64-bit noise key into Philox's two 32-bit key words ``(low, high)``.
+
+    Raises
+    ------
+    ValueError
+        ``key`` is not an integer in ``[0, 2**64)``.
+    """
+    if isinstance(key, bool) or not isinstance(key, (int, np.integer)) \
+            or not 0 <= int(key) < 1 << KEY_BITS:
+        raise ValueError(f"key: expected an integer in [0, 2**64), got {key!r}")
+    key = int(key)
+    return key & 0xFFFFFFFF, key >> 32
+
+
+def _counter_args(step: int, array_index: int, size: int) -> tuple[int, int]:
+    """Check the counter parts of a keyed draw; returns ``(step, array_index)`` as ints."""
+    for name, value, limit in (("step", step, _MAX_STEP),
+                               ("array_index", array_index, _MAX_ARRAY_INDEX)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or not 0 <= int(value) < limit:
+            raise ValueError(f"{name}: expected an integer in [0, {limit}), got {value!r}")
+    if size >= _MAX_DEVICES:
+        raise ValueError(f"g: at most 2**33 - 1 devices per array have distinct noise, "
+                         f"got {size}")
+    return int(step), int(array_index)
 
 
 def _neurosim_max_deviation(v: float) -> float:
@@ -272,8 +320,17 @@ class Device:
         n_levels: int | None = None
         if levels is not None:
             n_levels = positive_int("levels", levels, minimum=2)
+            if n_levels > 2**_MAX_BITS:
+                raise ValueError(f"levels: expected at most 2**{_MAX_BITS}, got {n_levels}: the "
+                                 f"level steps are rounded in float64, exact only up to its "
+                                 f"52-bit mantissa; use levels=None for an analog device")
         if bits is not None:
-            n_levels = 2 ** positive_int("bits", bits, minimum=1)
+            b = positive_int("bits", bits, minimum=1)
+            if b > _MAX_BITS:  # refuse before 2**bits is computed (2**(2**70) never ends)
+                raise ValueError(f"bits: expected at most {_MAX_BITS}, got {b}: the 2**bits "
+                                 f"levels are rounded in float64, exact only up to its 52-bit "
+                                 f"mantissa; use bits=None for an analog device")
+            n_levels = 2**b
 
         entry = UPDATE_MODELS.get(update_model)
         if entry is None:
@@ -484,6 +541,52 @@ class Device:
             raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
         return rng.standard_normal(shape)
 
+    @staticmethod
+    def keyed_noise(shape: tuple[int, ...], *, key: int, step: int,
+                    array_index: int = 0) -> FloatArray:
+        """Return the standard normals :meth:`apply_update_keyed` uses (one per device).
+
+        Parameters
+        ----------
+        shape : tuple of int
+            Shape of the conductance array.
+        key : int
+            64-bit noise key (a tile draws its own once, from its stream).
+        step : int
+            Update step, ``0 <= step < 2**64``.
+        array_index : int
+            Index of the array under this key, ``0 <= array_index < 2**32``.
+
+        Returns
+        -------
+        ndarray of shape ``shape``
+            Entry ``k`` (flat C order) is Philox4x32-10 output ``k % 2`` of the counter
+            ``(k // 2, array_index, step mod 2**32, step // 2**32)`` under ``key``, turned into a
+            normal by inversion (:mod:`xbarsim.kernels.philox`).
+        """
+        k0, k1 = philox_key_words(key)
+        size = math.prod(shape)
+        s, a = _counter_args(step, array_index, size)
+        return philox.keyed_normals(k0, k1, s, a, size).reshape(shape)
+
+    def update_arrays(self, shape: tuple[int, ...]) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Per-device inputs of the keyed update kernels, flat and read-only.
+
+        Returns
+        -------
+        v, one_m_ev : ndarray of shape (n,) or (1,)
+            Non-linearity and ``1 - exp(-v)`` per device, or one value when all devices share it.
+        step_gain : ndarray of shape (n,) or (0,)
+            Device-to-device gain of the requests, or empty without it.
+        """
+        if self.v_device is not None:
+            v, sat = self._v_and_saturation(shape)
+        else:
+            v, sat = self._v_and_saturation((1,))
+        gain = (np.ascontiguousarray(self.step_gain).reshape(-1) if self.step_gain is not None
+                else np.empty(0))
+        return v, sat, gain
+
     def nonlinear_response(self, g: ArrayLike, dg_request: ArrayLike) -> FloatArray:
         """Deterministic conductance change of each device (no pulses, noise or clipping).
 
@@ -580,6 +683,48 @@ class Device:
         out = kernels.apply_update(self._code, g.reshape(-1), dg.reshape(-1),
                                    *self._v_and_saturation(g.shape), xi.reshape(-1), self._params)
         return out.reshape(g.shape)
+
+    def apply_update_keyed(self, g: ArrayLike, dg_request: ArrayLike, *, key: int, step: int,
+                           array_index: int = 0) -> FloatArray:
+        """:meth:`apply_update` with the noise drawn inside the kernel from keyed Philox.
+
+        Equal bit for bit to ``apply_update(g, dg_request, keyed_noise(g.shape, key=key,
+        step=step, array_index=array_index))``, but devices whose request is zero draw
+        nothing, and the kernel runs on Numba's threads (same result for any number).
+
+        Parameters
+        ----------
+        g : array_like
+            Present conductances [S].
+        dg_request : array_like, same shape
+            Requested signed changes [S].
+        key : int
+            64-bit noise key.
+        step : int
+            Update step (use a new one for every update of the same array).
+        array_index : int
+            Index of this array among those sharing ``key``.
+
+        Returns
+        -------
+        ndarray, same shape
+            New conductances [S].
+        """
+        g_arr = np.ascontiguousarray(self._as_state("g", g))
+        dg = np.ascontiguousarray(as_float_array("dg_request", dg_request))
+        if dg.shape != g_arr.shape:
+            raise ValueError(f"dg_request: expected shape {g_arr.shape} (same as g), "
+                             f"got {dg.shape}")
+        k0, k1 = philox_key_words(key)
+        s, a = _counter_args(step, array_index, g_arr.size)
+        v, sat, gain = self.update_arrays(g_arr.shape)
+        arrays = np.array([[0, g_arr.size, a]], dtype=np.int64)
+        kernel = (kernels.apply_update_keyed if g_arr.size >= kernels.PARALLEL_MIN_DEVICES
+                  else kernels.apply_update_keyed_serial)
+        out = kernel(self._code, g_arr.reshape(-1), dg.reshape(-1), v, sat, gain, self._params,
+                     k0, k1, s, arrays, kernels.update_tasks(arrays, kernels.TASK_DEVICES),
+                     self.noisy)
+        return out.reshape(g_arr.shape)
 
     def step(self, g: ArrayLike, n_pulses: ArrayLike, noise: ArrayLike | None = None) -> FloatArray:
         """New conductances after signed integer pulse counts (needs ``dg_min``/``n_pulses_max``).

@@ -17,25 +17,29 @@
    devices, no wires), whose nodes are isolated and cost nothing.
 3. *Recursive bisection* of the grid of boxes (:func:`~xbarsim.kernels.schur.merge_boxes`),
    each merge eliminating the row or column nodes two boxes share with dense, blocked
-   arithmetic (BLAS products). Unconnected slots are dropped first.
+   arithmetic (BLAS products, accumulated in place). Unconnected slots are dropped first.
 
-The symbolic part (which node every slot is, the merge program, the memory layout) depends on
-the shape alone and is computed once per shape (:func:`plan`). A zero resistance (ideal
-driver, ideal virtual ground, or a zero wire) is replaced by ``delta = 1e-16 / (n_rows *
-n_cols * max(g))`` Ohm, which changes every current by less than ``delta * n_cols * max(g)``
-relative (the input conductance of a row is at most ``n_cols * max(g)``), about 1e-16 / n_rows:
-far below round-off.
+The symbolic part (which node every slot is, the merge program, where each child's entries go
+in its parent, the memory layout) depends on the shape alone and is computed once per shape
+(:func:`plan`). The maps live in one flat *arena* per array; maps already merged and finished
+work blocks are reused (1.3 MB for 64 x 64). A zero resistance (ideal driver, ideal virtual
+ground, or a zero wire) is replaced by ``delta = 1e-16 / (n_rows * n_cols * max(g))`` Ohm,
+which changes every current by less than ``delta * n_cols * max(g)`` relative (the input
+conductance of a row is at most ``n_cols * max(g)``), about 1e-16 / n_rows: far below
+round-off.
 
-Cost: about 35 ``n^3`` flops for ``n x n`` (34 at n = 64, 35 at n = 256 with 8-cell boxes,
-counted from the plan; most of it in matrix products), no iteration, independent of the
-conductance range. The result has no tolerance to set: it is exact to round-off, entry by
-entry. The root's two subtrees (each from its cells up) are independent and can run in two
-threads.
+Cost: 33 ``n^3`` (16 x 16) to 45 ``n^3`` (256 x 256) flops for ``n x n`` (:func:`flop_count`;
+40 ``n^3`` = 10.5 Mflop at 64 x 64, three quarters of it in BLAS products), no iteration,
+independent of the conductance range. The result has no tolerance to set: it is exact to
+round-off, entry by entry. The root's two subtrees (each from its cells up) are independent
+and can run in two threads; several arrays of one shape are solved together by
+:func:`g_eff_batch` (one kernel call per stage for all of them).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,10 +56,10 @@ IntArray = NDArray[np.int64]
 ZERO_OHM_SCALE = 1e-16
 
 #: Pivots per panel of the blocked elimination in the box merges.
-PANEL = 32
+PANEL = 16
 
 #: Boxes of the equal-box levels processed together (kept in cache).
-CHUNK = 32
+CHUNK = 64
 
 Node = tuple[str, int, int]   # ("U" | "W", real row, real column) or ("s", i, 0) / ("t", 0, j)
 
@@ -95,6 +99,46 @@ def _level_maps(h: int, w: int, horizontal: bool) -> tuple[int, int, IntArray, I
     return p, 4 * h + 2 * w, pos_a.astype(np.int64), pos_b.astype(np.int64)
 
 
+def _scatter_blocks(where: IntArray, p: int, q: int) -> IntArray:
+    """How a child's map is added into its merge's work block, as strided rectangular blocks.
+
+    ``where`` gives the position of each of the child's nodes in the order ``[shared (p),
+    outer (q)]``. The work block is ``[t (p x n) | parent (q x q)]`` (``n = p + q``): the entry
+    coupling nodes at positions ``hi > lo`` goes to ``t[lo, hi]`` when ``lo`` is shared, else
+    to the parent's strict lower triangle ``(hi - p, lo - p)``. The child's nodes fall into
+    runs of consecutive indices with consecutive positions, all shared or all outer; the
+    entries ``(a, b)``, ``a > b``, of two runs then land on a strided block.
+
+    Returns
+    -------
+    (n_blocks, 7) int64
+        Per block: ``a0, a1, b0, b1`` (child rows ``a0:a1`` against columns ``b0:b1``, only
+        ``b < a`` used), then ``base, stride_a, stride_b``: entry ``(a, b)`` goes to
+        ``base + (a - a0) stride_a + (b - b0) stride_b`` in the work block.
+    """
+    n = p + q
+    starts = [0]
+    for k in range(1, where.size):
+        if where[k] != where[k - 1] + 1 or where[k] == p:
+            starts.append(k)
+    bounds = list(zip(starts, starts[1:] + [where.size], strict=True))
+    blocks = []
+    for ui, (a0, a1) in enumerate(bounds):
+        for b0, b1 in bounds[:ui + 1]:
+            pa, pb = int(where[a0]), int(where[b0])
+            if pa >= pb:         # hi = the row's node (a run against itself: a > b, pa > pb)
+                if pb < p:
+                    base, sa, sb = pb * n + pa, 1, n
+                else:
+                    base, sa, sb = p * n + (pa - p) * q + (pb - p), q, 1
+            elif pa < p:         # hi = the column's node
+                base, sa, sb = pa * n + pb, n, 1
+            else:
+                base, sa, sb = p * n + (pb - p) * q + (pa - p), 1, q
+            blocks.append([a0, a1, b0, b1, base, sa, sb])
+    return np.array(blocks, dtype=np.int64).reshape(-1, 7)
+
+
 @dataclass(frozen=True)
 class SchurPart:
     """One independent subtree of the nested dissection: a block of boxes and its merges.
@@ -129,8 +173,11 @@ class SchurPlan:
     levels : list of (pos_a, pos_b, p, q) — equal-box merges, bottom-up.
     parts : tuple of SchurPart — the root's two subtrees (one part when there is one box);
         each is computed from its cells to its merged map independently of the other.
-    steps, positions : int64 arrays — the merge program (see ``merge_boxes``); the parts'
-        steps come first, the root merge (when there are two parts) is the last step.
+    steps, blocks : int64 arrays — the merge program and the scatter blocks of every child
+        (see :func:`~xbarsim.kernels.schur.merge_boxes`); the parts' steps come first, the root
+        merge (when there are two parts) is the last step.
+    positions : int64 array — each child node's position in its merge (``steps[:, 5]`` gives
+        where a step's start; the kernels use ``blocks``, built from them).
     root_offset, root_size : int — the terminals' map in the arena.
     source_index, ground_index : int64 arrays — position of ``s_i`` / ``t_j`` in that map.
     arena_size : int — floats of the arena.
@@ -143,6 +190,7 @@ class SchurPlan:
     parts: tuple[SchurPart, ...]
     steps: IntArray
     positions: IntArray
+    blocks: IntArray
     root_offset: int
     root_size: int
     source_index: IntArray
@@ -232,8 +280,7 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
     keep_start = [0]
     box_nodes: dict[tuple[int, int], list[Node]] = {}
     box_index: dict[tuple[int, int], int] = {}
-    offset = 0
-    box_offset = []
+    box_size_: list[int] = []       # floats of each box map
     for bi in range(n_br):
         for bj in range(n_bc):
             nodes = slot_nodes(bi, bj)
@@ -241,27 +288,31 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
             keep.extend(kept)
             keep_start.append(len(keep))
             box_nodes[(bi, bj)] = [nodes[k] for k in kept]   # type: ignore[misc]
-            box_index[(bi, bj)] = len(box_offset)
-            box_offset.append(offset)
-            offset += len(kept) ** 2
+            box_index[(bi, bj)] = len(box_size_)
+            box_size_.append(len(kept) ** 2)
+    n_boxes = len(box_size_)
 
+    # the merge program on symbolic maps: ids < n_boxes are box maps, id n_boxes + s is the
+    # work block [t (p x n) | parent map (q x q)] of step s; arena offsets are assigned below
     steps: list[list[int]] = []
     positions: list[int] = []
+    scatter: list[IntArray] = []
+    t_size: list[int] = []
+    out_size: list[int] = []
 
     def kind(nd: Node) -> int:
         return {"U": 0, "W": 0, "s": 1, "t": 2}[nd[0]]
 
     def bisect(b0: int, b1: int, c0: int, c1: int) -> tuple[int, list[Node]]:
-        """Merge boxes [b0, b1) x [c0, c1); returns (arena offset, node order)."""
-        nonlocal offset
+        """Merge boxes [b0, b1) x [c0, c1); returns (map id, node order)."""
         if b1 - b0 == 1 and c1 - c0 == 1:
-            return box_offset[box_index[(b0, c0)]], box_nodes[(b0, c0)]
+            return box_index[(b0, c0)], box_nodes[(b0, c0)]
         if c1 - c0 >= b1 - b0:
             mid = (c0 + c1) // 2
-            (off_a, nodes_a), (off_b, nodes_b) = bisect(b0, b1, c0, mid), bisect(b0, b1, mid, c1)
+            (id_a, nodes_a), (id_b, nodes_b) = bisect(b0, b1, c0, mid), bisect(b0, b1, mid, c1)
         else:
             mid = (b0 + b1) // 2
-            (off_a, nodes_a), (off_b, nodes_b) = bisect(b0, mid, c0, c1), bisect(mid, b1, c0, c1)
+            (id_a, nodes_a), (id_b, nodes_b) = bisect(b0, mid, c0, c1), bisect(mid, b1, c0, c1)
         in_a = set(nodes_a)
         shared = [nd for nd in nodes_b if nd in in_a]
         is_shared = set(shared)
@@ -269,14 +320,18 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         outer.sort(key=kind)                      # [plain, sources, grounds], stable
         where = {nd: k for k, nd in enumerate(shared + outer)}
         counts = [sum(kind(nd) == c for nd in outer) for c in range(3)]
-        steps.append([off_a, len(nodes_a), off_b, len(nodes_b), offset, len(positions),
-                      len(shared), *counts])
+        p, q = len(shared), len(outer)
+        steps.append([id_a, len(nodes_a), id_b, len(nodes_b), n_boxes + len(steps),
+                      len(positions), p, *counts, sum(len(b) for b in scatter)])
         positions.extend(where[nd] for nd in nodes_a + nodes_b)
-        off_out = offset
-        offset += len(outer) ** 2
-        return off_out, outer
+        for nodes in (nodes_a, nodes_b):
+            scatter.append(_scatter_blocks(np.array([where[nd] for nd in nodes]), p, q))
+        steps[-1].append(sum(len(b) for b in scatter) - len(scatter[-1]))
+        t_size.append(p * (p + q))
+        out_size.append(q * q)
+        return n_boxes + len(steps) - 1, outer
 
-    root_offset, root_nodes = bisect(0, n_br, 0, n_bc)
+    root_id, root_nodes = bisect(0, n_br, 0, n_bc)
     if any(kind(nd) == 0 for nd in root_nodes):
         raise AssertionError("schur plan: an inner node was not eliminated")
     # the root's two subtrees, split as bisect splits them; post-order: the first subtree is
@@ -287,42 +342,185 @@ def plan(n_rows: int, n_cols: int, box: int | None = None) -> SchurPlan:
         blocks = [(0, n_br, 0, n_bc // 2), (0, n_br, n_bc // 2, n_bc)]
     else:
         blocks = [(0, n_br // 2, 0, n_bc), (n_br // 2, n_br, 0, n_bc)]
+
+    # arena offsets: each part in its own region (the two run at once in threads), memory of
+    # maps already merged and of finished work blocks reused first-fit within the region
+    # (the arena stays a fraction of the sum of all maps, and freshly written maps land in
+    # memory that is still in cache)
+    start = [0] * (n_boxes + len(steps))    # offset of each map, or of each work block
+
+    def parent_map(map_id: int) -> tuple[int, int]:
+        """(offset, floats) of a map: a box map, or the parent part of a work block."""
+        if map_id < n_boxes:
+            return start[map_id], box_size_[map_id]
+        k = map_id - n_boxes
+        return start[map_id] + t_size[k], out_size[k]
+
+    def allocate(ids: list[int], first: int, last: int, base: int) -> int:
+        free: list[list[int]] = []           # [offset, size], sorted, coalesced
+        top = base
+
+        def take(size: int) -> int:
+            nonlocal top
+            for k, (off, room) in enumerate(free):
+                if room >= size:
+                    if room == size:
+                        free.pop(k)
+                    else:
+                        free[k] = [off + size, room - size]
+                    return off
+            top += size
+            return top - size
+
+        def give(off: int, size: int) -> None:
+            free.append([off, size])
+            free.sort()
+            merged: list[list[int]] = []
+            for f in free:
+                if merged and merged[-1][0] + merged[-1][1] == f[0]:
+                    merged[-1][1] += f[1]
+                else:
+                    merged.append(f)
+            free[:] = merged
+
+        for b in ids:
+            start[b] = take(box_size_[b])
+        for s_ in range(first, last):
+            block = n_boxes + s_
+            start[block] = take(t_size[s_] + out_size[s_])
+            for child in (steps[s_][0], steps[s_][2]):
+                give(*parent_map(child))
+            give(start[block], t_size[s_])
+        return top
+
     parts = []
     first_step = 0
+    region = 0
     for b0, b1, c0, c1 in blocks:
         ids = [box_index[(bi, bj)] for bi in range(b0, b1) for bj in range(c0, c1)]
         kept = [keep[keep_start[b]:keep_start[b + 1]] for b in ids]
         cell_row, cell_col = batch_cells(b0, b1, c0, c1)
         last_step = first_step + len(ids) - 1
+        region = allocate(ids, first_step, last_step, region)
         parts.append(SchurPart(
             cell_row=cell_row, cell_col=cell_col,
             keep=np.array([k for ks in kept for k in ks], dtype=np.int64),
             keep_start=np.cumsum([0] + [len(ks) for ks in kept], dtype=np.int64),
-            box_offset=np.array([box_offset[b] for b in ids], dtype=np.int64),
+            box_offset=np.array([start[b] for b in ids], dtype=np.int64),
             first_step=first_step, last_step=last_step))
         first_step = last_step
     if first_step + len(blocks) - 1 != len(steps):
         raise AssertionError("schur plan: the parts do not cover the merge program")
+    arena_size = region
+    if len(blocks) == 2:                    # the root merge, after both parts
+        start[root_id] = region
+        arena_size = region + t_size[-1] + out_size[-1]
+    for row in steps:
+        row[0] = parent_map(row[0])[0]
+        row[2] = parent_map(row[2])[0]
+        row[4] = parent_map(row[4])[0]
+    root_offset = parent_map(root_id)[0]
     where = {nd: k for k, nd in enumerate(root_nodes)}
     return SchurPlan(
         n_rows=n_rows, n_cols=n_cols, box=box,
         levels=[(pa, pb, p, q) for p, q, pa, pb, _ in levels],
         parts=tuple(parts),
-        steps=np.array(steps, dtype=np.int64).reshape(-1, 10),
+        steps=np.array(steps, dtype=np.int64).reshape(-1, 12),
+        blocks=(np.concatenate(scatter) if scatter else np.zeros((0, 7))).astype(np.int64),
         positions=np.array(positions, dtype=np.int64),
         root_offset=int(root_offset), root_size=len(root_nodes),
         source_index=np.array([where[("s", i, 0)] for i in range(n_rows)], dtype=np.int64),
         ground_index=np.array([where[("t", 0, j)] for j in range(n_cols)], dtype=np.int64),
-        arena_size=int(offset))
+        arena_size=int(arena_size))
 
 
-def conductances(g_max: float, parasitics: Parasitics, n_cells: int
-                 ) -> tuple[float, float, FloatArray, FloatArray]:
-    """Wire, source and sense conductances [S], zero resistances replaced (module notes)."""
-    delta = ZERO_OHM_SCALE / (n_cells * g_max)
+def flop_count(n_rows: int, n_cols: int, box: int | None = None) -> int:
+    """Floating-point operations of one direct solve of an ``n_rows x n_cols`` array.
+
+    Counted as the kernels execute them (a multiply-add is two): the eliminations of the
+    equal-box levels, and per box merge the column-by-column panels, the BLAS products of the
+    blocked elimination and of the outer update (whole products, including the entries above
+    the diagonal that the merges never read). The leaf maps, scatters and copies are not
+    counted. 33 ``n^3`` (16 x 16) to 45 ``n^3`` (256 x 256) for ``n x n``, 40 ``n^3`` at 64 x 64.
+    """
+    pl = plan(n_rows, n_cols, box)
+    flops = 0
+    n_cells = sum(part.cell_row.size for part in pl.parts)
+    n_par = n_cells
+    for _, _, p, q in pl.levels:
+        n_par //= 2
+        n = p + q
+        flops += n_par * sum((n - c - 1) * (n - c - 2) for c in range(p))
+    for *_, p, n_plain, n_src, n_gnd, _, _ in pl.steps.tolist():
+        q = n_plain + n_src + n_gnd
+        n = p + q
+        for c0 in range(0, p, PANEL):
+            c1 = min(p, c0 + PANEL)
+            flops += sum(2 * (n - j - 1) for c in range(c0, c1) for j in range(c + 1, c1))
+            flops += 2 * (n - c1) * (p - c1) * (c1 - c0)
+        flops += 2 * p * (n_plain * q + n_src * n_gnd)
+    return flops
+
+
+def conductances(g_max: FloatArray | float, parasitics: Parasitics, n_cells: int
+                 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Wire, source and sense conductances [S] per array, zero resistances replaced.
+
+    Parameters
+    ----------
+    g_max : float or (n_arrays,) ndarray — largest device conductance of each array [S], > 0.
+    parasitics : Parasitics
+    n_cells : int — cells of one array.
+
+    Returns
+    -------
+    g_row, g_col : (n_arrays,) ndarray [S]
+    g_source : (n_arrays, n_rows) ndarray [S]
+    g_sense : (n_arrays, n_cols) ndarray [S]
+    """
+    delta = ZERO_OHM_SCALE / (n_cells * np.atleast_1d(np.asarray(g_max, dtype=np.float64)))
     p = parasitics
-    return (1.0 / max(p.r_row, delta), 1.0 / max(p.r_col, delta),
-            1.0 / np.maximum(p.r_source, delta), 1.0 / np.maximum(p.r_sense, delta))
+    col = delta[:, None]
+    return (1.0 / np.maximum(p.r_row, delta), 1.0 / np.maximum(p.r_col, delta),
+            1.0 / np.maximum(p.r_source[None, :], col), 1.0 / np.maximum(p.r_sense[None, :], col))
+
+
+#: Cells (times arrays) per batch of the equal-box levels: arrays are solved in groups of about
+#: this many cells, so that a group's level maps stay in cache.
+GROUP_CELLS = 4096
+
+
+def group_size(n_rows: int, n_cols: int) -> int:
+    """Arrays of shape ``(n_rows, n_cols)`` solved together by :func:`g_eff_batch` (>= 1)."""
+    return max(1, min(64, GROUP_CELLS // (n_rows * n_cols)))
+
+
+_LOCAL = threading.local()
+
+#: Largest work memory a thread keeps between solves [floats] (16 MB: a group of 64 x 64
+#: arrays; one 256 x 256 solve needs more and gives it back).
+KEEP_ARENA_FLOATS = 2 << 20
+
+
+def work_arena(n_arrays: int, size: int) -> FloatArray:
+    """Work memory of :func:`g_eff_batch` for this thread, kept between calls.
+
+    Returns a ``(n_arrays, size)`` view of one buffer per thread, grown when too small (so a
+    solver does not hold megabytes of work memory per array, and repeated solves do not pay
+    for fresh pages). Two threads never share a buffer; one call's tasks (the two subtrees
+    of :func:`g_eff`) write disjoint parts of it.
+    """
+    need = n_arrays * size
+    buf = getattr(_LOCAL, "arena", None)
+    if buf is None or buf.size < need:
+        buf = np.empty(need)
+        _LOCAL.arena = buf
+    return buf[:need].reshape(n_arrays, size)
+
+
+def release_work_arena() -> None:
+    """Drop this thread's work memory (it is allocated again by the next solve)."""
+    _LOCAL.arena = None
 
 
 def g_eff(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = None,
@@ -336,8 +534,8 @@ def g_eff(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = N
         Device conductances [S], finite and >= 0 (validated by the caller).
     parasitics : Parasitics
         Terminal and wire resistances of the same shape.
-    arena : ndarray of shape (plan.arena_size,), optional
-        Work memory to reuse between calls (allocated when None).
+    arena : ndarray of shape (plan.arena_size,) or (1, plan.arena_size), optional
+        Work memory (default: this thread's, see :func:`work_arena`).
     run_parallel : callable, optional
         Runs a list of independent no-argument tasks (the root's two subtrees, each from its
         cells to its merged map), for example in threads; default: one after the other. The
@@ -345,158 +543,87 @@ def g_eff(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = N
     box : int, optional
         Edge of the equal boxes (a power of two); default :func:`box_size`.
     """
-    return _eliminate(g, parasitics, arena, run_parallel, box, keep=False)[0]
+    if arena is not None:
+        arena = arena.reshape(1, -1)
+    return g_eff_batch(g[None], parasitics, arena=arena, run_parallel=run_parallel, box=box)[0]
 
 
-@dataclass
-class SchurFactors:
-    """The elimination factors of one direct solve, kept for back-substitution.
+def g_eff_batch(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = None,
+                run_parallel: Callable[[list[Callable[[], None]]], None] | None = None,
+                box: int | None = None) -> FloatArray:
+    """Exact ``g_eff`` [S] of several arrays of one shape and parasitics, solved together.
 
-    Produced by :func:`factorize`; :mod:`xbarsim.hardware.adjoint` turns them into the node
-    voltages of any drive (every internal node of the network is a weighted average of the
-    nodes of the merge that eliminated it).
+    Every stage runs for all arrays in one kernel call: the cells and the equal-box levels of
+    all arrays in one batch (arrays innermost), the box merges array after array inside one
+    call. The arithmetic of each array is that of :func:`g_eff` on it alone, so the results
+    are the same bit for bit.
 
-    Attributes
+    Parameters
     ----------
-    plan : SchurPlan
-    g : (n_rows, n_cols) float64 — the conductances factorized [S] (a reference, not a copy).
-    g_eff : (n_rows, n_cols) float64 — the effective conductance [S].
-    g_row, g_col : float — wire conductances [S] (zero resistances replaced, module notes).
-    g_source : (n_rows,) float64, g_sense : (n_cols,) float64 — terminal conductances [S].
-    level_factors : list (per part) of flat float64 arrays — every equal-box level's factor
-        ``(p + q, p, n_parents)`` (see :func:`~xbarsim.kernels.schur.merge_level_factored`)
-        at the offsets of :func:`level_factor_layout`.
-    step_factor : (size,) float64, step_factor_start : (n_steps,) int64 — each box merge's
-        factor (see :func:`~xbarsim.kernels.schur.merge_boxes_factored`).
+    g : ndarray of shape (n_arrays, n_rows, n_cols)
+        Device conductances [S], finite and >= 0 (validated by the caller).
+    parasitics : Parasitics
+        Terminal and wire resistances of one array (shared by all).
+    arena : ndarray of shape (>= n_arrays, >= plan.arena_size), optional
+        Work memory (default, or when too small: this thread's, see :func:`work_arena`).
+    run_parallel : callable, optional
+        Runs a list of independent no-argument tasks (the root's two subtrees) in threads.
+    box : int, optional
+        Edge of the equal boxes (a power of two); default :func:`box_size`.
+
+    Returns
+    -------
+    ndarray of shape (n_arrays, n_rows, n_cols)
+        ``g_eff`` [S] of every array (all zero for an array whose ``g`` is all zero).
     """
-
-    plan: SchurPlan
-    g: FloatArray
-    g_eff: FloatArray
-    g_row: float
-    g_col: float
-    g_source: FloatArray
-    g_sense: FloatArray
-    level_factors: list[FloatArray]
-    step_factor: FloatArray
-    step_factor_start: IntArray
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the factors [bytes]."""
-        return int(self.step_factor.nbytes + sum(f.nbytes for f in self.level_factors))
-
-
-def step_factor_starts(pl: SchurPlan) -> tuple[IntArray, int]:
-    """Offsets of each box merge's factor (``p x (p + q)``) in one flat array, and its size."""
-    steps = pl.steps
-    sizes = steps[:, 6] * (steps[:, 6] + steps[:, 7:10].sum(axis=1))
-    start = np.zeros(len(sizes), dtype=np.int64)
-    if len(sizes):
-        start[1:] = np.cumsum(sizes)[:-1]
-    return start, int(sizes.sum())
-
-
-def level_factor_layout(pl: SchurPlan, n_cells: int) -> IntArray:
-    """Layout of a part's equal-box level factors in one flat array.
-
-    Returns (n_levels, 5) int64: per level (bottom-up) the offset of its factor
-    ``(p + q, p, n_parents)``, the child slots ``m``, ``p``, ``q`` and ``n_parents``; the
-    flat size is ``offset + (p + q) * p * n_parents`` of the last row.
-    """
-    meta = np.zeros((len(pl.levels), 5), dtype=np.int64)
-    offset = 0
-    n_children = n_cells
-    for k, (pos_a, _pos_b, p, q) in enumerate(pl.levels):
-        n_par = n_children // 2
-        meta[k] = (offset, pos_a.size, p, q, n_par)
-        offset += (p + q) * p * n_par
-        n_children = n_par
-    return meta
-
-
-def factorize(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None = None,
-              run_parallel: Callable[[list[Callable[[], None]]], None] | None = None,
-              box: int | None = None, reuse: SchurFactors | None = None) -> SchurFactors:
-    """:func:`g_eff` that also keeps the elimination factors (for back-substitution).
-
-    Same arguments and the same ``g_eff`` bit for bit; the factors cost about
-    ``8 * (25 n_rows n_cols + sum_steps p (p + q))`` bytes (e.g. 0.23 GB for 784 x 500).
-    ``g`` must not be all zero. ``reuse``: earlier factors of the same plan whose memory may
-    be overwritten (saves allocating and faulting in that memory at every step; ``reuse``
-    must not be used afterwards).
-    """
-    out = _eliminate(g, parasitics, arena, run_parallel, box, keep=True, reuse=reuse)[1]
-    assert out is not None
-    return out
-
-
-def _eliminate(g: FloatArray, parasitics: Parasitics, arena: FloatArray | None,
-               run_parallel: Callable[[list[Callable[[], None]]], None] | None,
-               box: int | None, *, keep: bool, reuse: SchurFactors | None = None
-               ) -> tuple[FloatArray, SchurFactors | None]:
-    n_rows, n_cols = g.shape
-    g_max = float(g.max())
-    if g_max == 0.0:
-        if keep:
-            raise ValueError("g: all conductances are 0; nothing to factorize")
-        return np.zeros_like(g), None
+    n_arrays, n_rows, n_cols = g.shape
+    out = np.zeros((n_arrays, n_rows, n_cols))
+    if n_arrays == 0:
+        return out
+    g_max = g.reshape(n_arrays, -1).max(axis=1)
+    live = np.flatnonzero(g_max > 0.0)
+    if live.size == 0:
+        return out
+    if live.size < n_arrays:
+        g, g_max = g[live], g_max[live]
+    g = np.ascontiguousarray(g, dtype=np.float64)
+    n_live = live.size
     pl = plan(n_rows, n_cols, box)
     g_row, g_col, g_source, g_sense = conductances(g_max, parasitics, n_rows * n_cols)
-    if arena is None or arena.size < pl.arena_size:
-        arena = np.empty(pl.arena_size)
-    steps, pos = pl.steps, pl.positions
-    level_factors: list[FloatArray] = []
-    level_meta: list[IntArray] = []
-    if reuse is not None and reuse.plan is not pl:
-        reuse = None
-    if keep:
-        for k_part, part in enumerate(pl.parts):
-            meta = level_factor_layout(pl, part.cell_row.size)
-            level_meta.append(meta)
-            size = int(meta[-1, 0] + (meta[-1, 2] + meta[-1, 3]) * meta[-1, 2] * meta[-1, 4]) \
-                if len(meta) else 0
-            level_factors.append(reuse.level_factors[k_part] if reuse is not None
-                                 else np.empty(size))
-    no_factor3 = np.empty((0, 0, 0))
-    if keep:
-        factor_start, factor_size = step_factor_starts(pl)
-        step_factor = reuse.step_factor if reuse is not None else np.empty(factor_size)
-    else:
-        factor_start, step_factor = np.zeros(0, dtype=np.int64), np.empty(0)
+    own = arena is None or arena.shape[0] < n_live or arena.shape[1] < pl.arena_size
+    if own:
+        arena = work_arena(n_live, pl.arena_size)
+    elif arena.shape[0] > n_live:
+        arena = arena[:n_live]
+    steps, blocks = pl.steps, pl.blocks
 
-    def run_part(k_part: int) -> None:
-        """Cells -> equal boxes -> the part's merged map, written into the arena."""
-        part = pl.parts[k_part]
+    def run_part(part: SchurPart) -> None:
+        """Cells -> equal boxes -> the part's merged map, written into the arenas."""
         maps = kernels.leaf_maps(g, g_row, g_col, g_source, g_sense, part.cell_row,
                                  part.cell_col)
-        for k, (pos_a, pos_b, p, q) in enumerate(pl.levels):
-            factor = no_factor3
-            if keep:
-                f_off, _, _, _, n_par = level_meta[k_part][k]
-                factor = level_factors[k_part][f_off:f_off + (p + q) * p * n_par].reshape(
-                    p + q, p, n_par)
-            maps = kernels.merge_level_factored(maps, pos_a, pos_b, p, q, CHUNK,
-                                                k == len(pl.levels) - 1, factor)
-        if not pl.levels:
-            maps = np.ascontiguousarray(maps.transpose(2, 0, 1))
-        kernels.gather_boxes(maps, part.keep, part.keep_start, arena, part.box_offset)
-        kernels.merge_boxes_factored(arena, steps, pos, part.first_step, part.last_step, PANEL,
-                                     step_factor, factor_start)
+        for pos_a, pos_b, p, q in pl.levels[:-1]:
+            maps = kernels.merge_level(maps, pos_a, pos_b, p, q, CHUNK)
+        if pl.levels:
+            pos_a, pos_b, p, q = pl.levels[-1]
+            kernels.merge_level_into_arenas(maps, pos_a, pos_b, p, q, CHUNK, part.keep,
+                                            part.keep_start, arena, part.box_offset)
+        else:
+            kernels.gather_boxes(np.ascontiguousarray(maps.transpose(2, 0, 1)), part.keep,
+                                 part.keep_start, arena, part.box_offset)
+        kernels.merge_boxes(arena, steps, blocks, part.first_step, part.last_step, PANEL)
 
-    tasks = [functools.partial(run_part, k) for k in range(len(pl.parts))]
+    tasks = [functools.partial(run_part, part) for part in pl.parts]
     if run_parallel is None or len(tasks) == 1:
         for task in tasks:
             task()
     else:
         run_parallel(tasks)
-    kernels.merge_boxes_factored(arena, steps, pos, pl.parts[-1].last_step, pl.n_steps, PANEL,
-                                 step_factor, factor_start)
+    kernels.merge_boxes(arena, steps, blocks, pl.parts[-1].last_step, pl.n_steps, PANEL)
     d = pl.root_size
-    root = arena[pl.root_offset:pl.root_offset + d * d].reshape(d, d)
-    out = -root[np.ix_(pl.source_index, pl.ground_index)]
-    if not keep:
-        return out, None
-    return out, SchurFactors(plan=pl, g=g, g_eff=out, g_row=g_row, g_col=g_col,
-                             g_source=g_source, g_sense=g_sense, level_factors=level_factors,
-                             step_factor=step_factor, step_factor_start=factor_start)
+    root = arena[:, pl.root_offset:pl.root_offset + d * d].reshape(n_live, d, d)
+    # the grounds follow the sources in the root's order: (ground, source) is in the lower
+    # triangle, the one the merges write
+    out[live] = -root[:, pl.ground_index[None, :], pl.source_index[:, None]]
+    if own and arena.size > KEEP_ARENA_FLOATS:
+        release_work_arena()
+    return out

@@ -9,7 +9,7 @@ distortion), so a Tile holds one solver per array.
 name                      what                                                     exact?
 ========================  =======================================================  ==========
 ``"ideal"``               ``g`` itself                                             no
-``"nodal"``               sparse LU of the nodal system (golden reference)         yes
+``"nodal"``               sparse LU of the nodal system, refined (golden)          yes
 ``"fcm"``                 direct nested dissection (default), or Chebyshev / CG    yes /
                           iteration on the device voltages                         ``rtol``
 ``"aam"``                 path expansion of order K (MODELS.md §3)                  no (bound)
@@ -19,10 +19,12 @@ name                      what                                                  
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xbarsim.errors import ConvergenceError
-from xbarsim.hardware import schur
+from xbarsim.hardware import parallel, schur
 from xbarsim.hardware.circuit import NodalSystem, Parasitics, check_conductance, flip
 from xbarsim.hardware.parallel import default_threads, shared_pool
 from xbarsim.kernels import aam as aam_kernels
@@ -106,13 +108,20 @@ class IdealSolver(CircuitSolver):
 
 
 class NodalSolver(CircuitSolver):
-    """Golden reference: sparse LU of the full nodal system, ``min(n_rows, n_cols)`` solves."""
+    """Golden reference: the full nodal system, ``min(n_rows, n_cols)`` refined solves.
+
+    Sparse LU with a nested-dissection ordering, iterative refinement on a double-double
+    Kirchhoff residual (:class:`~xbarsim.hardware.circuit.NodalSystem`): every entry of
+    ``g_eff`` to about one float64 rounding (docs/circuit.md). Refuses conductances whose
+    product with the series resistance exceeds
+    :data:`~xbarsim.hardware.circuit.NODAL_MAX_COUPLING` (use "fcm" there).
+    """
 
     name = "nodal"
     exact = True
 
     def g_eff(self, g: FloatArray) -> FloatArray:
-        """Exact ``g_eff`` (direct solve; error at the level of LU round-off)."""
+        """Exact ``g_eff`` [S] (direct solve, refined to float64 rounding)."""
         g_arr = self._check(g)
         self.stats.n_calls += 1
         self.stats.n_solves += 1
@@ -136,8 +145,9 @@ class FCMSolver(CircuitSolver):
     * ``algorithm="direct"`` (default): sign-preserving nested dissection onto the terminals
       (:mod:`xbarsim.hardware.schur`). No iteration and no tolerance: every entry of ``g_eff``
       is exact to a small multiple of the unit round-off relative to itself, whatever the
-      conductance range (the TxSim and the harsh regime cost the same). About 35 ``n^3``
-      flops for ``n x n``, most of them in BLAS products. Keeps no state between calls.
+      conductance range (the TxSim and the harsh regime cost the same). About 40 ``n^3``
+      flops for ``n x n`` (64 x 64), three quarters of them in BLAS products. Keeps no state
+      between calls (work memory is per thread, see :func:`xbarsim.hardware.schur.work_arena`).
     * ``algorithm="iterative"``: the device-voltage system ``(I + Z D) x_m = e_m 1^T`` of
       MODELS.md §2.3 for every drive, on its symmetric form ``(I + S Z S) y = S e_m 1^T`` with
       ``S = sqrt(D)``; ``Z`` is applied with running sums along each line (O(n_rows n_cols) per
@@ -241,7 +251,6 @@ class FCMSolver(CircuitSolver):
         self._g_prev: FloatArray | None = None
         self._state_kind = ""                      # iteration that left the warm state
         self._perron: FloatArray | None = None     # last power iterate of the rho bound
-        self._arena: FloatArray | None = None      # work memory of the direct algorithm
 
     def reset(self) -> None:
         """Drop the warm-start state."""
@@ -364,19 +373,21 @@ class FCMSolver(CircuitSolver):
 
     def _g_eff_direct(self, g: FloatArray) -> FloatArray:
         """Sign-preserving nested dissection (:func:`xbarsim.hardware.schur.g_eff`)."""
-        if self._arena is None:
-            self._arena = np.empty(schur.plan(*self.shape).arena_size)
         run_parallel = None
         if self.n_threads >= 2 and g.size >= self.direct_parallel_min_cells:
             def run_parallel(tasks: list[Any]) -> None:
                 # BLAS in the calling thread only: two solves x all-core BLAS oversubscribe
                 for future in [shared_pool().submit(one_blas_thread(task)) for task in tasks]:
                     future.result()
-        out = schur.g_eff(g, self.parasitics, arena=self._arena, run_parallel=run_parallel)
+        out = schur.g_eff(g, self.parasitics, run_parallel=run_parallel)
+        self._record_direct()
+        return out
+
+    def _record_direct(self) -> None:
+        """Count one direct solve (done here or, batched with other arrays, by the caller)."""
         self.stats.n_solves += 1
         self.stats.n_iter = 0
         self.stats.residual = 0.0
-        return out
 
 
 class AAMSolver(CircuitSolver):
@@ -454,7 +465,8 @@ class InterpolatedSolver(CircuitSolver):
     refresh_every : int, default 10
         L: calls between exact refreshes (1 = always exact).
     refresh_threshold : float, optional
-        Also refresh when ``|g - g_ref|_F / |g_ref|_F`` exceeds this.
+        Also refresh when ``|g - g_ref|_F / |g_ref|_F`` exceeds this (for an all-open
+        ``g_ref = 0``: when ``g`` changed at all).
     exact : CircuitSolver or str, default "fcm"
         The solver used at refreshes (an instance, or a name from ``SOLVERS``).
     **options
@@ -482,6 +494,7 @@ class InterpolatedSolver(CircuitSolver):
         self.exact_solver = exact
         self._g_ref: FloatArray | None = None
         self._delta: FloatArray | None = None
+        self._keep: FloatArray | None = None       # 1 - delta, kept for the interpolation
         self._offset: FloatArray | None = None
         self._since_refresh = 0
 
@@ -489,6 +502,7 @@ class InterpolatedSolver(CircuitSolver):
         """Forget the stored distortion (the next call refreshes)."""
         self._g_ref = None
         self._delta = None
+        self._keep = None
         self._offset = None
         self._since_refresh = 0
         self.exact_solver.reset()
@@ -498,8 +512,11 @@ class InterpolatedSolver(CircuitSolver):
         if self._g_ref is None or self._since_refresh >= self.refresh_every:
             return True
         if self.refresh_threshold is not None:
+            num = float(np.linalg.norm(g - self._g_ref))
             den = float(np.linalg.norm(self._g_ref))
-            change = float(np.linalg.norm(g - self._g_ref)) / den if den > 0 else math.inf
+            # an all-open reference (g_ref = 0): any change is an infinite relative change,
+            # no change is none (0 / 0 would refresh an unchanged array at every call)
+            change = num / den if den > 0 else (math.inf if num > 0 else 0.0)
             return change > self.refresh_threshold
         return False
 
@@ -508,18 +525,24 @@ class InterpolatedSolver(CircuitSolver):
         g_arr = self._check(g)
         self.stats.n_calls += 1
         if self.needs_refresh(g_arr):
-            g_eff = self.exact_solver.g_eff(g_arr)
-            positive = g_arr > 0
-            self._delta = np.where(positive, (g_arr - g_eff) / np.where(positive, g_arr, 1.0),
-                                   0.0)
-            self._offset = np.where(positive, 0.0, g_eff)
-            self._g_ref = g_arr.copy()
-            self._since_refresh = 1
-            self.stats.n_solves += 1
-            return g_eff
-        assert self._delta is not None and self._offset is not None
+            return self._store_refresh(g_arr, self.exact_solver.g_eff(g_arr))
+        assert self._keep is not None and self._offset is not None
         self._since_refresh += 1
-        return g_arr * (1.0 - self._delta) + self._offset
+        out = np.multiply(g_arr, self._keep)
+        out += self._offset
+        return out
+
+
+    def _store_refresh(self, g: FloatArray, g_eff: FloatArray) -> FloatArray:
+        """Keep the distortion of an exact refresh (``g_eff`` exact for ``g``); return g_eff."""
+        positive = g > 0
+        self._delta = np.where(positive, (g - g_eff) / np.where(positive, g, 1.0), 0.0)
+        self._keep = 1.0 - self._delta
+        self._offset = np.where(positive, 0.0, g_eff)
+        self._g_ref = g.copy()
+        self._since_refresh = 1
+        self.stats.n_solves += 1
+        return g_eff
 
 
 SOLVERS: dict[str, type[CircuitSolver]] = {
@@ -538,3 +561,146 @@ def make_solver(method: str, parasitics: Parasitics, **options: Any) -> CircuitS
     except KeyError:
         raise ValueError(f"method: expected one of {', '.join(SOLVERS)}, got {method!r}") from None
     return cls(parasitics, **options)
+
+
+#: Rough serial cost of one direct ``g_eff`` per cell and per cell of the longer side [ns]
+#: (about 1.2 ms for 64 x 64 on one core), to decide when batched solves are split over threads.
+DIRECT_NS_PER_CELL = 5
+
+
+def _direct_solver(solver: CircuitSolver, g: FloatArray) -> FCMSolver | None:
+    """Return the direct FCM solver that ``solver.g_eff(g)`` would run now, or None."""
+    if isinstance(solver, InterpolatedSolver):
+        if not solver.needs_refresh(g):
+            return None
+        solver = solver.exact_solver
+    if isinstance(solver, FCMSolver) and solver.algorithm == "direct":
+        return solver
+    return None
+
+
+def g_eff_many(solvers: Sequence[CircuitSolver], gs: Sequence[FloatArray]) -> list[FloatArray]:
+    """``[s.g_eff(g) for s, g in zip(solvers, gs)]`` with the exact direct solves batched.
+
+    The direct FCM solves these calls run (an :class:`FCMSolver` with ``algorithm="direct"``,
+    or the refresh of an :class:`InterpolatedSolver` whose exact solver is one) are grouped by
+    shape and parasitics and solved together (:func:`xbarsim.hardware.schur.g_eff_batch`), the
+    groups split over the threads of :func:`~xbarsim.hardware.parallel.shared_pool` with one
+    BLAS thread each; every other call runs as it would alone. Results and solver states,
+    statistics included, equal those of the loop bit for bit: the arithmetic of each array
+    does not depend on the others.
+
+    Parameters
+    ----------
+    solvers : sequence of CircuitSolver
+    gs : sequence of ndarray
+        Conductances [S] of each solver's array (shape fixed by its parasitics).
+
+    Returns
+    -------
+    list of ndarray
+        ``g_eff`` [S] of each array, in order.
+    """
+    if len(solvers) != len(gs):
+        raise ValueError(f"g_eff_many: {len(solvers)} solvers but {len(gs)} conductance arrays")
+    out: list[FloatArray | None] = [None] * len(solvers)
+    checked: list[FloatArray] = [np.empty(0)] * len(solvers)   # the batched ones, checked
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for k, (solver, g_in) in enumerate(zip(solvers, gs, strict=True)):
+        direct = _direct_solver(solver, np.asarray(g_in))
+        if direct is None:
+            out[k] = solver.g_eff(g_in)       # checks its input itself
+            continue
+        g = checked[k] = solver._check(g_in)
+        par = direct.parasitics
+        key = (g.shape, par.r_row, par.r_col, par.r_source.tobytes(), par.r_sense.tobytes())
+        groups.setdefault(key, []).append(k)
+    if sum(len(members) for members in groups.values()) == 1:   # one solve: its own threads
+        (k,), = groups.values()
+        groups = {}
+        out[k] = solvers[k].g_eff(checked[k])
+    chunks: list[list[int]] = []
+    for members in groups.values():
+        size = schur.group_size(*checked[members[0]].shape)
+        chunks += [members[i:i + size] for i in range(0, len(members), size)]
+
+    def cost(chunk: list[int]) -> int:
+        return sum(DIRECT_NS_PER_CELL * checked[k].size * max(checked[k].shape) for k in chunk)
+
+    # dearest first, dealt alternately to the two halves that over_batch hands out
+    chunks.sort(key=cost, reverse=True)
+    chunks = chunks[0::2] + chunks[1::2]
+    solved: list[list[FloatArray]] = [[] for _ in chunks]
+
+    def run(c0: int, c1: int) -> None:
+        for c in range(c0, c1):
+            chunk = chunks[c]
+            direct = _direct_solver(solvers[chunk[0]], checked[chunk[0]])
+            assert direct is not None
+            solved[c] = list(schur.g_eff_batch(np.stack([checked[k] for k in chunk]),
+                                               direct.parasitics))
+
+    work = sum(cost(chunk) for chunk in chunks)
+    if parallel.splits(len(chunks), work):
+        parallel.over_batch(one_blas_thread(run), len(chunks), work)
+    else:
+        run(0, len(chunks))
+    for chunk, results in zip(chunks, solved, strict=True):
+        for k, g_eff in zip(chunk, results, strict=True):
+            solver = solvers[k]
+            solver.stats.n_calls += 1
+            if isinstance(solver, InterpolatedSolver):
+                exact = solver.exact_solver
+                exact.stats.n_calls += 1
+                assert isinstance(exact, FCMSolver)
+                exact._record_direct()
+                out[k] = solver._store_refresh(checked[k], g_eff)
+            else:
+                assert isinstance(solver, FCMSolver)
+                solver._record_direct()
+                out[k] = g_eff
+    return out  # type: ignore[return-value]
+
+
+def _line_key(value: Any) -> tuple[Any, ...] | None:
+    """Return a hashable key for a scalar or per-line resistance (None: it has none)."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return ("scalar", float(value))
+    if isinstance(value, np.ndarray) and value.dtype.kind in "fiu" and value.ndim == 1:
+        return ("vector", value.dtype.str, value.tobytes())
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_parasitics(n_rows: int, n_cols: int, *keys: Any) -> Parasitics:
+    """Parasitics built from hashable keys (see :func:`parasitics_for`); arrays read-only."""
+    def value(key: tuple[Any, ...]) -> Any:
+        if key[0] == "scalar":
+            return key[1]
+        return np.frombuffer(key[2], dtype=np.dtype(key[1]))
+
+    r_source, r_sense, r_row, r_col = (value(k) for k in keys)
+    par = Parasitics.build(n_rows, n_cols, r_source=r_source, r_sense=r_sense, r_row=r_row,
+                           r_col=r_col)
+    par.r_source.flags.writeable = False
+    par.r_sense.flags.writeable = False
+    return par
+
+
+def parasitics_for(shape: tuple[int, int], r_source: Any = 0.0, r_sense: Any = 0.0,
+                   r_row: Any = 0.0, r_col: Any = 0.0) -> Parasitics:
+    """Return the validated, expanded parasitics of a crossbar shape, cached across calls.
+
+    The public one-array functions (:func:`xbarsim.effective_conductance`) call this on every
+    call: the parasitics of a shape are validated and expanded once and kept (a
+    least-recently-used cache of 64 entries keyed on the shape and the values; thread-safe,
+    its arrays read-only). Inputs that cannot be keyed (lists, other types) are built each
+    time, with the same checks and errors.
+    """
+    keys = tuple(_line_key(v) for v in (r_source, r_sense, r_row, r_col))
+    if any(k is None for k in keys):
+        return Parasitics.build(*shape, r_source=r_source, r_sense=r_sense, r_row=r_row,
+                                r_col=r_col)
+    return _cached_parasitics(int(shape[0]), int(shape[1]), *keys)

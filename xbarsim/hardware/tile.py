@@ -19,7 +19,12 @@ by two passes or two's complement), rows sensed with the backward ADC, through `
 Update: the requested weight step ``dW`` (``-lr x.T @ delta`` for plain SGD, or any optimizer
 step) is split by the mapping into per-device conductance requests, which each device realises
 with its non-linear, noisy update model (:class:`~xbarsim.hardware.device.Device`); the arrays'
-``g_eff`` are then refreshed by their solvers on the next product.
+``g_eff`` are then refreshed by their solvers on the next product. The write noise is drawn
+inside the update kernel from Philox4x32-10 keyed on (the tile's ``update_key``, its
+``update_step`` counter, array, device), one kernel call per tile and step, parallel over
+devices for large tiles (:mod:`xbarsim.kernels.update`); devices whose request is zero (the
+idle device of a signed-split pair) are skipped. Key and counter are part of
+:meth:`Tile.state_dict`.
 
 Bit slicing (``mapping.slice_bits``): the update acts on one analog master conductance per
 weight and polarity (MODELS.md §13, question 5); the read path quantises the master weights to
@@ -40,9 +45,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from xbarsim.checks import InputTypeError, as_float_array
 from xbarsim.config.schema import HardwareConfig, PeripheryConfig
 from xbarsim.hardware import parallel
 from xbarsim.hardware.circuit import Parasitics
@@ -60,8 +67,9 @@ from xbarsim.hardware.mapping import (
     weight_scale,
 )
 from xbarsim.hardware.parallel import over_batch
-from xbarsim.hardware.solvers import CircuitSolver, InterpolatedSolver, make_solver
-from xbarsim.kernels import mvm
+from xbarsim.hardware.solvers import CircuitSolver, g_eff_many, make_solver
+from xbarsim.kernels import adcstats, mvm
+from xbarsim.kernels import update as update_kernels
 from xbarsim.kernels.blas import one_blas_thread
 
 logger = logging.getLogger(__name__)
@@ -130,16 +138,50 @@ class _Block:
     slices_stale: bool = True
 
 
-#: Rough serial cost of one device update in :meth:`Tile.apply_step` [ns] (the device kernel,
-#: its share of the update requests and Python overhead; 28-30 ns measured by
-#: ``xbarsim bench train --parts``), to decide when the blocks are updated in threads.
-UPDATE_NS_PER_DEVICE = 25
+#: Rows of currents (one bit-plane of one sample each) per product of a block of arrays that
+#: the ADC statistics of per-array converters count (:meth:`Tile.adc_stats`), spread over the
+#: bit-planes and the batch from a position that moves from call to call. The fused conversion
+#: never holds the currents, so these rows are recomputed: 4 of the 2048 rows of a batch of
+#: 128 with 16 bit-planes.
+ADC_STATS_ROWS = 4
+
+#: Rough serial cost of the bit-plane products with per-array converters [ns per flop] (about
+#: 20 GFlop/s with their conversion on one core), to decide when a batch is split over threads.
+PRODUCT_NS_PER_FLOP = 0.05
+
+#: Largest drive voltages or bit-planes of one product pass [bytes]: a larger input (the
+#: unfolded evaluation batch of a convolution: 784,000 rows x 25 for LeNet-5's first layer
+#: at 1000 images) is converted in row chunks of at least :data:`PRODUCT_CHUNK_MIN_ROWS`
+#: when that changes no result (see ``Tile._chunk_rows``).
+PRODUCT_CHUNK_BYTES = 16 << 20
+
+#: Fewest rows of a product chunk.
+PRODUCT_CHUNK_MIN_ROWS = 1024
+
+#: Names of the ADC counters (:mod:`xbarsim.kernels.adcstats`).
+ADC_STAT_NAMES = ("conversions", "sensed", "clipped", "lost")
 
 
-#: Rough serial cost of an exact ``g_eff`` per cell and per cell of the longer side [ns]
-#: (35 n^3 flops at about 6 GFlop/s: 1.5-1.8 ms for 64 x 64), to decide when a refresh is
-#: split over threads.
-EXACT_SOLVE_NS_PER_CELL = 6
+@dataclass
+class _UpdatePlan:
+    """What :meth:`Tile.apply_step` passes to the update kernels (fixed after construction).
+
+    The master arrays are laid out flat, block after block and in each block array after
+    array (the order of ``Tile.masters``); the counter index of an array is its position.
+    """
+
+    offsets: list[int]             # flat offset of each master array
+    sizes: list[int]               # its number of devices
+    arrays: NDArray[np.int64]      # (n_masters, 3): offset, size, counter index
+    tasks: NDArray[np.int64]       # prange tasks of ``arrays`` (update_kernels.update_tasks)
+    split_blocks: NDArray[np.int64]  # (n_blocks, 5) for the fused signed-split kernel
+    split_tasks: NDArray[np.int64]   # (n_tasks, 3): block, first row, one-past-last row
+    v: FloatArray                  # (n,) or (1,) non-linearity per device
+    one_m_ev: FloatArray           # its 1 - exp(-v)
+    step_gain: FloatArray          # (n,) device-to-device gain, or (0,)
+    params: FloatArray             # the devices' shared kernel parameters
+    model_code: int
+    noisy: bool
 
 
 def _abs_max_min(x: FloatArray) -> tuple[float, float]:
@@ -183,6 +225,10 @@ class Tile:
     def __init__(self, n_in: int, n_out: int, hw: HardwareConfig, *,
                  rng: np.random.Generator, name: str = "tile",
                  w_init: FloatArray | None = None) -> None:
+        if any(isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer))
+               for n in (n_in, n_out)):
+            raise InputTypeError(f"tile shape: n_in and n_out must be integers, got "
+                                 f"({n_in!r}, {n_out!r})")
         if n_in < 1 or n_out < 1:
             raise ValueError(f"tile shape: n_in and n_out must be >= 1, got ({n_in}, {n_out})")
         self.n_in, self.n_out = int(n_in), int(n_out)
@@ -211,11 +257,32 @@ class Tile:
         self.w_scale = 1.0
         self._stacks: dict[str, tuple[tuple[int, ...], list[_Stack]]] = {}
         self._w_eff_cache: tuple[tuple[int, ...], FloatArray] | None = None
+        #: products (of the layer matrix, or per array with frozen ranges) run in batch slices
+        #: on the pool's threads (one BLAS thread each) when there is enough work; False: one
+        #: call, BLAS's own threads (the results are the same bit for bit)
+        self.split_products = True
         #: when True, evaluation passes (``calibrate=False``) calibrate too; set it only
         #: through :func:`calibrating_adcs` (calibration of a deployed network on training data)
         self.calibrate_in_evaluation = False
+        #: ADC statistics per direction (True: forward), see :meth:`adc_stats`
+        self._adc_counts = {True: np.zeros(adcstats.N_COUNTS, dtype=np.int64),
+                            False: np.zeros(adcstats.N_COUNTS, dtype=np.int64)}
+        self._stat_offset = 0
         self.blocks = [self._make_block(b) for b in
                        tile_slices(self.n_in, self.n_out, hw.crossbar.n_rows, hw.crossbar.n_cols)]
+        #: master arrays (the update path), block after block: their flat layout and counter
+        #: indices in the update kernels
+        self.masters = [x for blk in self.blocks for x in blk.masters]
+        #: 64-bit key of the write noise, drawn once from this tile's stream when the devices
+        #: are noisy (0 otherwise: nothing is drawn, the stream is left as it was)
+        self.update_key = (int(self.rng.integers(0, 2**64, dtype=np.uint64))
+                           if self.masters[0].device.noisy else 0)
+        #: number of :meth:`apply_step` calls so far: the step word of the noise counter
+        self.update_step = 0
+        self._update_plan: _UpdatePlan | None = None
+        # the flat conductances the masters view after the last update, and their versions
+        self._g_flat: FloatArray | None = None
+        self._g_flat_versions: list[int] = []
         self.set_weights(np.zeros((self.n_in, self.n_out)) if w_init is None else w_init,
                          rescale=w_init is not None)
 
@@ -281,11 +348,7 @@ class Tile:
         ``w_scale = headroom * max|W|`` (or the configured percentile): weights up to
         ``+-w_scale`` are representable, larger ones saturate at ``g_max``.
         """
-        w = np.asarray(w, dtype=np.float64)
-        if w.shape != self.shape:
-            raise ValueError(f"w: expected shape {self.shape}, got {w.shape}")
-        if not np.all(np.isfinite(w)):
-            raise ValueError("w: weights must be finite")
+        w = as_float_array("w", w, shape=self.shape)  # real, finite, (n_in, n_out)
         if rescale and np.any(w != 0):
             up = self.hw.update
             self.w_scale = up.headroom * weight_scale(w, up.scale, up.percentile)
@@ -305,40 +368,99 @@ class Tile:
         return w
 
     def apply_step(self, dw: FloatArray) -> None:
-        """Realise a requested weight step ``dw`` (n_in, n_out) through the devices."""
-        dw = np.asarray(dw, dtype=np.float64)
+        """Realise a requested weight step ``dw`` (n_in, n_out) through the devices.
+
+        One kernel call for the whole tile (:mod:`xbarsim.kernels.update`; on Numba's threads
+        from ``PARALLEL_MIN_DEVICES`` master devices): the mapping's requests, each device's
+        update model and its write noise, drawn from Philox4x32-10 keyed on
+        ``(update_key, update_step, array, device)``; then ``update_step`` advances. Devices
+        with a zero request keep their conductance and draw nothing. The result does not
+        depend on the number of threads.
+        """
+        dw = np.ascontiguousarray(dw, dtype=np.float64)
         if dw.shape != self.shape:
             raise ValueError(f"dw: expected shape {self.shape}, got {dw.shape}")
         if not np.all(np.isfinite(dw)):
             raise ValueError("dw: the requested weight step must be finite")
-        # one draw for the whole tile, sliced in block and array order: the same numbers as one
-        # draw per array (a Generator's stream does not depend on how it is chunked)
-        sizes = [x.g.size for blk in self.blocks for x in blk.masters if x.device.noisy]
-        noise = self.rng.standard_normal(sum(sizes)) if sizes else None
-        xis: list[list[FloatArray | None]] = []  # each array's slice of the draw, or None
-        offset = 0
+        plan = self._plan()
+        g = self._master_flat()
+        k0, k1 = self.update_key & 0xFFFFFFFF, self.update_key >> 32
+        parallel = g.size >= update_kernels.PARALLEL_MIN_DEVICES and numba.get_num_threads() > 1
+        if self.mapping.name == "signed_split":
+            kernel = (update_kernels.signed_split_update_keyed if parallel
+                      else update_kernels.signed_split_update_keyed_serial)
+            g_new = kernel(
+                plan.model_code, g, dw, self.alpha, plan.split_blocks, plan.split_tasks,
+                plan.v, plan.one_m_ev, plan.step_gain, plan.params, k0, k1, self.update_step,
+                plan.noisy)
+        else:
+            requests = np.empty_like(g)
+            n_arrays = self.mapping.n_arrays
+            for b, blk in enumerate(self.blocks):
+                req = self.mapping.split_update_trusted(dw[blk.block.rows, blk.block.cols],
+                                                        [x.g for x in blk.masters], self.w_scale)
+                start = plan.offsets[b * n_arrays]
+                requests[start:start + req.size] = req.reshape(-1)
+            kernel = (update_kernels.apply_update_keyed if parallel
+                      else update_kernels.apply_update_keyed_serial)
+            g_new = kernel(
+                plan.model_code, g, requests, plan.v, plan.one_m_ev, plan.step_gain,
+                plan.params, k0, k1, self.update_step, plan.arrays, plan.tasks, plan.noisy)
+        self.update_step += 1
+        for x, off, size in zip(self.masters, plan.offsets, plan.sizes, strict=True):
+            x.adopt(g_new[off:off + size].reshape(x.shape))
         for blk in self.blocks:
-            xis.append([])
-            for xbar in blk.masters:
-                if noise is not None and xbar.device.noisy:
-                    xis[-1].append(noise[offset:offset + xbar.g.size].reshape(xbar.shape))
-                    offset += xbar.g.size
-                else:
-                    xis[-1].append(None)
+            blk.slices_stale = True
+        self._g_flat = g_new
+        self._g_flat_versions = [x.version for x in self.masters]
 
-        def update_blocks(k0: int, k1: int) -> None:
-            for blk, blk_xis in zip(self.blocks[k0:k1], xis[k0:k1], strict=True):
-                requests = self.mapping.split_update_trusted(dw[blk.block.rows, blk.block.cols],
-                                                             [x.g for x in blk.masters],
-                                                             self.w_scale)
-                for xbar, request, xi in zip(blk.masters, requests, blk_xis, strict=True):
-                    xbar.update(request, xi)
-                blk.slices_stale = True
+    def _master_flat(self) -> FloatArray:
+        """Return the masters' conductances, flat in plan order.
 
-        # blocks are independent (each updates only its own arrays, from its own noise slice):
-        # in slices on the pool's threads when the device updates add up to enough work
-        n_devices = sum(x.g.size for blk in self.blocks for x in blk.masters)
-        over_batch(update_blocks, len(self.blocks), UPDATE_NS_PER_DEVICE * n_devices)
+        No copy when the masters view the last update's output and nothing changed them since.
+        """
+        if self._g_flat is not None and self._g_flat_versions == [x.version for x in self.masters]:
+            return self._g_flat
+        return np.concatenate([x.g.reshape(-1) for x in self.masters])
+
+    def _plan(self) -> _UpdatePlan:
+        """Build (once) the kernel inputs of :meth:`apply_step`."""
+        if self._update_plan is not None:
+            return self._update_plan
+        devices = [x.device for x in self.masters]
+        first = devices[0]
+        for d in devices[1:]:
+            if d.model_code != first.model_code or not np.array_equal(d.params, first.params) \
+                    or d.noisy != first.noisy:
+                raise AssertionError("the master arrays of a tile share one device model")
+        sizes = [x.g.size for x in self.masters]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        arrays = np.stack([offsets[:-1], sizes, np.arange(len(sizes))], axis=1).astype(np.int64)
+        per_device = [d.update_arrays(x.shape) for d, x in zip(devices, self.masters, strict=True)]
+        if any(d.v_device is not None for d in devices):
+            v = np.concatenate([p[0] for p in per_device])
+            sat = np.concatenate([p[1] for p in per_device])
+        else:
+            v, sat = per_device[0][0], per_device[0][1]
+        gain = (np.concatenate([p[2] for p in per_device])
+                if any(d.step_gain is not None for d in devices) else np.empty(0))
+        blocks, tasks = [], []
+        if self.mapping.name == "signed_split":
+            rows_per_task = max(1, update_kernels.TASK_DEVICES // self.hw.crossbar.n_cols)
+            for b, blk in enumerate(self.blocks):
+                n_rows, n_cols = blk.masters[0].shape
+                blocks.append([blk.block.rows.start, blk.block.cols.start, n_rows, n_cols,
+                               offsets[2 * b]])
+                tasks += [[b, r, min(r + rows_per_task, n_rows)]
+                          for r in range(0, n_rows, rows_per_task)]
+        self._update_plan = _UpdatePlan(
+            offsets=[int(o) for o in offsets[:-1]], sizes=sizes, arrays=arrays,
+            tasks=update_kernels.update_tasks(arrays, update_kernels.TASK_DEVICES),
+            split_blocks=np.array(blocks, dtype=np.int64).reshape(-1, 5),
+            split_tasks=np.array(tasks, dtype=np.int64).reshape(-1, 3),
+            v=v, one_m_ev=sat, step_gain=gain, params=first.params,
+            model_code=first.model_code, noisy=first.noisy)
+        return self._update_plan
 
     def update(self, x: FloatArray, delta: FloatArray, lr: float) -> None:
         """Plain-SGD outer-product update: ``dW = -lr * x.T @ delta``, realised by the devices."""
@@ -436,43 +558,65 @@ class Tile:
         dac_args = (x, scale, input_bits, dac.bits or 0, mode, *dac.transfer, dac.v_max)
         self.refresh()
         calibrate = calibrate or self.calibrate_in_evaluation
-        if periphery.adc.granularity == "layer":
+        layer = periphery.adc.granularity == "layer"
+        rows = self._chunk_rows(x.shape, len(weights), forward, calibrate)
+        if rows >= x.shape[0]:
+            out = self._convert_rows(x, dac_args, weights, forward, calibrate, layer)
+        else:
+            # a large input (a convolution's unfolded evaluation batch) in row chunks: the
+            # drives and bit-planes of one chunk at a time, with the scale of the whole input;
+            # every output row is computed as in one pass (no converter calibrates here)
+            out = np.empty((x.shape[0], n_out))
+            for r0 in range(0, x.shape[0], rows):
+                part = x[r0:r0 + rows]
+                out[r0:r0 + rows] = self._convert_rows(part, (part, *dac_args[1:]), weights,
+                                                       forward, calibrate, layer)
+        return out * (scale / (dac.v_max * self.alpha))
+
+    def _chunk_rows(self, shape: tuple[int, ...], n_planes: int, forward: bool,
+                    calibrate: bool) -> int:
+        """Rows of the input converted at once (all of them unless chunking changes nothing).
+
+        Chunks keep the drive voltages (granularity "layer") or bit-planes ("tile") of one
+        pass under :data:`PRODUCT_CHUNK_BYTES`. Not while a converter of this direction still
+        calibrates (it sees the whole batch's currents first), nor with per-array sense noise
+        (drawn plane by plane over the whole batch).
+        """
+        periphery = self.hw.forward if forward else self.hw.backward
+        layer = periphery.adc.granularity == "layer"
+        per_row = 8 * shape[1] * (1 if layer else n_planes)
+        rows = max(PRODUCT_CHUNK_MIN_ROWS, PRODUCT_CHUNK_BYTES // max(per_row, 1))
+        if rows >= shape[0]:
+            return shape[0]
+        if layer:
+            adcs = [self._adc_layer_fwd if forward else self._adc_layer_bwd]
+        else:
+            adcs = [a for blk in self.blocks for a in (blk.adc_fwd if forward else blk.adc_bwd)]
+            if periphery.adc.sense_noise > 0:
+                return shape[0]
+        if calibrate and any(a.bits is not None and a.calibrating for a in adcs):
+            return shape[0]
+        return rows
+
+    def _convert_rows(self, x: FloatArray, dac_args: tuple[Any, ...], weights: FloatArray,
+                      forward: bool, calibrate: bool, layer: bool) -> FloatArray:
+        """DAC, arrays and ADC of rows ``x`` (``dac_args`` as for the DAC kernels), unscaled."""
+        if layer:
             # no ADC between the planes: the arrays see their weighted sum (B, n) [V]
             v = np.empty(x.shape)
             over_batch(lambda b0, b1: mvm.dac_effective_into(x[b0:b1], *dac_args[1:], weights,
                                                              v[b0:b1]), x.shape[0], x.size)
-            out = self._layer_product(v, forward, calibrate)
-        else:
-            out = self._tile_product(mvm.dac_planes(*dac_args), weights, forward, calibrate)
-        return out * (scale / (dac.v_max * self.alpha))
+            return self._layer_product(v, forward, calibrate)
+        return self._tile_product(mvm.dac_planes(*dac_args), weights, forward, calibrate)
 
     def refresh(self) -> None:
-        """Recompute every stale ``g_eff`` (in parallel threads when there are several).
+        """Recompute every stale ``g_eff`` (the exact solves batched, in parallel threads).
 
         Every product does this first; call it to pay for the refresh at a moment of your
-        choosing (or to time it apart, as the benchmarks do).
+        choosing (or to time it apart, as the benchmarks do). :func:`refresh_tiles` refreshes
+        several tiles together (arrays of equal shape in one batch).
         """
-        stale = [x for blk in self.blocks for x in self.read_arrays(blk) if x.stale]
-        # interpolation between exact refreshes costs microseconds: not worth a thread
-        heavy: list[Crossbar] = []
-        light: list[Crossbar] = []
-        for x in stale:
-            cheap = isinstance(x.solver, InterpolatedSolver) and not x.solver.needs_refresh(x.g)
-            (light if cheap else heavy).append(x)
-        def solve(k0: int, k1: int) -> None:
-            for x in heavy[k0:k1]:
-                x.g_eff()
-
-        work = sum(EXACT_SOLVE_NS_PER_CELL * x.g.size * max(x.shape) for x in heavy)
-        if parallel.splits(len(heavy), work):
-            # one slice of arrays per thread, each with one BLAS thread (xbarsim.kernels.blas):
-            # one task per array paid the BLAS setting at every array (104 arrays of 64 x 64:
-            # 121 ms against 106 ms in two slices, 188 ms serial)
-            over_batch(one_blas_thread(solve), len(heavy), work)
-        else:
-            solve(0, len(heavy))
-        for x in light:
-            x.g_eff()
+        refresh_tiles([self])
 
     def _layer_product(self, v: FloatArray, forward: bool, calibrate: bool) -> FloatArray:
         """Stitched effective matrix, one product, one (bipolar) ADC on the layer output.
@@ -484,10 +628,29 @@ class Tile:
         if self._w_eff_cache is None or self._w_eff_cache[0] != versions:
             self._w_eff_cache = (versions, self.effective_weights() * self.alpha)
         g_layer = self._w_eff_cache[1]                           # (n_in, n_out) [S]
-        i = v @ g_layer if forward else v @ g_layer.T             # (B, n) [A]
+        g_dir = g_layer if forward else g_layer.T
+        i = np.empty((v.shape[0], g_dir.shape[1]))                # (B, n) [A]
+
+        def product(b0: int, b1: int) -> None:
+            np.matmul(v[b0:b1], g_dir, out=i[b0:b1])
+
+        work = int(PRODUCT_NS_PER_FLOP * 2 * v.size * g_dir.shape[1])
+        if self.split_products and parallel.splits(v.shape[0], work):
+            # batch slices on the pool's threads with one BLAS thread each (bit-identical: a
+            # row of a product does not depend on the others); a two-thread BLAS call
+            # synchronises inside and stalls whenever another process holds a core
+            parallel.over_batch(one_blas_thread(product), v.shape[0], work)
+        else:
+            product(0, v.shape[0])
         adc = self._adc_layer_fwd if forward else self._adc_layer_bwd
         noise = (self.rng.standard_normal(i.shape) if adc.sense_noise > 0 else None)
-        return adc(i, noise, calibrate=calibrate)
+        out = adc(i, noise, calibrate=calibrate)
+        if adc.bits is not None and i.size:
+            sensed = i if noise is None else i + adc.sense_noise * noise
+            adcstats.count_conversions(sensed, np.array([0, i.shape[1]]),
+                                       np.array([adc.i_max or 0.0]), adc.n_steps, True,
+                                       self._adc_counts[forward])
+        return out
 
     def _versions(self) -> tuple[int, ...]:
         """Change counters of every read array (keys of the product caches)."""
@@ -531,14 +694,14 @@ class Tile:
         for st in self._stack(forward):
             adc0 = st.adcs[0]
             if adc0.bits is not None and any(a.calibrating for a in st.adcs) and calibrate:
-                self._convert_calibrating(st, volts, weights, out)
+                self._convert_calibrating(st, volts, weights, out, forward)
             else:
                 if adc0.bits is not None and any(a.i_max is None for a in st.adcs):
                     raise RuntimeError(
                         f"{self.name}: an ADC has no range yet (never calibrated) and this is "
                         "an evaluation pass (calibrate=False); train first, or calibrate on "
                         "training data inside xbarsim.hardware.tile.calibrating_adcs(...)")
-                self._convert_per_plane(st, volts, weights, out)
+                self._convert_per_plane(st, volts, weights, out, forward)
             if self.mapping.name == "offset":
                 # reference column of g_mid devices per block, computed digitally (MODELS §6.1)
                 ref = 2.0 * self.mapping.g_mid * (weights @ volts[:, :, st.src].sum(axis=2))
@@ -547,7 +710,7 @@ class Tile:
         return out
 
     def _convert_calibrating(self, st: _Stack, volts: FloatArray, weights: FloatArray,
-                             out: FloatArray) -> None:
+                             out: FloatArray, forward: bool) -> None:
         """All planes in one GEMM; the ADC ranges first see this batch's largest currents."""
         n_planes, batch = volts.shape[:2]
         v = np.ascontiguousarray(volts[:, :, st.src]).reshape(n_planes * batch, -1)
@@ -564,34 +727,108 @@ class Tile:
         i_max = np.array([a.i_max or 0.0 for a in st.adcs])
         mvm.adc_shift_add_segments(i, n_planes, st.seg_start, st.seg_dst, st.seg_coef, i_max,
                                    weights, adc0.n_steps, *adc0.transfer, out)
+        planes, rows = self._stat_rows(weights, batch)
+        adcstats.count_conversions(i[planes * batch + rows], st.seg_start, i_max, adc0.n_steps,
+                                   adc0.bipolar, self._adc_counts[forward])
 
     def _convert_per_plane(self, st: _Stack, volts: FloatArray, weights: FloatArray,
-                           out: FloatArray) -> None:
+                           out: FloatArray, forward: bool) -> None:
         """Frozen ranges: one GEMM per bit-plane into a cache-sized buffer, converted at once.
 
-        Same result as one stacked GEMM (sense noise is drawn plane by plane); the (batch, width)
-        buffer stays in cache between the product and its conversion, and planes whose drives
-        are all 0 V are skipped.
+        Same result as one stacked GEMM (sense noise is drawn plane by plane, in the same order
+        as the stacked draw); the (batch, width) buffer stays in cache between the product and
+        its conversion. Planes whose drives are all 0 V skip the product; without sense noise
+        they skip the conversion too (it gives 0), with noise they are converted like any
+        other (their ADCs still see the noise, whatever the other samples of the batch).
         """
         adc0 = st.adcs[0]
         i_max = np.array([a.i_max or 0.0 for a in st.adcs])
         v_src = np.ascontiguousarray(volts[:, :, st.src])        # (P, B, n_src) [V]
         kind, param, table_x, table_y = adc0.transfer
+        if adc0.bits is not None:
+            self._count_sampled(st, v_src, weights, i_max, forward)
         if adc0.sense_noise > 0:
             # noisy sensing: the noise is added between product and conversion, plane by plane
             buf = np.empty((volts.shape[1], st.g_cat.shape[1]))
             for p in range(volts.shape[0]):
-                if weights[p] == 0.0 or not v_src[p].any():
+                if weights[p] == 0.0:
                     continue
-                np.matmul(v_src[p], st.g_cat, out=buf)               # (B, width) [A]
+                if v_src[p].any():
+                    np.matmul(v_src[p], st.g_cat, out=buf)           # (B, width) [A]
+                else:
+                    buf.fill(0.0)                                    # undriven plane: 0 A
                 buf += adc0.sense_noise * self.rng.standard_normal(buf.shape)
                 mvm.adc_shift_add_segments(buf, 1, st.seg_start, st.seg_dst, st.seg_coef,
                                            i_max, weights[p:p + 1], adc0.n_steps, kind, param,
                                            table_x, table_y, out)
             return
-        mvm.planes_product_convert(v_src, st.g_cat, st.seg_start, st.seg_dst, st.seg_coef,
-                                   i_max, weights, np.array([adc0.n_steps, kind, param]),
-                                   table_x, table_y, out)
+        adc = np.array([adc0.n_steps, kind, param])
+
+        def convert(b0: int, b1: int) -> None:
+            # a slice of the batch: its own rows of the drives and of the output (the rows
+            # of a product and of its conversion do not depend on the other rows)
+            mvm.planes_product_convert(np.ascontiguousarray(v_src[:, b0:b1]), st.g_cat,
+                                       st.seg_start, st.seg_dst, st.seg_coef, i_max, weights,
+                                       adc, table_x, table_y, out[b0:b1])
+
+        batch = v_src.shape[1]
+        work = int(PRODUCT_NS_PER_FLOP * 2 * v_src.size * st.g_cat.shape[1])
+        if self.split_products and parallel.splits(batch, work):
+            # batch slices in threads, one BLAS thread each: the small bit-plane products
+            # (K = 64) gain little from a two-thread BLAS call each
+            parallel.over_batch(one_blas_thread(convert), batch, work)
+        else:
+            convert(0, batch)
+
+    def _stat_rows(self, weights: FloatArray, batch: int) -> tuple[NDArray[np.int64],
+                                                                   NDArray[np.int64]]:
+        """(bit-plane, sample) pairs whose currents the ADC statistics count in this call."""
+        used = np.flatnonzero(weights)          # planes of weight 0 are not converted
+        total = used.size * batch
+        if total == 0:
+            return used, used
+        n = min(ADC_STATS_ROWS, total)
+        self._stat_offset = (self._stat_offset + 7919) % total
+        flat = (self._stat_offset + np.arange(n) * (total // n)) % total
+        return used[flat // batch], flat % batch
+
+    def _count_sampled(self, st: _Stack, v_src: FloatArray, weights: FloatArray,
+                       i_max: FloatArray, forward: bool) -> None:
+        """ADC statistics of a fused conversion: the currents of a few rows, recomputed.
+
+        The fused kernel never holds the currents of a batch; those of
+        :data:`ADC_STATS_ROWS` (plane, sample) rows are recomputed without sense noise.
+        """
+        planes, rows = self._stat_rows(weights, v_src.shape[1])
+        v = v_src[planes, rows]                                   # (n, n_src) [V]
+        adc0 = st.adcs[0]
+        adcstats.count_products(v, st.g_cat, st.seg_start, i_max, adc0.n_steps, adc0.bipolar,
+                                self._adc_counts[forward])
+
+    def adc_stats(self) -> dict[str, dict[str, int]]:
+        """Return the running totals of this tile's ADC conversions, per direction.
+
+        Returns
+        -------
+        dict
+            ``{"forward": {...}, "backward": {...}}``, each with the counters
+            ``conversions``, ``sensed`` (non-zero current), ``clipped`` (beyond full scale, the
+            output saturates) and ``lost`` (sensed but below half a code step: code 0), see
+            :mod:`xbarsim.kernels.adcstats`. Ideal ADCs (``bits: null``) count nothing. With
+            ``granularity: layer`` every conversion is counted; per-array converters count
+            :data:`ADC_STATS_ROWS` rows of currents of every product (a sample; once ranges
+            are frozen, recomputed without sense noise). Fractions (``clipped / sensed``)
+            are what to look at: a range far too small clips nearly everything, one far too
+            large loses nearly everything.
+        """
+        return {direction: dict(zip(ADC_STAT_NAMES, (int(c) for c in self._adc_counts[flag]),
+                                    strict=True))
+                for direction, flag in (("forward", True), ("backward", False))}
+
+    def reset_adc_stats(self) -> None:
+        """Set the counters of :meth:`adc_stats` to zero."""
+        for counts in self._adc_counts.values():
+            counts[:] = 0
 
     # ------------------------------------------------------------------ state
     def solver_stats(self) -> dict[str, float]:
@@ -623,16 +860,29 @@ class Tile:
         return adcs + [self._adc_layer_fwd, self._adc_layer_bwd]
 
     def state_dict(self) -> dict[str, FloatArray]:
-        """Everything needed to resume: conductances, weight scale, ADC ranges and counters."""
+        """Everything needed to resume.
+
+        Conductances, weight scale, ADC ranges and counters, and the key and step counter of
+        the write noise.
+        """
         adcs = self._adcs()
         return {"g": self.conductances(), "w_scale": np.array(self.w_scale),
+                "update_key": np.array(self.update_key, dtype=np.uint64),
+                "update_step": np.array(self.update_step, dtype=np.uint64),
                 "adc_i_max": np.array([np.nan if a.i_max is None else a.i_max for a in adcs]),
                 "adc_calibrating": np.array([a.calibrating for a in adcs]),
                 "adc_n_calls": np.array([a.n_calibration_calls for a in adcs], dtype=np.int64)}
 
     def load_state_dict(self, state: dict[str, FloatArray]) -> None:
-        """Restore :meth:`state_dict` exactly (no device physics applied)."""
+        """Restore :meth:`state_dict` exactly (no device physics applied).
+
+        States saved before the keyed write noise existed have no ``update_key`` and
+        ``update_step``; the tile then keeps its own key and counts steps from 0.
+        """
         self.w_scale = float(state["w_scale"])
+        if "update_key" in state:
+            self.update_key = int(np.asarray(state["update_key"], dtype=np.uint64))
+        self.update_step = int(np.asarray(state.get("update_step", 0), dtype=np.uint64))
         g = state["g"]
         for b, blk in enumerate(self.blocks):
             for a, x in enumerate(blk.masters):
@@ -650,6 +900,24 @@ class Tile:
         return (f"Tile({self.n_in}x{self.n_out}, blocks={len(self.blocks)}, "
                 f"mapping={self.mapping.name}, slices={self.n_slices}, "
                 f"solver={self.hw.solver.method})")
+
+
+def refresh_tiles(tiles: Iterable[Tile]) -> None:
+    """Recompute every stale ``g_eff`` of ``tiles`` at once.
+
+    The exact direct solves of all stale arrays (of every tile) are batched by shape and
+    parasitics and split over threads (:func:`xbarsim.hardware.solvers.g_eff_many`); the
+    results are those of refreshing array by array, bit for bit. A model refreshes its tiles
+    together after an update with ``refresh_tiles(model_tiles)`` (otherwise each tile
+    refreshes its own arrays at its next product).
+    """
+    stale = [x for tile in tiles for blk in tile.blocks for x in tile.read_arrays(blk)
+             if x.stale]
+    if not stale:
+        return
+    results = g_eff_many([x.solver for x in stale], [x.g for x in stale])
+    for xbar, g_eff in zip(stale, results, strict=True):
+        xbar.accept_g_eff(g_eff)
 
 
 @contextmanager

@@ -1,8 +1,10 @@
 """HDF5 result files: the only module of xbarsim that imports h5py.
 
-Four kinds of file are written here, told apart by the root attribute ``kind``: a training
-run (``"run"``), a training checkpoint (``"checkpoint"``), a tile study (``"tile_study"``) and a
-deployment on many chips (``"deployment"``).
+Seven kinds of file are written here, told apart by the root attribute ``kind``: a training
+run (``"run"``), a training checkpoint (``"checkpoint"``), a tile study (``"tile_study"``),
+a deployment of trained weights on many chips (``"deployment"``), a table (``"table"``: the
+results of ``xbarsim sweep``, see :func:`write_table`), a golden reference suite (``"golden_suite"``) and another tool's results in the suite's schema
+(``"golden_results"``); the last two are documented in docs/golden.md (:func:`write_golden`).
 Every file is written to a temporary file next to the target and renamed into place
 (``os.replace``), so a reader never sees a half-written file; an existing file is replaced
 only when the caller says so (``force=True``; the run driver also rewrites its own files).
@@ -13,22 +15,40 @@ Layout of a run file (``xbarsim run CONFIG --out run.h5``, layout version 1)::
         kind                 "run"
         layout_version       1
         xbarsim_version, created_utc (ISO 8601, UTC),
-        numpy_version, scipy_version, numba_version, h5py_version
+        numpy_version, scipy_version, numba_version, h5py_version,
+        python_version ("3.12.3 (CPython)"), platform (OS, release, machine)
         config_yaml          the resolved configuration (xbarsim.config.dump_config); the
                              file is self-describing: load_config(yaml.safe_load(...))
         seed                 master seed of the run
         mode                 "software" | "crossbar" | "aware"
+        hardware_label       "software", "Cross-Ideal" or "Cross-NI (<main non-idealities>)"
         model                model name (config model.name)
         status               "running" (written after every epoch), "completed",
-                             "diverged" or "evaluated" (evaluate-only run)
+                             "completed_with_warnings" (see warnings), "diverged",
+                             "evaluated" or "evaluated_with_warnings" (evaluate-only run)
         epochs_done          completed epochs (length of the history)
+        weights_epoch        epoch whose weights /layers holds (0: the initial weights; for
+                             an evaluate-only run, that of the weights file)
         test_acc             test accuracy of the stored weights (NaN when unknown)
         message              "" or why the run stopped (divergence)
+        warnings             list of str: what went wrong without stopping the run (ADC
+                             conversions clipped or lost, an output that does not depend on
+                             the input, a learning-rate schedule changed on resume, weights
+                             of an unfinished or diverged run); empty when all is well
         diverged_epoch       1-based epoch that diverged (only when status is "diverged")
         weights_source       file the weights came from (evaluate-only runs / train.weights)
+        data_dir             MNIST / CIFAR-10 only: the folder the data files were read from
+                             (absolute; the one actually used, after --data-dir,
+                             data.data_dir, $XBARSIM_DATA or the cache)
+        data_files           MNIST / CIFAR-10 only: names of the files read, in reading order
+                             (MNIST: train images, train labels, test images, test labels)
+        data_md5             MNIST / CIFAR-10 only: md5 (hex) of each of those files as stored
+        data_known_as        MNIST / CIFAR-10 only: what each file was verified to be, e.g.
+                             "official MNIST test images (10,000)", "unknown md5 (content
+                             checked)" or "not verified" (xbarsim.data, "Verification")
     /history/<metric>        (n_epochs,) float64, resizable (maxshape (None,)), units attr;
-                             metrics: epoch, train_loss, train_acc, test_acc, lr, seconds
-                             [, val_acc with data.validation_fraction > 0]
+                             metrics: epoch, train_loss, train_acc, test_acc, lr, seconds,
+                             collapsed_fraction [, val_acc with data.validation_fraction > 0]
     /layers/<layer>/weights  (n_in, n_out) float64, units "1": the layer's weight matrix
                              (for a crossbar layer: the weights its master conductances hold)
     /layers/<layer>/<param>  every other array of the model state, e.g. bias, gamma, beta,
@@ -52,7 +72,8 @@ last completed epoch: after a divergence the file keeps the last good weights.
 
 Layout of a checkpoint file (``<out stem>.ckpt.h5``, written after every epoch)::
 
-    /                  attrs: kind "checkpoint", layout_version, provenance, plus the
+    /                  attrs: kind "checkpoint", layout_version, provenance (the same
+                       version attributes as a run file), plus the
                        scalar attributes of the checkpoint (epoch, config_yaml,
                        rng_states as JSON, ...)
     /<group>/.../<name>  nested groups of arrays, mirroring the nested dict given to
@@ -64,7 +85,7 @@ Layout of a tile-study file (``xbarsim tile --out tile.h5``, layout version 1)::
         kind                "tile_study"
         layout_version      1
         xbarsim_version, created_utc (ISO 8601, UTC),
-        numpy_version, scipy_version, numba_version, h5py_version
+        numpy_version, scipy_version, numba_version, h5py_version, python_version, platform
         parameters_yaml     every study parameter as YAML (self-describing file)
         <parameter>         each scalar parameter also as its own attribute (SI units)
         ...                 scalar results (rho_bound, ir_drop_max, err_*, notes, ...)
@@ -105,6 +126,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata
 import os
+import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -113,10 +135,11 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DEPLOYMENT_LAYOUT_VERSION", "LAYOUT_VERSION", "RUN_LAYOUT_VERSION", "provenance",
-           "read_checkpoint", "read_dataset", "read_deployment", "read_run", "read_tile_study",
-           "read_weights", "write_checkpoint", "write_deployment", "write_run",
-           "write_tile_study"]
+__all__ = ["DEPLOYMENT_LAYOUT_VERSION", "LAYOUT_VERSION", "PROVENANCE_KEYS",
+           "RUN_LAYOUT_VERSION", "provenance", "read_attrs", "read_checkpoint", "read_dataset",
+           "read_deployment", "read_golden", "read_run", "read_run_summary", "read_table",
+           "read_tile_study", "read_weights", "write_checkpoint", "write_deployment",
+           "write_golden", "write_run", "write_table", "write_tile_study"]
 
 LAYOUT_VERSION = 1
 """Version of the tile-study layout documented above; bump on incompatible changes."""
@@ -141,7 +164,9 @@ def provenance() -> dict[str, str]:
     Returns
     -------
     dict
-        ``xbarsim_version``, ``created_utc`` and the versions of numpy, scipy, numba, h5py.
+        ``xbarsim_version``, ``created_utc``, the versions of numpy, scipy, numba, h5py and
+        Python (``python_version``, with the implementation, e.g. ``"3.12.3 (CPython)"``),
+        and ``platform`` (operating system, release and machine, :func:`platform.platform`).
     """
     from xbarsim import __version__
 
@@ -152,7 +177,14 @@ def provenance() -> dict[str, str]:
         "scipy_version": _version("scipy"),
         "numba_version": _version("numba"),
         "h5py_version": h5py.__version__,
+        "python_version": f"{platform.python_version()} ({platform.python_implementation()})",
+        "platform": platform.platform(),
     }
+
+
+PROVENANCE_KEYS = ("xbarsim_version", "created_utc", "numpy_version", "scipy_version",
+                   "numba_version", "h5py_version", "python_version", "platform")
+"""Root attributes that :func:`provenance` adds to every file written here."""
 
 
 def _attr_value(name: str, value: Any) -> Any:
@@ -319,11 +351,20 @@ def _check_target(path: Path, force: bool) -> None:
 
 
 def _atomic_write(path: Path, fill: Any, force: bool) -> Path:
-    """Create ``path`` through a temporary sibling file and ``os.replace``."""
+    """Create ``path`` through a temporary sibling file and ``os.replace``.
+
+    A failure to write names ``path`` (and its folder), not the temporary file.
+    """
     _check_target(path, force)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with h5py.File(tmp, "w") as f:
+        try:
+            f = h5py.File(tmp, "w")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise OSError(exc.errno, f"{path}: cannot write in folder {path.parent} "
+                                     f"({reason})") from None
+        with f:
             fill(f)
         os.replace(tmp, path)
     finally:
@@ -465,6 +506,43 @@ def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
             "solver": solver, "normalization": norm}
 
 
+def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Root attributes of a run file or checkpoint (cheap: no dataset is read).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, or not a run / checkpoint file.
+    """
+    with _open_kind(Path(path), ("run", "checkpoint")) as f:
+        return {k: _plain(v) for k, v in f.attrs.items()}
+
+
+def read_run_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Root attributes and history of a run file, without the (large) layer arrays.
+
+    Parameters
+    ----------
+    path : path-like
+        A run HDF5 file.
+
+    Returns
+    -------
+    dict
+        ``{"attrs": {...}, "history": {metric: ndarray}}`` as in :func:`read_run`.
+
+    Raises
+    ------
+    FileNotFoundError, OSError, ValueError
+        Missing file, not HDF5, or not a run file.
+    """
+    with _open_kind(Path(path), ("run",)) as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        history = ({k: np.asarray(d[()]) for k, d in f["history"].items()}
+                   if "history" in f else {})
+    return {"attrs": attrs, "history": history}
+
+
 _HARDWARE_DATASETS = ("g", "g_eff", "w_scale")
 
 
@@ -562,6 +640,212 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         attrs = {k: _plain(v) for k, v in f.attrs.items()}
         tree = _read_group(f)
     return tree, attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# tables (the results of a sweep)
+
+
+def write_table(path: str | os.PathLike[str], columns: Mapping[str, Any], *,
+                attrs: Mapping[str, Any] | None = None, force: bool = False) -> Path:
+    """Write a table of equal-length columns (atomically): one dataset per column.
+
+    Layout (root attribute ``kind`` = ``"table"``)::
+
+        /                    attrs: kind, layout_version, provenance, ``columns`` (the column
+                             names in order) and the caller's ``attrs``
+        /<column>            (n_rows,) float64, int64, bool, or variable-length UTF-8 strings
+
+    Parameters
+    ----------
+    path : path-like
+        Output file.
+    columns : mapping of str to sequence
+        Column name -> values: all numbers (stored as a numeric array; NaN for missing floats)
+        or all strings. Every column has the same length.
+    attrs : mapping, optional
+        Extra root attributes (``None`` values are skipped).
+    force : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        Columns of different lengths, a column name with ``/``, or values that are neither all
+        numbers nor all strings.
+    """
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"write_table: columns have different lengths: {lengths}")
+    arrays: dict[str, Any] = {}
+    for name, values in columns.items():
+        if "/" in name or not name:
+            raise ValueError(f"write_table: invalid column name {name!r}")
+        values = list(values)
+        if all(isinstance(v, str) for v in values):
+            arrays[name] = np.array(values, dtype=h5py.string_dtype())
+        else:
+            arr = np.asarray(values)
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"write_table: column {name!r} mixes strings and numbers or "
+                                 f"holds other objects (dtype {arr.dtype}); convert it first")
+            arrays[name] = arr
+
+    def fill(f: h5py.File) -> None:
+        f.attrs["kind"] = "table"
+        f.attrs["layout_version"] = RUN_LAYOUT_VERSION
+        for key, value in {**provenance(), **(attrs or {})}.items():
+            if value is not None:
+                f.attrs[key] = _attr_value(key, value)
+        f.attrs["columns"] = np.array(list(arrays), dtype=h5py.string_dtype())
+        for name, arr in arrays.items():
+            f.create_dataset(name, data=arr)
+
+    return _atomic_write(Path(path), fill, force)
+
+
+def read_table(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a table written by :func:`write_table`.
+
+    Returns
+    -------
+    columns : dict of str to ndarray or list of str
+        In the stored column order; string columns as lists of ``str``.
+    attrs : dict
+        Root attributes.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, or not a table file.
+    """
+    with _open_kind(Path(path), ("table",)) as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        names = attrs.get("columns", list(f))
+        columns: dict[str, Any] = {}
+        for name in names:
+            data = f[name]
+            if h5py.check_string_dtype(data.dtype) is not None:
+                columns[name] = [v.decode() if isinstance(v, bytes) else str(v)
+                                 for v in data[()].tolist()]
+            else:
+                columns[name] = np.asarray(data[()])
+    return columns, attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# golden suites and results in their schema (docs/golden.md)
+
+#: Arrays with at least this many elements are stored gzip-compressed (with the shuffle filter).
+_COMPRESS_MIN = 4096
+
+
+def write_golden(path: str | os.PathLike[str], *, kind: str,
+                 cases: Mapping[str, Mapping[str, Any]], attrs: Mapping[str, Any],
+                 force: bool = False) -> Path:
+    """Write a golden suite or results file (atomically).
+
+    Layout (docs/golden.md)::
+
+        /                         attrs: kind, layout_version, provenance, the caller's attrs
+        /cases/<case>             group; attrs: the case's attributes (case_kind, ...)
+        /cases/<case>/<name>      one dataset per array; ``<name>`` may contain ``/`` (a
+                                  layer prefix, e.g. ``fc1/weights``: a subgroup); attrs:
+                                  ``units`` and whatever the case's ``meta`` gives
+
+    Parameters
+    ----------
+    path : path-like
+        Output file.
+    kind : {"golden_suite", "golden_results"}
+        Root attribute ``kind``.
+    cases : mapping of str to mapping
+        Case name -> ``{"attrs": {...}, "data": {name: array}, "meta": {name: {attr: value}}}``
+        (``attrs`` and ``meta`` optional); ``meta[name]["units"]`` is the dataset's units.
+    attrs : mapping
+        Root attributes (``layout_version`` among them; provenance is added).
+    force : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    FileExistsError, OSError, ValueError
+        Existing file without ``force``, unwritable folder, or a bad case or dataset name.
+    """
+    if kind not in ("golden_suite", "golden_results"):
+        raise ValueError(f"kind: expected 'golden_suite' or 'golden_results', got {kind!r}")
+
+    def fill(f: h5py.File) -> None:
+        f.attrs["kind"] = kind
+        for key, value in {**provenance(), **attrs}.items():
+            if value is not None:
+                f.attrs[key] = _attr_value(key, value)
+        root = f.create_group("cases")
+        for case, content in cases.items():
+            if not case or "/" in case:
+                raise ValueError(f"case name {case!r}: must be non-empty and without '/'")
+            grp = root.create_group(case)
+            for key, value in (content.get("attrs") or {}).items():
+                if value is not None:
+                    grp.attrs[key] = _attr_value(f"{case}.{key}", value)
+            meta = content.get("meta") or {}
+            for name, data in (content.get("data") or {}).items():
+                arr = np.asarray(data)
+                opts = ({"compression": "gzip", "shuffle": True}
+                        if arr.size >= _COMPRESS_MIN else {})
+                dset = grp.create_dataset(name, data=arr, **opts)
+                for key, value in (meta.get(name) or {}).items():
+                    if value is not None:
+                        dset.attrs[key] = _attr_value(f"{case}/{name}.{key}", value)
+
+    return _atomic_write(Path(path), fill, force)
+
+
+def read_golden(path: str | os.PathLike[str],
+                kinds: tuple[str, ...] = ("golden_suite", "golden_results")) -> dict[str, Any]:
+    """Read a file written by :func:`write_golden`.
+
+    Returns
+    -------
+    dict
+        ``{"attrs": {...}, "cases": {case: {"attrs": {...}, "data": {name: ndarray},
+        "meta": {name: {attr: value}}}}}``, names with their layer prefixes (``fc1/weights``).
+
+    Raises
+    ------
+    FileNotFoundError, OSError, ValueError
+        Missing file, not HDF5, or not one of ``kinds`` (the message names the file).
+    """
+    path = Path(path)
+    with _open_kind(path, kinds) as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        cases: dict[str, Any] = {}
+        if "cases" in f:
+            for case, grp in f["cases"].items():
+                data: dict[str, Any] = {}
+                meta: dict[str, dict[str, Any]] = {}
+
+                def visit(name: str, obj: Any, data: dict[str, Any] = data,
+                          meta: dict[str, dict[str, Any]] = meta) -> None:
+                    if isinstance(obj, h5py.Dataset):
+                        value = obj[()]
+                        if isinstance(value, bytes):
+                            value = value.decode()
+                        data[name] = np.asarray(value) if not isinstance(value, str) else value
+                        meta[name] = {k: _plain(v) for k, v in obj.attrs.items()}
+
+                grp.visititems(visit)
+                cases[case] = {"attrs": {k: _plain(v) for k, v in grp.attrs.items()},
+                               "data": data, "meta": meta}
+    return {"attrs": attrs, "cases": cases}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,10 +4,18 @@
 lets the solvers run independent arrays or blocks of drives in Python threads; ``fastmath``
 stays off so results are reproducible and comparable with the reference oracles.
 
-There is deliberately no ``parallel=True`` variant: on the shared 2-core machines this project
-targets, Numba's OpenMP-threaded loops measured 3-20x slower than serial ones whenever another
-process used the cores; parallelism comes from threads over independent arrays instead
-(:func:`xbarsim.hardware.parallel.shared_pool`).
+``jit_parallel`` (``parallel=True``, loops over ``numba.prange``) is for kernels whose
+iterations are independent and whose every output entry is computed by the same operations
+whatever the number of threads (so results are bit-identical for any
+``numba.set_num_threads``), and only for long loops: Numba's OpenMP-threaded loops measured
+3-20x slower than serial ones on the shared 2-core machines whenever another process used the
+cores, so most parallelism comes from threads over independent arrays instead
+(:func:`xbarsim.hardware.parallel.shared_pool`). The device update
+(:mod:`xbarsim.kernels.update`) is the user: one call per tile and step, with a serial twin for
+small tiles. A parallel and a serial kernel must be compiled from differently named Python
+functions: Numba's disk cache keys a function by name, first line and bytecode, not by its
+options, so twins of one function would load each other's machine code. Waiting OpenMP threads
+should sleep (:func:`xbarsim.runtime.tune_omp_wait`, which the CLI calls).
 """
 
 from __future__ import annotations
@@ -17,3 +25,6 @@ import functools
 import numba
 
 jit = functools.partial(numba.njit, cache=True, error_model="numpy", nogil=True)
+
+jit_parallel = functools.partial(numba.njit, cache=True, error_model="numpy", nogil=True,
+                                 parallel=True)

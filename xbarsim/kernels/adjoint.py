@@ -52,7 +52,7 @@ def undo_step(step_factor, factor_start, steps, positions, s, xo):
     for the outer part, then blocked back-substitution (a product per block of :data:`BLOCK`
     pivots for the part below it, a short loop inside).
     """
-    _off_a, d_a, _off_b, d_b, _off_o, pos0, p, n_plain, n_src, n_gnd = steps[s]
+    _off_a, d_a, _off_b, d_b, _off_o, pos0, p, n_plain, n_src, n_gnd = steps[s, :10]
     q = n_plain + n_src + n_gnd
     n = p + q
     n_drv = xo.shape[1]

@@ -185,14 +185,17 @@ def adc_shift_add_segments(i, n_planes, seg_start, seg_dst, seg_coef, seg_imax, 
                     dst = out[b, d0:d0 + width]
                     for c in range(width):
                         dst[c] += w * src[c]
-            elif kind == KIND_NONE:                    # linear ADC: rint(clip(i / i_max) n)
-                to_code = n_steps / i_max
+            elif kind == KIND_NONE:                    # linear ADC: rint(n clip(i / i_max))
+                # u = i * (1 / i_max) exactly as kernels.quantize.adc_convert_into, so exact
+                # rounding ties (frequent with calibrated ranges and few DAC levels) give the
+                # same code in every path
+                inv = 1.0 / i_max
                 lsb = w * i_max / n_steps
                 for b in range(batch):
                     src = i[p * batch + b, c0:c0 + width]
                     dst = out[b, d0:d0 + width]
                     for c in range(width):
-                        dst[c] += lsb * np.rint(min(max(src[c] * to_code, 0.0), top))
+                        dst[c] += lsb * np.rint(min(max(src[c] * inv, 0.0), 1.0) * top)
             else:
                 inv = 1.0 / i_max
                 scale = w * i_max

@@ -129,11 +129,14 @@ def adc_convert_into(x, full_scale, n_steps, bipolar, kind, param, table_x, tabl
     if full_scale <= 0.0:
         out[:] = 0.0
         return
+    # every ADC path of the package normalises with the same product, u = x * (1 / i_max), so a
+    # current on an exact rounding tie gets the same code in the layer and the tile paths
+    inv = 1.0 / full_scale
     if kind == KIND_NONE:
         # the linear curve written out: the same operations as the general loop below, which
         # the compiler does not inline (4x slower bipolar, 16x unipolar on 2.8M currents)
         for k in range(n):
-            u = x[k] / full_scale
+            u = x[k] * inv
             sign = 1.0
             if u < 0.0:
                 if bipolar:
@@ -148,7 +151,7 @@ def adc_convert_into(x, full_scale, n_steps, bipolar, kind, param, table_x, tabl
             out[k] = sign * u
         return
     for k in range(n):
-        u = x[k] / full_scale
+        u = x[k] * inv
         sign = 1.0
         if u < 0.0:
             if bipolar:

@@ -7,7 +7,9 @@ after the same change; and AAM with K = 1..4. Each time is the median of at leas
 calls timed with :func:`time.perf_counter`, and of more until they add up to
 :data:`MIN_SECONDS`, after one untimed first call (which absorbs JIT compilation and gives the
 result used for the error columns). Errors are
-``max |g_eff_m - g_eff_ref| / max |g_eff_ref|`` with the nodal result as reference.
+``max |g_eff_m - g_eff_ref| / max |g_eff_ref|`` with the nodal result as reference, which is
+itself within about one float64 rounding of the exact ``g_eff`` (docs/circuit.md), so the
+columns measure the other solvers' own errors.
 
 Used by ``xbarsim bench tile`` and ``benchmarks/bench_tile.py`` so both print the same table.
 """
@@ -15,6 +17,7 @@ Used by ``xbarsim bench tile`` and ``benchmarks/bench_tile.py`` so both print th
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import time
 import warnings
@@ -202,7 +205,8 @@ def run_tile_bench(sizes: Iterable[int] = DEFAULT_SIZES,
     seed : int
         Seed of the random conductances (stream ``"bench.<regime>.<n>"``).
     nodal_max_size : int, optional
-        Skip the nodal solve for sizes above this (it grows fast: about 5 s at 128 x 128).
+        Skip the nodal solve for sizes above this (it grows fast: seconds at 256 x 256,
+        minutes at 1024 x 1024).
         Default None: always run it. Without nodal, errors are taken against direct FCM.
     rtol : float
         Tolerance of the iterative FCM algorithm.
@@ -247,10 +251,37 @@ def run_tile_bench(sizes: Iterable[int] = DEFAULT_SIZES,
             g2 = np.clip(g + step, p["g_min"], p["g_max"])
             par = Parasitics.build(n, n, r_source=p["r_source"], r_sense=p["r_sense"],
                                    r_row=p["r_row"], r_col=p["r_col"])
-            records.append(_bench_one(regime, g, g2, par, repeats,
-                                      nodal_max_size is None or n <= nodal_max_size,
-                                      solvers, unavailable, rtol))
+            load_before = _load_average()
+            rec = _bench_one(regime, g, g2, par, repeats,
+                             nodal_max_size is None or n <= nodal_max_size,
+                             solvers, unavailable, rtol)
+            rec["load"] = max(load_before, _load_average())
+            records.append(rec)
     return records
+
+
+def _load_average() -> float:
+    """1-minute load average of the machine (NaN where the OS does not report it)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return float("nan")
+
+
+def load_note(records: Sequence[dict[str, Any]]) -> str:
+    """One line with the machine's CPU count and its load average while the records were taken.
+
+    Other processes inflate every time (a load above the CPU count means the benchmark shared
+    the cores); the ratios measured side by side suffer less.
+    """
+    loads = [r["load"] for r in records if r.get("load") is not None and r["load"] == r["load"]]
+    cpus = os.cpu_count() or 1
+    if not loads:
+        return f"Machine: {cpus} CPUs; load average not available"
+    busy = " (busy: other processes shared the cores, times are inflated)" if max(
+        loads) > cpus else ""
+    return (f"Machine: {cpus} CPUs; 1-minute load average during the measurements "
+            f"{min(loads):.2g}-{max(loads):.2g}{busy}")
 
 
 def fit_growth_exponent(records: Sequence[dict[str, Any]], key: str = "fcm_cold_s"
@@ -364,6 +395,7 @@ def format_bench_table(records: Sequence[dict[str, Any]]) -> str:
     lines += ["", "Growth exponent b of fcm time ~ (n_rows*n_cols)**b (log-log fit): "
               + ", ".join(f"{k} {v:.2f}" for k, v in exps.items())
               + "; iterative cold: " + ", ".join(f"{k} {v:.2f}" for k, v in it_exps.items())]
+    lines += ["", load_note(records)]
     lines += ["", "Targets (issue 2):", *(f"  {t}" for t in check_targets(records))]
     notes = [f"  {r['regime']} {r['n_rows']}: {n}" for r in records for n in r["notes"]]
     if notes:

@@ -60,8 +60,19 @@ def run_layer_bench(n_in: int = 400, n_out: int = 120, batch: int = 128, repeats
 
     out: dict[str, float] = {}
     out["refresh"] = _median(refresh, repeats)
-    out["forward"] = _median(lambda: tile.forward(x), repeats)
-    out["backward"] = _median(lambda: tile.backward(delta), repeats)
+    # products in batch slices on two threads (default) against one call with BLAS's own
+    # threads, interleaved (rounds of both)
+    one_call: dict[str, list[float]] = {"forward": [], "backward": []}
+    split: dict[str, list[float]] = {"forward": [], "backward": []}
+    for _ in range(3):
+        for flag, store in ((False, one_call), (True, split)):
+            tile.split_products = flag
+            store["forward"].append(_median(lambda: tile.forward(x), repeats))
+            store["backward"].append(_median(lambda: tile.backward(delta), repeats))
+    tile.split_products = True
+    for key in ("forward", "backward"):
+        out[key] = float(np.median(split[key]))
+        out[key + "_one_call"] = float(np.median(one_call[key]))
     out["update"] = _median(lambda: tile.update(x, delta, 1e-3), repeats)
     out["step"] = out["forward"] + out["backward"] + out["update"] + out["refresh"]
     out["numpy_step"] = _median(lambda: (x @ w, delta @ w.T, x.T @ delta), repeats)
@@ -77,6 +88,8 @@ def run_layer_bench(n_in: int = 400, n_out: int = 120, batch: int = 128, repeats
     out["gemm_rate"] = 2.0 * n**3 / _median(lambda: a @ b, repeats)
     out["mvm_rate"] = out["mvm_flops"] / (out["forward"] + out["backward"])
     out["mvm_fraction_of_gemm"] = out["mvm_rate"] / out["gemm_rate"]
+    out["mvm_rate_one_call"] = out["mvm_flops"] / (out["forward_one_call"]
+                                                   + out["backward_one_call"])
     out["step_over_numpy"] = out["step"] / out["numpy_step"]
     return out
 
@@ -87,10 +100,18 @@ def format_layer_bench(res: dict[str, float]) -> str:
     lines = ["| part | median [ms] |", "|---|---|"]
     for key in ("forward", "backward", "update", "refresh", "step", "numpy_step"):
         lines.append(f"| {key} | {res[key] * ms:.2f} |")
+    if "forward_one_call" in res:
+        lines += [f"| forward, one call (BLAS threads) | {res['forward_one_call'] * ms:.2f} |",
+                  f"| backward, one call (BLAS threads) | {res['backward_one_call'] * ms:.2f} |"]
     lines += ["",
               f"crossbar step / NumPy step: {res['step_over_numpy']:.1f}x",
               f"MVM work: {res['mvm_flops'] / 1e9:.2f} GFlop per step over "
               f"{int(res['n_arrays'])} arrays, {res['mvm_rate'] / 1e9:.1f} GFlop/s = "
               f"{100 * res['mvm_fraction_of_gemm']:.0f} % of the measured GEMM rate "
               f"({res['gemm_rate'] / 1e9:.1f} GFlop/s, 1024^3 matmul)"]
+    if "mvm_rate_one_call" in res:
+        lines.append(f"MVM work as one call per block with BLAS's threads: "
+                     f"{res['mvm_rate_one_call'] / 1e9:.1f} GFlop/s = "
+                     f"{100 * res['mvm_rate_one_call'] / res['gemm_rate']:.0f} % "
+                     "(the batch split over threads above is the default)")
     return "\n".join(lines)

@@ -84,39 +84,44 @@ class TileStudy:
         Path terms K of the AAM.
     methods : tuple of str
         Methods that were run (AAM is dropped when it was skipped, see ``notes``).
-    i_ideal, i_nodal : ndarray of shape (batch, n_cols)
-        ``v @ g`` and the golden nodal sense currents [A].
+    i_ideal : ndarray of shape (batch, n_cols)
+        ``v @ g`` [A].
+    i_nodal : ndarray of shape (batch, n_cols) or None
+        The golden nodal sense currents [A]; None when the nodal solve was skipped.
     i_fcm, i_aam : ndarray of shape (batch, n_cols) or None
         Sense currents ``v @ g_eff`` of FCM / AAM [A]; None when not run.
     g_eff : ndarray of shape (n_rows, n_cols)
-        Exact effective conductance from the nodal solver [S].
+        Exact effective conductance from the reference solver [S].
     g_eff_fcm, g_eff_aam : ndarray of shape (n_rows, n_cols) or None
         Effective conductance of FCM / AAM [S].
-    u, w : ndarray of shape (batch, n_rows, n_cols)
-        Row-node and column-node voltages [V] (nodal solve).
-    ir_drop : ndarray of shape (batch, n_rows, n_cols)
+    u, w : ndarray of shape (batch, n_rows, n_cols) or None
+        Row-node and column-node voltages [V] (nodal solve; None when it was skipped).
+    ir_drop : ndarray of shape (batch, n_rows, n_cols) or None
         Voltage lost by each device, ``v[b, i] - (u - w)[b, i, j]`` [V].
     ir_drop_max : float
-        ``max |ir_drop|`` over all vectors and cells [V].
+        ``max |ir_drop|`` over all vectors and cells [V] (NaN without the nodal solve).
     ir_drop_rel : float
         ``max_b max_ij |ir_drop[b, i, j]| / max_i |v[b, i]|``: the largest drop relative to the
         full-scale (largest) drive of the same input vector (1). Normalising by ``v[b, i]`` of
         the cell's own row instead would be unbounded for rows driven near 0 V, whose devices
-        still see the column-side voltage of the others.
-    ir_drop_argmax : tuple of int
-        ``(b, i, j)`` of ``ir_drop_max``.
+        still see the column-side voltage of the others. NaN without the nodal solve.
+    ir_drop_argmax : tuple of int or None
+        ``(b, i, j)`` of ``ir_drop_max`` (the figures show vector ``b``).
     rho_bound : float
         A-priori bound on the spectral radius of ``Z D`` (MODELS.md §3.3); AAM converges for < 1.
     errors : dict of str to float
-        Per method, ``max |i_m - i_nodal| / max |i_nodal|`` (1).
+        Per method other than the reference, ``max |i_m - i_ref| / max |i_ref|`` (1).
     g_eff_errors : dict of str to float
-        Per method, ``max |g_eff_m - g_eff| / max |g_eff|`` (1).
+        Per method other than the reference, ``max |g_eff_m - g_eff| / max |g_eff|`` (1).
     timings : dict of str to float
         Wall time of each method in this call [s], including any JIT compilation.
     notes : tuple of str
         Warnings and skipped steps, for the report.
     parameters : dict
         The inputs in SI units (``g``/``v`` file specs or the random-generation parameters).
+    reference : str
+        The exact solver the errors are measured against: ``"nodal"``, or ``"fcm"`` when the
+        nodal solve was skipped.
     """
 
     g: FloatArray
@@ -128,24 +133,25 @@ class TileStudy:
     aam_order: int
     methods: tuple[str, ...]
     i_ideal: FloatArray
-    i_nodal: FloatArray
+    i_nodal: FloatArray | None
     i_fcm: FloatArray | None
     i_aam: FloatArray | None
     g_eff: FloatArray
     g_eff_fcm: FloatArray | None
     g_eff_aam: FloatArray | None
-    u: FloatArray
-    w: FloatArray
-    ir_drop: FloatArray
+    u: FloatArray | None
+    w: FloatArray | None
+    ir_drop: FloatArray | None
     ir_drop_max: float
     ir_drop_rel: float
-    ir_drop_argmax: tuple[int, int, int]
+    ir_drop_argmax: tuple[int, int, int] | None
     rho_bound: float
     errors: dict[str, float]
     g_eff_errors: dict[str, float]
     timings: dict[str, float]
     notes: tuple[str, ...]
     parameters: dict[str, Any] = field(default_factory=dict)
+    reference: str = "nodal"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -154,7 +160,9 @@ class TileStudy:
 
     def currents(self) -> dict[str, FloatArray]:
         """Sense currents [A] of every method that ran, keyed by method name."""
-        out = {"ideal": self.i_ideal, "nodal": self.i_nodal}
+        out = {"ideal": self.i_ideal}
+        if self.i_nodal is not None:
+            out["nodal"] = self.i_nodal
         if self.i_fcm is not None:
             out["fcm"] = self.i_fcm
         if self.i_aam is not None:
@@ -179,10 +187,12 @@ class TileStudy:
         data: dict[str, tuple[FloatArray, str]] = {
             "g": (self.g, "S"), "v": (self.v, "V"),
             "r_source": (self.r_source, "Ohm"), "r_sense": (self.r_sense, "Ohm"),
-            "i_ideal": (self.i_ideal, "A"), "i_nodal": (self.i_nodal, "A"),
-            "g_eff": (self.g_eff, "S"), "u": (self.u, "V"), "w": (self.w, "V"),
-            "ir_drop": (self.ir_drop, "V"),
+            "i_ideal": (self.i_ideal, "A"), "g_eff": (self.g_eff, "S"),
         }
+        for name, unit in (("i_nodal", "A"), ("u", "V"), ("w", "V"), ("ir_drop", "V")):
+            arr = getattr(self, name)
+            if arr is not None:
+                data[name] = (arr, unit)
         for name in ("i_fcm", "i_aam"):
             arr = getattr(self, name)
             if arr is not None:
@@ -202,16 +212,20 @@ class TileStudy:
             "n_rows": self.shape[0], "n_cols": self.shape[1], "batch": int(self.v.shape[0]),
             "r_row": self.r_row, "r_col": self.r_col, "aam_order": self.aam_order,
             "methods": list(self.methods),
-            "rho_bound": self.rho_bound,
-            "ir_drop_max": self.ir_drop_max, "ir_drop_max_units": "V",
-            "ir_drop_rel": self.ir_drop_rel,
-            "ir_drop_argmax": np.array(self.ir_drop_argmax, dtype=np.int64),
-            "ir_drop_definition": "ir_drop[b,i,j] = v[b,i] - (u - w)[b,i,j]; ir_drop_rel = "
-                                  "max_b max_ij |ir_drop[b,i,j]| / max_i |v[b,i]|",
-            "error_definition": "err_<m> = max|i_<m> - i_nodal| / max|i_nodal|; "
-                                "g_eff_err_<m> = max|g_eff_<m> - g_eff| / max|g_eff|",
+            "rho_bound": self.rho_bound, "reference": self.reference,
+            "error_definition": f"err_<m> = max|i_<m> - i_{self.reference}| / "
+                                f"max|i_{self.reference}|; g_eff_err_<m> = "
+                                f"max|g_eff_<m> - g_eff| / max|g_eff| (g_eff from "
+                                f"{self.reference})",
             "notes": list(self.notes) if self.notes else "",
         }
+        if self.ir_drop_argmax is not None:
+            attrs.update({
+                "ir_drop_max": self.ir_drop_max, "ir_drop_max_units": "V",
+                "ir_drop_rel": self.ir_drop_rel,
+                "ir_drop_argmax": np.array(self.ir_drop_argmax, dtype=np.int64),
+                "ir_drop_definition": "ir_drop[b,i,j] = v[b,i] - (u - w)[b,i,j]; ir_drop_rel "
+                                      "= max_b max_ij |ir_drop[b,i,j]| / max_i |v[b,i]|"})
         for m, e in self.errors.items():
             attrs[f"err_{m}"] = e
         for m, e in self.g_eff_errors.items():
@@ -342,6 +356,8 @@ def load_tile_config(path: str | Path) -> dict[str, Any]:
     """
     import yaml
 
+    from xbarsim.config.loader import parse_yaml
+
     path = Path(path)
     try:
         text = path.read_text()
@@ -350,7 +366,7 @@ def load_tile_config(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise OSError(f"config file {path}: cannot read ({exc.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = parse_yaml(text, source=str(path))  # strict: a duplicate key is an error
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], source=str(path)) from None
     if raw is None:
@@ -416,77 +432,139 @@ def _rel_err(a: FloatArray, ref: FloatArray) -> float:
     return num / den
 
 
-def run_tile_study(g: ArrayLike | None = None, v: ArrayLike | None = None, *,
-                   rows: int = DEFAULTS["rows"], cols: int = DEFAULTS["cols"],
-                   g_min: float = DEFAULTS["g_min"], g_max: float = DEFAULTS["g_max"],
-                   seed: int = DEFAULTS["seed"], batch: int = DEFAULTS["batch"],
-                   v_max: float = DEFAULTS["v_max"],
-                   r_source: ArrayLike = DEFAULTS["r_source"],
-                   r_sense: ArrayLike = DEFAULTS["r_sense"],
-                   r_row: float = DEFAULTS["r_row"], r_col: float = DEFAULTS["r_col"],
-                   aam_order: int = DEFAULTS["aam_order"],
-                   methods: str | Iterable[str] = DEFAULTS["methods"],
-                   sources: Mapping[str, str] | None = None) -> TileStudy:
-    """Compare ideal, nodal, FCM and AAM sense currents of one crossbar.
+#: Options that describe a random tile or random inputs, and what makes them meaningless.
+_RANDOM_G_OPTIONS = ("rows", "cols", "g_min", "g_max")
+_RANDOM_V_OPTIONS = ("batch", "v_max")
 
-    Parameters
+
+@dataclass(frozen=True, eq=False)
+class TileInputs:
+    """A validated tile study, ready to solve (:func:`prepare_tile_study`).
+
+    Attributes
     ----------
-    g : array_like of shape (n_rows, n_cols), optional
-        Device conductances [S]. When None, drawn uniformly in ``[g_min, g_max]`` with shape
-        ``(rows, cols)`` from the named stream ``"tile.g"`` of ``seed``.
-    v : array_like of shape (n_rows,) or (batch, n_rows), optional
-        Row drive voltages [V]. When None, ``batch`` vectors uniform in ``[0, v_max]`` from the
-        stream ``"tile.v"`` of ``seed``.
-    rows, cols : int
-        Tile shape when ``g`` is drawn.
-    g_min, g_max : float
-        Conductance range of random ``g`` [S], ``0 <= g_min <= g_max``.
-    seed : int
-        Seed of the random ``g`` and ``v`` (:func:`xbarsim.rng.stream`).
-    batch : int
-        Number of random input vectors.
-    v_max : float
-        Largest random drive voltage [V], > 0.
-    r_source : float or array_like of shape (n_rows,)
-        Driver resistance [Ohm], >= 0.
-    r_sense : float or array_like of shape (n_cols,)
-        Sense resistance [Ohm], >= 0.
-    r_row, r_col : float
-        Wire resistance per cell segment [Ohm], >= 0.
+    g : ndarray of shape (n_rows, n_cols)
+        Device conductances [S].
+    v : ndarray of shape (batch, n_rows)
+        Row drive voltages [V].
+    parasitics : xbarsim.hardware.circuit.Parasitics
+        Terminal and wire resistances.
+    methods : tuple of str
+        Methods to run (``ideal`` always; ``nodal`` unless skipped; ``fcm`` whenever it is the
+        reference).
+    reference : str
+        ``"nodal"``, or ``"fcm"`` when the nodal solve is skipped.
     aam_order : int
-        Path terms K of the AAM, >= 1.
-    methods : str or iterable of str
-        Subset of ``("ideal", "nodal", "fcm", "aam")``; ideal and nodal always run.
-    sources : mapping, optional
-        Where ``g`` / ``v`` came from (file specs), recorded in ``parameters``.
+        Path terms K of the AAM.
+    rho_bound : float
+        A-priori bound on the spectral radius of ``Z D`` (MODELS.md §3.3).
+    parameters : dict
+        The inputs in SI units, as recorded in the study.
+    """
 
-    Returns
-    -------
-    TileStudy
-        Currents, effective conductances, node maps, errors, IR drop and rho bound.
+    g: FloatArray
+    v: FloatArray
+    parasitics: Any
+    methods: tuple[str, ...]
+    reference: str
+    aam_order: int
+    rho_bound: float
+    parameters: dict[str, Any]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_rows, n_cols)``."""
+        return (int(self.g.shape[0]), int(self.g.shape[1]))
+
+    def estimates(self) -> dict[str, Any]:
+        """Estimated time and peak memory of each solve that will run.
+
+        Returns
+        -------
+        dict of str to SolveCost
+            ``"nodal"`` (factorization, ``g_eff`` and the input vectors), ``"fcm"`` (direct
+            algorithm) and ``"aam"`` (when it will run: rho bound below 1), each a
+            :class:`xbarsim.hardware.circuit.SolveCost`. Orders of magnitude for deciding
+            whether to run; the speed depends on the machine and its load.
+        """
+        from xbarsim.hardware.circuit import SolveCost, nodal_cost
+
+        n_rows, n_cols = self.shape
+        cells = n_rows * n_cols
+        batch = int(self.v.shape[0])
+        out: dict[str, Any] = {}
+        maps = 3 * 8 * batch * cells                         # u, w and the IR drop [B]
+        if "nodal" in self.methods:
+            cost = nodal_cost(n_rows, n_cols, min(n_rows, n_cols) + batch)
+            out["nodal"] = SolveCost(cost.seconds, cost.bytes + maps)
+        if "fcm" in self.methods:
+            # the direct solver's work memory (its arena: 1137 B per cell at 256 x 256, 2217 B
+            # at 4096 x 4096, growing with log2(cells)) and its g_eff
+            per_cell = max(64.0, 135.0 * np.log2(max(cells, 2)) - 1023.0) + 16.0
+            out["fcm"] = SolveCost(FCM_SECONDS_256 * (cells / 65536) ** 1.5,
+                                   int(per_cell * cells))
+        if "aam" in self.methods and self.rho_bound < RHO_SKIP:
+            out["aam"] = SolveCost(AAM_SECONDS_128 * self.aam_order / 2 * (cells / 16384) ** 2,
+                                   8 * cells * (4 + n_rows + n_cols))
+        return out
+
+
+#: Time of FCM's direct solve of a 256 x 256 tile [s], for estimates (the time grows about
+#: like cells**1.5): 0.05 s on an idle machine (``xbarsim bench tile``), 0.75-0.85 s on the
+#: shared 2-core machine under load, where the nodal constants were measured
+#: (:func:`xbarsim.hardware.circuit.nodal_cost`); 1024 x 1024 took 15-30 s there.
+FCM_SECONDS_256 = 0.5
+#: Time of AAM with K = 2 on a 128 x 128 tile [s], for estimates (grows like cells**2): 0.01 s
+#: idle (``xbarsim bench tile``).
+AAM_SECONDS_128 = 0.05
+
+
+def prepare_tile_study(g: ArrayLike | None = None, v: ArrayLike | None = None, *,
+                       rows: int | None = None, cols: int | None = None,
+                       g_min: float | None = None, g_max: float | None = None,
+                       seed: int | None = None, batch: int | None = None,
+                       v_max: float | None = None,
+                       r_source: ArrayLike = DEFAULTS["r_source"],
+                       r_sense: ArrayLike = DEFAULTS["r_sense"],
+                       r_row: float = DEFAULTS["r_row"], r_col: float = DEFAULTS["r_col"],
+                       aam_order: int = DEFAULTS["aam_order"],
+                       methods: str | Iterable[str] = DEFAULTS["methods"],
+                       nodal: bool = True,
+                       sources: Mapping[str, str] | None = None) -> TileInputs:
+    """Validate the inputs of a tile study and draw the random ones (no solve).
+
+    Takes the arguments of :func:`run_tile_study`; see there. Options left at None take the
+    values of :data:`DEFAULTS`.
 
     Raises
     ------
     ValueError
-        Invalid shapes or values; the message names the argument and the expected range.
-    ImportError
-        FCM or AAM requested but their solvers are not available.
-
-    Warns
-    -----
-    UserWarning
-        When the rho bound is >= 0.5 (AAM inaccurate) or >= 1 (AAM skipped).
-
-    Notes
-    -----
-    The nodal system is factorized once and gives ``g_eff``, the nodal currents and the node
-    maps ``u``, ``w``. The IR drop of device (i, j) for input vector b is
-    ``v[b, i] - (u - w)[b, i, j]`` [V]: the part of the drive that does not reach the device.
+        Invalid shapes or values, or options that contradict given arrays: ``rows``,
+        ``cols``, ``g_min``, ``g_max`` with ``g``; ``batch``, ``v_max`` with ``v``; ``seed``
+        with both.
     """
     from xbarsim import rng as rng_mod
-    from xbarsim.hardware.circuit import NodalSystem, Parasitics, check_conductance, rho_bound
+    from xbarsim.hardware.circuit import Parasitics, check_conductance, rho_bound
 
+    given = {"rows": rows, "cols": cols, "g_min": g_min, "g_max": g_max, "seed": seed,
+             "batch": batch, "v_max": v_max}
+    unused = [k for k in _RANDOM_G_OPTIONS if g is not None and given[k] is not None]
+    unused += [k for k in _RANDOM_V_OPTIONS if v is not None and given[k] is not None]
+    if g is not None and v is not None and seed is not None:
+        unused.append("seed")
+    if unused:
+        what = {"rows": "g", "cols": "g", "g_min": "g", "g_max": "g", "batch": "v",
+                "v_max": "v", "seed": "g and v"}
+        raise ValueError("; ".join(
+            f"{k}: has no effect when {what[k]} {'are' if k == 'seed' else 'is'} given (it "
+            f"describes random {'inputs' if what[k] == 'v' else 'data'})" for k in unused)
+            + "; leave it out")
+    rows, cols, g_min, g_max, seed, batch, v_max = (
+        DEFAULTS[k] if given[k] is None else given[k] for k in given)
     method_list = parse_methods(methods)
+    if not nodal:
+        method_list = tuple(m for m in METHODS if m in method_list and m != "nodal"
+                            or m == "fcm")
     aam_order = positive_int("aam_order", aam_order)
     params: dict[str, Any] = {"aam_order": aam_order, "methods": list(method_list)}
     sources = dict(sources or {})
@@ -499,6 +577,7 @@ def run_tile_study(g: ArrayLike | None = None, v: ArrayLike | None = None, *,
             raise ValueError(f"g_max: must be >= g_min = {g_min:g} S, got {g_max:g} S")
         seed = positive_int("seed", seed, minimum=0)
         g_arr = rng_mod.stream(seed, "tile.g").uniform(g_min, g_max, size=(rows, cols))
+        g_arr = check_conductance(g_arr)
         params.update(g_min=g_min, g_max=g_max, seed=seed)
     else:
         g_arr = check_conductance(g)
@@ -524,28 +603,135 @@ def run_tile_study(g: ArrayLike | None = None, v: ArrayLike | None = None, *,
         arr = getattr(par, name)
         params[name] = float(arr[0]) if np.all(arr == arr[0]) else arr.tolist()
     params.update(r_row=par.r_row, r_col=par.r_col)
+    reference = "nodal" if "nodal" in method_list else "fcm"
+    params["reference"] = reference
+    if reference == "nodal":
+        from xbarsim.hardware.circuit import check_nodal_range
 
+        check_nodal_range(g_arr, par)
+    rho = rho_bound(g_arr, r_source=par.r_source, r_sense=par.r_sense, r_row=par.r_row,
+                    r_col=par.r_col)
+    return TileInputs(g=g_arr, v=v_arr, parasitics=par, methods=method_list,
+                      reference=reference, aam_order=aam_order, rho_bound=rho,
+                      parameters=params)
+
+
+def run_tile_study(g: ArrayLike | None = None, v: ArrayLike | None = None, *,
+                   rows: int | None = None, cols: int | None = None,
+                   g_min: float | None = None, g_max: float | None = None,
+                   seed: int | None = None, batch: int | None = None,
+                   v_max: float | None = None,
+                   r_source: ArrayLike = DEFAULTS["r_source"],
+                   r_sense: ArrayLike = DEFAULTS["r_sense"],
+                   r_row: float = DEFAULTS["r_row"], r_col: float = DEFAULTS["r_col"],
+                   aam_order: int = DEFAULTS["aam_order"],
+                   methods: str | Iterable[str] = DEFAULTS["methods"],
+                   nodal: bool = True,
+                   sources: Mapping[str, str] | None = None) -> TileStudy:
+    """Compare ideal, nodal, FCM and AAM sense currents of one crossbar.
+
+    Parameters
+    ----------
+    g : array_like of shape (n_rows, n_cols), optional
+        Device conductances [S]. When None, drawn uniformly in ``[g_min, g_max]`` with shape
+        ``(rows, cols)`` from the named stream ``"tile.g"`` of ``seed``.
+    v : array_like of shape (n_rows,) or (batch, n_rows), optional
+        Row drive voltages [V]. When None, ``batch`` vectors uniform in ``[0, v_max]`` from the
+        stream ``"tile.v"`` of ``seed``.
+    rows, cols : int, optional
+        Tile shape when ``g`` is drawn (default 64 x 64; an error together with ``g``).
+    g_min, g_max : float, optional
+        Conductance range of random ``g`` [S], ``0 <= g_min <= g_max`` (default 1 uS to
+        10 uS; an error together with ``g``).
+    seed : int, optional
+        Seed of the random ``g`` and ``v`` (:func:`xbarsim.rng.stream`; default 0; an error
+        when both ``g`` and ``v`` are given).
+    batch : int, optional
+        Number of random input vectors (default 4; an error together with ``v``).
+    v_max : float, optional
+        Largest random drive voltage [V], > 0 (default 1 V; an error together with ``v``).
+    r_source : float or array_like of shape (n_rows,)
+        Driver resistance [Ohm], >= 0.
+    r_sense : float or array_like of shape (n_cols,)
+        Sense resistance [Ohm], >= 0.
+    r_row, r_col : float
+        Wire resistance per cell segment [Ohm], >= 0.
+    aam_order : int
+        Path terms K of the AAM, >= 1.
+    methods : str or iterable of str
+        Subset of ``("ideal", "nodal", "fcm", "aam")``; ideal and nodal always run.
+    nodal : bool
+        Run the golden nodal solve (default). When False, FCM's direct solver (exact to
+        round-off) is the reference instead and always runs; there are no node voltages and
+        no IR drop then. For tiles whose nodal solve is too slow or too large
+        (:meth:`TileInputs.estimates`).
+    sources : mapping, optional
+        Where ``g`` / ``v`` came from (file specs), recorded in ``parameters``.
+
+    Returns
+    -------
+    TileStudy
+        Currents, effective conductances, node maps, errors, IR drop and rho bound.
+
+    Raises
+    ------
+    ValueError
+        Invalid shapes or values; the message names the argument and the expected range.
+
+    Warns
+    -----
+    UserWarning
+        When the rho bound is >= 0.5 (AAM inaccurate) or >= 1 (AAM skipped).
+
+    Notes
+    -----
+    The nodal system is factorized once and gives ``g_eff``, the nodal currents and the node
+    maps ``u``, ``w``. The IR drop of device (i, j) for input vector b is
+    ``v[b, i] - (u - w)[b, i, j]`` [V]: the part of the drive that does not reach the device.
+    :func:`prepare_tile_study` and :func:`solve_tile_study` are the two halves of this
+    function (the CLI checks :meth:`TileInputs.estimates` in between).
+    """
+    return solve_tile_study(prepare_tile_study(
+        g, v, rows=rows, cols=cols, g_min=g_min, g_max=g_max, seed=seed, batch=batch,
+        v_max=v_max, r_source=r_source, r_sense=r_sense, r_row=r_row, r_col=r_col,
+        aam_order=aam_order, methods=methods, nodal=nodal, sources=sources))
+
+
+def solve_tile_study(inputs: TileInputs) -> TileStudy:
+    """Run the solves of a prepared tile study (see :func:`run_tile_study`)."""
+    from xbarsim.hardware.circuit import NodalSystem, effective_conductance
+
+    g_arr, v_arr, par = inputs.g, inputs.v, inputs.parasitics
+    method_list = inputs.methods
+    aam_order = inputs.aam_order
+    rho = inputs.rho_bound
     notes: list[str] = []
     timings: dict[str, float] = {}
     kw = dict(r_source=par.r_source, r_sense=par.r_sense, r_row=par.r_row, r_col=par.r_col)
 
     i_ideal = v_arr @ g_arr                                  # (batch, n_cols)
-    t0 = time.perf_counter()
-    system = NodalSystem(g_arr, par)                         # one factorization for all below
-    g_eff = system.g_eff()
-    i_nodal = system.currents(v_arr)
-    u, w = system.node_maps(v_arr)                           # each (batch, n_rows, n_cols)
-    timings["nodal"] = time.perf_counter() - t0
+    i_nodal = u = w = ir_drop = None
+    g_eff_nodal = None
+    ir_max = ir_rel = float("nan")
+    argmax: tuple[int, int, int] | None = None
+    if "nodal" in method_list:
+        t0 = time.perf_counter()
+        system = NodalSystem(g_arr, par)                     # one factorization for all below
+        g_eff_nodal = system.g_eff()
+        i_nodal = system.currents(v_arr)
+        u, w = system.node_maps(v_arr)                       # each (batch, n_rows, n_cols)
+        timings["nodal"] = time.perf_counter() - t0
+        ir_drop = v_arr[:, :, None] - (u - w)                # (batch, n_rows, n_cols)
+        abs_drop = np.abs(ir_drop)
+        flat = np.unravel_index(int(np.argmax(abs_drop)), abs_drop.shape)
+        argmax = (int(flat[0]), int(flat[1]), int(flat[2]))
+        ir_max = float(abs_drop[argmax])
+        full_scale = np.max(np.abs(v_arr), axis=1)           # (batch,)
+        per_vector = abs_drop.reshape(abs_drop.shape[0], -1).max(axis=1)
+        driven = full_scale > 0
+        ir_rel = (float(np.max(per_vector[driven] / full_scale[driven])) if driven.any()
+                  else 0.0)
 
-    ir_drop = v_arr[:, :, None] - (u - w)                    # (batch, n_rows, n_cols)
-    abs_drop = np.abs(ir_drop)
-    argmax = np.unravel_index(int(np.argmax(abs_drop)), abs_drop.shape)
-    full_scale = np.max(np.abs(v_arr), axis=1)               # (batch,)
-    per_vector = abs_drop.reshape(abs_drop.shape[0], -1).max(axis=1)
-    driven = full_scale > 0
-    ir_rel = float(np.max(per_vector[driven] / full_scale[driven])) if driven.any() else 0.0
-
-    rho = rho_bound(g_arr, **kw)
     warned = rho >= RHO_WARN and "aam" in method_list
     if rho >= RHO_SKIP and "aam" in method_list:
         msg = (f"rho bound {rho:.3g} >= {RHO_SKIP:g}: the AAM path expansion may diverge; "
@@ -564,14 +750,6 @@ def run_tile_study(g: ArrayLike | None = None, v: ArrayLike | None = None, *,
         if method not in method_list:
             continue
         options = {"order": aam_order} if method == "aam" else {}
-        try:
-            import xbarsim.hardware.solvers  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(f"method {method!r} is not available in this installation "
-                              f"({exc}); compare only ideal,nodal (CLI: --methods ideal,nodal)"
-                              ) from None
-        from xbarsim.hardware.circuit import effective_conductance
-
         t0 = time.perf_counter()
         refused: ValueError | None = None
         with warnings.catch_warnings(record=True) as caught:
@@ -603,18 +781,28 @@ def run_tile_study(g: ArrayLike | None = None, v: ArrayLike | None = None, *,
     g_eff_aam = results.get("aam")
     i_fcm = None if g_eff_fcm is None else v_arr @ g_eff_fcm
     i_aam = None if g_eff_aam is None else v_arr @ g_eff_aam
+    if inputs.reference == "nodal":
+        assert g_eff_nodal is not None and i_nodal is not None
+        g_eff, i_ref = g_eff_nodal, i_nodal
+    else:
+        assert g_eff_fcm is not None and i_fcm is not None
+        g_eff, i_ref = g_eff_fcm, i_fcm
+        notes.append("nodal solve skipped: errors are against FCM (direct, exact to "
+                     "round-off); no node voltages or IR drop")
     currents = {"ideal": i_ideal, "fcm": i_fcm, "aam": i_aam}
-    errors = {m: _rel_err(i, i_nodal) for m, i in currents.items() if i is not None}
+    errors = {m: _rel_err(i, i_ref) for m, i in currents.items()
+              if i is not None and m != inputs.reference}
     g_effs = {"ideal": g_arr, "fcm": g_eff_fcm, "aam": g_eff_aam}
-    g_eff_errors = {m: _rel_err(x, g_eff) for m, x in g_effs.items() if x is not None}
+    g_eff_errors = {m: _rel_err(x, g_eff) for m, x in g_effs.items()
+                    if x is not None and m != inputs.reference}
     return TileStudy(
         g=g_arr, v=v_arr, r_source=par.r_source, r_sense=par.r_sense, r_row=par.r_row,
         r_col=par.r_col, aam_order=aam_order, methods=method_list, i_ideal=i_ideal,
         i_nodal=i_nodal, i_fcm=i_fcm, i_aam=i_aam, g_eff=g_eff, g_eff_fcm=g_eff_fcm,
-        g_eff_aam=g_eff_aam, u=u, w=w, ir_drop=ir_drop, ir_drop_max=float(abs_drop[argmax]),
-        ir_drop_rel=ir_rel, ir_drop_argmax=tuple(int(k) for k in argmax), rho_bound=rho,
+        g_eff_aam=g_eff_aam, u=u, w=w, ir_drop=ir_drop, ir_drop_max=ir_max,
+        ir_drop_rel=ir_rel, ir_drop_argmax=argmax, rho_bound=rho,
         errors=errors, g_eff_errors=g_eff_errors, timings=timings, notes=tuple(notes),
-        parameters=params,
+        parameters=dict(inputs.parameters), reference=inputs.reference,
     )
 
 
@@ -624,12 +812,13 @@ def format_summary(study: TileStudy) -> str:
     Returns
     -------
     str
-        Multi-line table: per method the current range, error vs nodal and time; then the IR
-        drop, the rho bound and any notes.
+        Multi-line table: per method the current range, error vs the reference and time; then
+        the IR drop, the rho bound and any notes.
     """
     from xbarsim.units import format_si
 
     n_rows, n_cols = study.shape
+    ref = study.reference
     lines = [
         f"tile {n_rows} x {n_cols}, batch {study.v.shape[0]}; "
         f"r_source {_fmt_r(study.r_source)}, r_sense {_fmt_r(study.r_sense)}, "
@@ -637,23 +826,28 @@ def format_summary(study: TileStudy) -> str:
         f"g in [{format_si(float(study.g.min()), 'S')}, {format_si(float(study.g.max()), 'S')}],"
         f" v in [{format_si(float(study.v.min()), 'V')}, {format_si(float(study.v.max()), 'V')}]",
         "",
-        f"{'method':<10}{'max |i| [A]':>14}{'err vs nodal':>15}{'g_eff err':>12}{'time [s]':>11}",
+        f"{'method':<10}{'max |i| [A]':>14}{'err vs ' + ref:>15}{'g_eff err':>12}"
+        f"{'time [s]':>11}",
     ]
     for method, i_out in study.currents().items():
         label = f"aam K={study.aam_order}" if method == "aam" else method
-        err = "reference" if method == "nodal" else f"{study.errors[method]:.3e}"
-        gerr = "-" if method == "nodal" else f"{study.g_eff_errors[method]:.3e}"
+        err = "reference" if method == ref else f"{study.errors[method]:.3e}"
+        gerr = "-" if method == ref else f"{study.g_eff_errors[method]:.3e}"
         t = study.timings.get(method)
         lines.append(f"{label:<10}{float(np.max(np.abs(i_out))):>14.4e}{err:>15}{gerr:>12}"
                      f"{'-' if t is None else f'{t:.3g}':>11}")
-    b, i, j = study.ir_drop_argmax
     lines += [
         "",
-        "errors: max|i - i_nodal| / max|i_nodal| over the batch; g_eff err likewise for g_eff",
-        f"largest IR drop v_i - (u - w)_ij: {format_si(study.ir_drop_max, 'V')} at vector {b}, "
-        f"row {i}, column {j}; {100 * study.ir_drop_rel:.3g} % of the vector's largest drive",
-        f"rho bound (AAM converges for < 1): {study.rho_bound:.4g}",
+        f"errors: max|i - i_{ref}| / max|i_{ref}| over the batch; g_eff err likewise for g_eff",
     ]
+    if study.ir_drop_argmax is not None:
+        b, i, j = study.ir_drop_argmax
+        lines.append(f"largest IR drop v_i - (u - w)_ij: {format_si(study.ir_drop_max, 'V')} at "
+                     f"vector {b}, row {i}, column {j}; {100 * study.ir_drop_rel:.3g} % of the "
+                     f"vector's largest drive")
+    else:
+        lines.append("IR drop: not computed (it needs the nodal solve)")
+    lines.append(f"rho bound (AAM converges for < 1): {study.rho_bound:.4g}")
     lines += [f"note: {n}" for n in study.notes]
     return "\n".join(lines)
 
@@ -664,3 +858,20 @@ def _fmt_r(r: FloatArray) -> str:
     if np.all(r == r[0]):
         return format_si(float(r[0]), "Ohm")
     return f"{format_si(float(r.min()), 'Ohm')}..{format_si(float(r.max()), 'Ohm')}"
+
+
+def available_memory() -> int | None:
+    """Memory available to a new allocation [B] (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None

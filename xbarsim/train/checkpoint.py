@@ -5,7 +5,8 @@ the same numbers as an uninterrupted one:
 
 * ``model``: :meth:`~xbarsim.nn.base.Layer.state_dict` (weights, biases, batch-norm buffers);
 * ``tiles``: per hardware layer, the backend's own ``state_dict()`` (exact conductances, weight
-  scale, ADC ranges and calibration counters, which decide when a range freezes);
+  scale, ADC ranges and calibration counters, which decide when a range freezes, and the key
+  and step counter of the counter-based write noise);
 * ``optimizer``: learning rate and momentum buffers (:meth:`xbarsim.nn.optim.SGD.state_dict`);
 * ``history``: the per-epoch metrics so far;
 * ``solver``: cumulative solver statistics per hardware layer;
@@ -72,7 +73,10 @@ def history_arrays(history: History, extra: Mapping[str, list[float]] | None = N
 
 def history_from_arrays(arrays: Mapping[str, NDArray[np.float64]]
                         ) -> tuple[History, dict[str, list[float]]]:
-    """Inverse of :func:`history_arrays`: a :class:`History` and the extra metrics."""
+    """Inverse of :func:`history_arrays`: a :class:`History` and the extra metrics.
+
+    Metrics that the arrays lack (files written before the metric existed) are NaN.
+    """
     h = History()
     extra: dict[str, list[float]] = {}
     for k, v in arrays.items():
@@ -81,6 +85,9 @@ def history_from_arrays(arrays: Mapping[str, NDArray[np.float64]]
             setattr(h, k, [int(x) for x in values] if k == "epoch" else values)
         else:
             extra[k] = values
+    for k, values in h.as_dict().items():
+        if not values and h.epoch:
+            setattr(h, k, [float("nan")] * len(h.epoch))
     return h, extra
 
 
@@ -146,6 +153,21 @@ def total_solver_stats(tile: Any, offset: Mapping[str, float] | None = None) -> 
     return stats
 
 
+def _restore_optimizer(ost: Mapping[str, Any] | None, optimizer: SGD) -> None:
+    """Load the optimizer state of a checkpoint; refuse an incomplete one."""
+    if not ost or "lr" not in ost:
+        raise ValueError("checkpoint has no optimizer state (group /optimizer with lr and "
+                         "velocity): resuming would silently restart the momentum; it was not "
+                         "written by xbarsim run, or is damaged")
+    velocity = dict(ost.get("velocity", {}))
+    if optimizer.momentum > 0 and len(velocity) != len(optimizer.params):
+        raise ValueError(f"checkpoint has momentum buffers for {len(velocity)} of the "
+                         f"{len(optimizer.params)} parameters (group /optimizer/velocity): "
+                         "resuming would silently restart the momentum; it is damaged or was "
+                         "written with train.momentum = 0")
+    optimizer.load_state_dict({"lr": float(ost["lr"]), "velocity": velocity})
+
+
 def restore(state: Mapping[str, Any], model: Layer, optimizer: SGD | None, *,
             rngs: Mapping[str, np.random.Generator]
             ) -> tuple[int, History, dict[str, list[float]], dict[str, dict[str, float]]]:
@@ -170,8 +192,9 @@ def restore(state: Mapping[str, Any], model: Layer, optimizer: SGD | None, *,
     Raises
     ------
     ValueError
-        The snapshot does not fit the model (missing or unexpected keys, shapes) or lacks a
-        random stream.
+        The snapshot does not fit the model (missing or unexpected keys, shapes), lacks a
+        random stream, or lacks the optimizer state (or, with momentum, a momentum buffer of
+        every parameter) while an ``optimizer`` is given.
     """
     hw = hardware_layers(model)
     weights_on_hw = {f"{name}{_WEIGHT_SUFFIX}" for name in hw}
@@ -193,10 +216,8 @@ def restore(state: Mapping[str, Any], model: Layer, optimizer: SGD | None, *,
             raise ValueError(f"checkpoint has no hardware state for layer {name!r}; it was "
                              "written in software mode")
         tile.load_state_dict(dict(tiles[name]))
-    if optimizer is not None and state.get("optimizer"):
-        ost = state["optimizer"]
-        optimizer.load_state_dict({"lr": float(ost["lr"]),
-                                   "velocity": dict(ost.get("velocity", {}))})
+    if optimizer is not None:
+        _restore_optimizer(state.get("optimizer"), optimizer)
     saved = json.loads(state["attrs"]["rng_states"])
     for name, g in rngs.items():
         if name not in saved:

@@ -20,7 +20,7 @@ from xbarsim.nn.base import Layer
 from xbarsim.nn.losses import Loss
 from xbarsim.nn.optim import SGD
 
-__all__ = ["History", "TrainingDiverged", "fit", "evaluate"]
+__all__ = ["History", "TrainingDiverged", "evaluate", "fit"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,11 @@ class History:
         Learning rate of the last step of the epoch.
     seconds : list of float
         Wall time of the epoch (training and evaluation).
+    collapsed_fraction : list of float
+        Fraction of the epoch's training batches (of at least two samples) in which every
+        sample got the same predicted class. About 0 for a network that learns; 1 when the
+        prediction never depended on the input (a collapsed network, e.g. behind stuck
+        converters, which can only train at chance). NaN when no batch had two samples.
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -50,6 +55,7 @@ class History:
     test_acc: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    collapsed_fraction: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[float]]:
         """Plain dict of lists (for HDF5 writers)."""
@@ -81,7 +87,8 @@ class TrainingDiverged(XbarsimError, FloatingPointError):
 
 
 def evaluate(model: Layer, x: NDArray[np.float64], y: NDArray[np.int64],
-             batch_size: int = 1000) -> float:
+             batch_size: int = 1000,
+             on_batch_end: Callable[[int, int], None] | None = None) -> float:
     """Classification accuracy of ``model`` (evaluation mode) on ``(x, y)``.
 
     Parameters
@@ -96,6 +103,8 @@ def evaluate(model: Layer, x: NDArray[np.float64], y: NDArray[np.int64],
         Evaluation batch size. Exact in software mode; on crossbars the per-batch input scale
         of the DACs (block floating point) makes quantised results depend on it slightly.
         Evaluation passes never change ADC ranges (only training passes calibrate).
+    on_batch_end : callable, optional
+        ``on_batch_end(batch, n_batches)`` after every batch (progress bars).
 
     Returns
     -------
@@ -108,9 +117,12 @@ def evaluate(model: Layer, x: NDArray[np.float64], y: NDArray[np.int64],
     if batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     correct = 0
-    for i in range(0, x.shape[0], batch_size):
+    n_batches = -(-x.shape[0] // batch_size)
+    for k, i in enumerate(range(0, x.shape[0], batch_size)):
         out = model.forward(x[i:i + batch_size], training=False)
         correct += int(np.count_nonzero(out.argmax(axis=1) == y[i:i + batch_size]))
+        if on_batch_end is not None:
+            on_batch_end(k, n_batches)
     return correct / x.shape[0]
 
 
@@ -121,7 +133,8 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
         eval_batch_size: int = 1000, max_loss: float | None = None,
         start_epoch: int = 0, history: History | None = None,
         on_batch_end: Callable[[int, int, float], None] | None = None,
-        on_epoch_end: Callable[[int, History], None] | None = None) -> History:
+        on_epoch_end: Callable[[int, History], None] | None = None,
+        on_eval_batch_end: Callable[[int, int], None] | None = None) -> History:
     """Train ``model`` with ``loss`` and ``optimizer`` for ``epochs`` epochs.
 
     Parameters
@@ -154,6 +167,9 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
         ``on_batch_end(epoch, batch, loss)`` after every step (progress bars).
     on_epoch_end : callable, optional
         ``on_epoch_end(epoch, history)`` after every epoch (checkpoints, logging).
+    on_eval_batch_end : callable, optional
+        ``on_eval_batch_end(batch, n_batches)`` after every batch of the evaluation of
+        ``eval_data`` (progress bars).
 
     Returns
     -------
@@ -172,6 +188,7 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         total_loss, total_correct, total_n = 0.0, 0, 0
+        n_single, n_counted = 0, 0
         lr = optimizer.lr
         for i, (xb, yb) in enumerate(train_batches):
             if schedule is not None:
@@ -196,10 +213,12 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
             nb = xb.shape[0]
             total_loss += value * nb
             total_n += nb
-            if np.ndim(yb) == 1:
-                total_correct += int(np.count_nonzero(out.argmax(axis=1) == yb))
-            else:
-                total_correct += int(np.count_nonzero(out.argmax(axis=1) == yb.argmax(axis=1)))
+            predicted = out.argmax(axis=1)
+            labels = yb if np.ndim(yb) == 1 else yb.argmax(axis=1)
+            total_correct += int(np.count_nonzero(predicted == labels))
+            if nb > 1:
+                n_counted += 1
+                n_single += bool(np.all(predicted == predicted[0]))
             if on_batch_end is not None:
                 on_batch_end(epoch + 1, i, value)
         if total_n == 0:
@@ -212,7 +231,8 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
             logger.debug(msg)  # raised below; the caller reports it once
             raise TrainingDiverged(msg, epoch=epoch + 1, batch=i, loss=float("nan"),
                                    history=history)
-        test_acc = (evaluate(model, eval_data[0], eval_data[1], eval_batch_size)
+        test_acc = (evaluate(model, eval_data[0], eval_data[1], eval_batch_size,
+                             on_batch_end=on_eval_batch_end)
                     if eval_data is not None else float("nan"))
         history.epoch.append(epoch + 1)
         history.train_loss.append(total_loss / total_n)
@@ -220,6 +240,7 @@ def fit(model: Layer, loss: Loss, optimizer: SGD,
         history.test_acc.append(test_acc)
         history.lr.append(lr)
         history.seconds.append(time.perf_counter() - t0)
+        history.collapsed_fraction.append(n_single / n_counted if n_counted else math.nan)
         logger.info("epoch %d/%d: train loss %.4f, train acc %.4f, test acc %.4f, lr %.3g, %.1f s",
                     epoch + 1, epochs, history.train_loss[-1], history.train_acc[-1], test_acc,
                     lr, history.seconds[-1])
