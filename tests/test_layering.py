@@ -17,8 +17,8 @@ PKG = Path(__file__).resolve().parents[1] / "xbarsim"
 BASE = {"xbarsim", "xbarsim.errors", "xbarsim.checks", "xbarsim.units", "xbarsim.rng",
         "xbarsim.runtime", "xbarsim.config", "xbarsim.testing"}
 RANK = {"kernels": 0, "io": 0, "hardware": 1, "nn": 2, "data": 2, "train": 3,
-        "studies": 4, "plot": 4, "plot_sweep": 4, "runner": 4, "golden": 4, "cli": 5,
-        "__main__": 6}
+        "studies": 4, "plot": 4, "plot_sweep": 4, "runner": 4, "deploy": 4, "golden": 4,
+        "cli": 5, "__main__": 6}
 
 #: Modules of a layer that may import only the base modules, io and each other: the golden
 #: suite's schema and adapters never depend on the solvers they are compared with.

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["heatmap", "require_matplotlib", "tile_figures", "training_curves"]
+__all__ = ["deployment_histogram", "heatmap", "require_matplotlib", "tile_figures",
+           "training_curves"]
 
 INSTALL_HINT = "install it with: pip install 'xbarsim[plot]' (or pip install matplotlib)"
 
@@ -284,3 +285,46 @@ def training_curves(history: Any, path: str | os.PathLike[str], *,
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+def deployment_histogram(accuracies: NDArray[np.float64], path: str | os.PathLike[str], *,
+                         ideal: float | None = None, title: str = "") -> Path:
+    """Histogram of the test accuracies of one network deployed on many chips (PNG).
+
+    Parameters
+    ----------
+    accuracies : ndarray of shape (n_chips,)
+        Test accuracy of each chip, in [0, 1].
+    path : path-like
+        Output PNG file.
+    ideal : float, optional
+        Accuracy of the digital weights (drawn as a vertical line).
+    title : str
+        Figure title.
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    acc = 100.0 * np.asarray(accuracies, dtype=np.float64).reshape(-1)
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    lo, hi = float(acc.min()), float(acc.max())
+    bins = max(5, min(30, acc.size)) if hi > lo else 1
+    ax.hist(acc, bins=bins, range=None if hi > lo else (lo - 0.5, hi + 0.5), color="tab:blue",
+            edgecolor="white", label=f"{acc.size} chips")
+    ax.axvline(float(acc.mean()), color="tab:orange", linestyle="--",
+               label=f"mean {acc.mean():.2f} %")
+    if ideal is not None and np.isfinite(ideal):
+        ax.axvline(100.0 * ideal, color="black", linestyle=":",
+                   label=f"digital weights {100.0 * ideal:.2f} %")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("test accuracy [%]")
+    ax.set_ylabel("chips")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    return out

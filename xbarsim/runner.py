@@ -287,7 +287,7 @@ def _unsupported(cfg: RunConfig) -> list[str]:
     if not m.bias:
         problems.append("model.bias: false is not supported by the model builders yet; set it "
                         "to true")
-    if m.batch_norm and m.name in ("mlp", "lenet5"):
+    if m.batch_norm and m.name in ("mlp", "lenet5", "cnn"):
         problems.append(f"model.batch_norm: not available for model {m.name!r} (only "
                         "vgg_small; resnet20 always has it); set it to false")
     if m.activation != "relu" and m.name != "mlp":
@@ -309,13 +309,18 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, *,
     n_classes : int
         Output width.
     hardware : bool, optional
-        Put weights on crossbar tiles; default ``cfg.train.mode == "crossbar"``.
+        Put weights on crossbar tiles; default ``cfg.train.mode == "crossbar"``. In mode
+        ``"aware"`` (and ``hardware`` not given) every weighted layer is an
+        :class:`~xbarsim.hardware.aware.AwareWeights` backend instead: digital weights trained
+        through a model of ``cfg.hardware``, all layers on one chip
+        (:class:`~xbarsim.hardware.aware.ChipSampler`, seeds from the stream ``aware/chips``).
 
     Returns
     -------
     model : Sequential
     rngs : dict of str to numpy.random.Generator
-        The tiles' noise streams ``tile/<layer>`` (empty in software mode), for checkpoints.
+        The tiles' noise streams ``tile/<layer>`` (empty in software mode; in aware mode
+        ``aware/chips`` and ``aware/<layer>``), for checkpoints.
 
     Raises
     ------
@@ -327,18 +332,33 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, *,
 
     problems = _unsupported(cfg)
     m = cfg.model
-    if m.name in ("lenet5", "vgg_small", "resnet20") and len(input_shape) != 3:
+    if m.name in ("lenet5", "cnn", "vgg_small", "resnet20") and len(input_shape) != 3:
         problems.append(f"model.name: {m.name!r} needs image inputs (channels, height, width), "
                         f"but the data have shape {input_shape}; use 'mlp' or image data")
     if m.name == "lenet5" and len(input_shape) == 3 and input_shape[1:] != (28, 28):
         problems.append(f"model.name: 'lenet5' is built for 28x28 images, the data are "
                         f"{input_shape[1]}x{input_shape[2]}; use vgg_small or resnet20")
+    aware = cfg.train.mode == "aware" and hardware is None
+    if aware:
+        from xbarsim.hardware.aware import check_config
+
+        problems += check_config(cfg.hardware, cfg.train.aware)
     if problems:
         raise ConfigError(problems)
     use_hw = cfg.train.mode == "crossbar" if hardware is None else hardware
     rngs: dict[str, np.random.Generator] = {}
     factory = None
-    if use_hw:
+    if aware:
+        from xbarsim.hardware.aware import AwareWeights, ChipSampler
+
+        chips = ChipSampler(cfg.hardware.variation.chip_seed, cfg.train.aware.resample_every,
+                            rngs.setdefault("aware/chips", stream(cfg.seed, "aware/chips")))
+
+        def factory(name: str, n_in: int, n_out: int, w_init: FloatArray) -> AwareWeights:
+            rng = rngs[f"aware/{name}"] = stream(cfg.seed, f"aware/{name}")
+            return AwareWeights(n_in, n_out, cfg.hardware, cfg.train.aware, chips=chips,
+                                name=name, w_init=w_init, rng=rng)
+    elif use_hw:
         from xbarsim.hardware.tile import Tile
 
         def factory(name: str, n_in: int, n_out: int, w_init: FloatArray) -> Tile:
@@ -351,6 +371,9 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, *,
         model = models.mlp(sizes, m.activation, **common)
     elif m.name == "lenet5":
         model = models.lenet5(in_channels=input_shape[0], n_classes=n_classes, **common)
+    elif m.name == "cnn":
+        model = models.cnn(in_channels=input_shape[0], n_classes=n_classes,
+                           input_size=input_shape[1], **common)
     elif m.name == "vgg_small":
         model = models.vgg_small(in_channels=input_shape[0], n_classes=n_classes,
                                  input_size=input_shape[1], batchnorm=m.batch_norm, **common)
@@ -999,6 +1022,15 @@ def _train(cfg: RunConfig, out: Path, ckpt_path: Path, plot_path: Path | None, *
             if on_epoch is not None:
                 bars.call(on_epoch, {k: np.asarray(v) for k, v in snap["history"].items()})
 
+    from xbarsim.hardware.aware import find_chip_sampler
+
+    chips = find_chip_sampler(checkpoint.hardware_layers(model).values())
+
+    def on_batch_end(epoch: int, batch: int, value: float) -> None:
+        if chips is not None:        # aware mode: a fresh chip every resample_every batches
+            chips.after_batch()
+        bars.train_step()
+
     status, message, diverged_epoch = "completed", "", None
     try:
         for epoch in range(start_epoch, t.epochs):
@@ -1009,7 +1041,7 @@ def _train(cfg: RunConfig, out: Path, ckpt_path: Path, plot_path: Path | None, *
                               eval_batch_size=max(t.batch_size, 1000),
                               max_loss=t.divergence_threshold, start_epoch=epoch,
                               history=history,
-                              on_batch_end=lambda e, b, v: bars.train_step(),
+                              on_batch_end=on_batch_end,
                               on_epoch_end=on_epoch_end, on_eval_batch_end=bars.eval_step)
     except TrainingDiverged as exc:
         status, message, diverged_epoch = "diverged", str(exc), exc.epoch

@@ -13,6 +13,7 @@ from xbarsim.config.loader import config_to_dict, dump_config, load_config
 from xbarsim.config.presets import PRESETS
 from xbarsim.config.schema import (
     ADCConfig,
+    AwareConfig,
     CrossbarConfig,
     DACConfig,
     DataConfig,
@@ -31,8 +32,8 @@ from xbarsim.config.schema import (
 )
 
 __all__ = [
-    "ADCConfig", "CrossbarConfig", "DACConfig", "DataConfig", "DeviceConfig", "HardwareConfig",
-    "MappingConfig", "ModelConfig", "OutputConfig", "PRESETS", "PeripheryConfig", "RunConfig",
-    "SolverConfig", "TrainConfig", "UpdateConfig", "VariationConfig", "config_to_dict",
-    "dump_config", "field_docs", "load_config",
+    "ADCConfig", "AwareConfig", "CrossbarConfig", "DACConfig", "DataConfig", "DeviceConfig",
+    "HardwareConfig", "MappingConfig", "ModelConfig", "OutputConfig", "PRESETS",
+    "PeripheryConfig", "RunConfig", "SolverConfig", "TrainConfig", "UpdateConfig",
+    "VariationConfig", "config_to_dict", "dump_config", "field_docs", "load_config",
 ]

@@ -42,12 +42,13 @@ from xbarsim.errors import ConfigError
 # --------------------------------------------------------------------------------------------
 
 DatasetName = Literal["mnist", "cifar10", "synthetic"]
-ModelName = Literal["mlp", "lenet5", "vgg_small", "resnet20"]
+ModelName = Literal["mlp", "lenet5", "cnn", "vgg_small", "resnet20"]
 ActivationName = Literal["relu", "sigmoid", "tanh"]
 InitName = Literal["he_normal", "he_uniform", "glorot_normal", "glorot_uniform"]
 LossName = Literal["cross_entropy", "mse"]
 ScheduleName = Literal["constant", "step", "cosine"]
-TrainMode = Literal["software", "crossbar"]
+TrainMode = Literal["software", "crossbar", "aware"]
+AwareGradient = Literal["exact", "aam1", "straight_through"]
 UpdateModel = Literal["txsim", "txsim_printed", "linear", "neurosim", "soft_bounds"]
 WriteNoiseModel = Literal["sqrt", "txsim_literal"]
 SignedInputMode = Literal["two_pass", "twos_complement"]
@@ -69,6 +70,7 @@ INIT_NAMES: tuple[str, ...] = get_args(InitName)
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
 TRAIN_MODES: tuple[str, ...] = get_args(TrainMode)
+AWARE_GRADIENTS: tuple[str, ...] = get_args(AwareGradient)
 UPDATE_MODELS: tuple[str, ...] = get_args(UpdateModel)
 WRITE_NOISE_MODELS: tuple[str, ...] = get_args(WriteNoiseModel)
 SIGNED_INPUT_MODES: tuple[str, ...] = get_args(SignedInputMode)
@@ -425,7 +427,8 @@ class ModelConfig:
     """Network architecture. Input shape and class count come from the dataset."""
 
     name: ModelName = "lenet5"
-    """Architecture: 'mlp', 'lenet5', 'vgg_small' or 'resnet20' (CIFAR shape)."""
+    """Architecture: 'mlp', 'lenet5', 'cnn' (two 5x5 convolutions, a 4096 x 512 classifier layer
+    on MNIST: Chakraborty et al.), 'vgg_small' or 'resnet20' (CIFAR shape)."""
     hidden: tuple[int, ...] = (256, 128)
     """Hidden layer widths of 'mlp' [units], input to output; [] = a single linear layer.
     Ignored by the other models."""
@@ -464,12 +467,45 @@ class ModelConfig:
 
 
 @_config
+class AwareConfig:
+    """Technology-aware training (train.mode 'aware'; Chakraborty et al. 2018, docs/aware.md).
+
+    The weights stay digital (float64) and are updated by the optimiser as in software mode;
+    the forward pass of every weighted layer uses the effective weights the configured
+    hardware realises (mapping, tiling, the chip's process variation, g_eff of every array),
+    and the gradient flows through that model back to the weights.
+    """
+
+    gradient: AwareGradient = "exact"
+    """dL/dg of every device: 'exact' (adjoint method through the circuit; needs
+    hardware.solver.method 'fcm', 'nodal' or 'ideal'), 'aam1' (closed-form derivative of the
+    first-order analytical model, cheap and approximate) or 'straight_through' (dL/dg taken
+    equal to dL/dg_eff, the baseline)."""
+    resample_every: int | None = None
+    """Draw a fresh chip (process variation of hardware.variation, seeds from the named stream
+    'aware/chips' of the run seed) every this many training batches, >= 1, so the network
+    learns the distribution of chips. None = train on the one chip of
+    hardware.variation.chip_seed."""
+    quantize: bool = False
+    """Include the forward DAC and ADC (hardware.forward, applied to the whole layer as with
+    adc.granularity 'layer') and the device levels (hardware.device.bits) in the forward
+    pass, with straight-through gradients (quantisers treated as the identity backwards).
+    False = the smooth analog model."""
+
+    def __post_init__(self) -> None:
+        _finish(self, check_fields(self, resample_every=">= 1"))
+
+
+@_config
 class TrainConfig:
     """Optimiser, schedule, training mode and run control."""
 
     mode: TrainMode = "crossbar"
     """'software': every weighted layer holds a digital float64 weight (hardware section
-    ignored); 'crossbar': every weighted layer is a crossbar Tile configured by `hardware`."""
+    ignored); 'crossbar': every weighted layer is a crossbar Tile configured by `hardware`;
+    'aware': digital weights trained through a model of the `hardware` (section `aware`)."""
+    aware: AwareConfig = field(default_factory=AwareConfig)
+    """Technology-aware training settings (used when mode is 'aware')."""
     loss: LossName = "cross_entropy"
     """Loss: softmax cross-entropy or mean squared error on one-hot targets."""
     epochs: int = 10
@@ -957,7 +993,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     """Network architecture."""
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
-    """Crossbar hardware (used when train.mode is 'crossbar')."""
+    """Crossbar hardware (used when train.mode is 'crossbar' or 'aware')."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """Optimiser, schedule and run control."""
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -1005,7 +1041,7 @@ def _model_fits_data(cfg: RunConfig) -> list[str]:
 
 
 SECTIONS: tuple[type, ...] = (
-    RunConfig, DataConfig, ModelConfig, TrainConfig, OutputConfig, HardwareConfig,
+    RunConfig, DataConfig, ModelConfig, TrainConfig, AwareConfig, OutputConfig, HardwareConfig,
     CrossbarConfig, DeviceConfig, PeripheryConfig, DACConfig, ADCConfig, UpdateConfig,
     MappingConfig, SolverConfig, VariationConfig,
 )

@@ -1,9 +1,9 @@
 """HDF5 result files: the only module of xbarsim that imports h5py.
 
-Six kinds of file are written here, told apart by the root attribute ``kind``: a training
+Seven kinds of file are written here, told apart by the root attribute ``kind``: a training
 run (``"run"``), a training checkpoint (``"checkpoint"``), a tile study (``"tile_study"``),
-a table (``"table"``: the results of ``xbarsim sweep``, see :func:`write_table`), a golden
-reference suite (``"golden_suite"``) and another tool's results in the suite's schema
+a deployment of trained weights on many chips (``"deployment"``), a table (``"table"``: the
+results of ``xbarsim sweep``, see :func:`write_table`), a golden reference suite (``"golden_suite"``) and another tool's results in the suite's schema
 (``"golden_results"``); the last two are documented in docs/golden.md (:func:`write_golden`).
 Every file is written to a temporary file next to the target and renamed into place
 (``os.replace``), so a reader never sees a half-written file; an existing file is replaced
@@ -20,7 +20,7 @@ Layout of a run file (``xbarsim run CONFIG --out run.h5``, layout version 1)::
         config_yaml          the resolved configuration (xbarsim.config.dump_config); the
                              file is self-describing: load_config(yaml.safe_load(...))
         seed                 master seed of the run
-        mode                 "software" | "crossbar"
+        mode                 "software" | "crossbar" | "aware"
         hardware_label       "software", "Cross-Ideal" or "Cross-NI (<main non-idealities>)"
         model                model name (config model.name)
         status               "running" (written after every epoch), "completed",
@@ -56,7 +56,9 @@ Layout of a run file (``xbarsim run CONFIG --out run.h5``, layout version 1)::
     /layers/<layer>/g        crossbar mode only: (n_blocks, n_arrays, n_rows, n_cols) float64,
                              units "S", master conductances, NaN-padded partial blocks
                              (xbarsim.hardware.tile.Tile.conductances)
-    /layers/<layer>/w_scale  crossbar mode only: scalar, units "1", weight of full scale
+    /layers/<layer>/w_scale  crossbar and aware modes: scalar, units "1", weight of full scale
+                             (aware mode: /g holds the mapped conductances before the chip's
+                             variation)
     /normalization/mean,std  (channels,) input standardisation of the training set (units
                              "1"); absent when data.normalize is false
     /solver/<layer>/{n_solves, n_calls, n_fallbacks, max_iter}
@@ -98,6 +100,22 @@ Layout of a tile-study file (``xbarsim tile --out tile.h5``, layout version 1)::
     /u, /w      (batch, n_rows, n_cols)   units "V"   row- / column-node voltages
     /ir_drop    (batch, n_rows, n_cols)   units "V"   v_i - (u - w)_ij
 
+Layout of a deployment file (``xbarsim deploy RUN.h5 --chips N --out deploy.h5``, layout
+version 1)::
+
+    /                       root attributes
+        kind                "deployment"
+        layout_version      1
+        xbarsim_version, created_utc, numpy/scipy/numba/h5py versions
+        config_yaml         the resolved deployment configuration (model and data of the run,
+                            hardware of the chips; chip k has chip_seed = first_chip_seed + k)
+        source              the run file or checkpoint deployed; source_mode its train.mode
+        n_chips, first_chip_seed, sigma_program, ideal_acc (digital weights, no hardware),
+        mean_acc, std_acc (ddof 1), worst_acc, best_acc, seconds
+    /chip_seed  (n_chips,) int64     units "1"   seed of each chip
+    /test_acc   (n_chips,) float64   units "1"   test accuracy on each chip
+    /seconds    (n_chips,) float64   units "s"   wall time per chip (calibration + test)
+
 Every dataset carries a ``units`` attribute. Files are written to a temporary file next to the
 target and renamed into place, so an existing file is never left half-written; it is replaced
 only when ``force=True``.
@@ -117,9 +135,10 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["LAYOUT_VERSION", "PROVENANCE_KEYS", "RUN_LAYOUT_VERSION", "provenance",
-           "read_attrs", "read_checkpoint", "read_dataset", "read_run", "read_run_summary",
-           "read_golden", "read_table", "read_tile_study", "read_weights", "write_checkpoint",
+__all__ = ["DEPLOYMENT_LAYOUT_VERSION", "LAYOUT_VERSION", "PROVENANCE_KEYS",
+           "RUN_LAYOUT_VERSION", "provenance", "read_attrs", "read_checkpoint", "read_dataset",
+           "read_deployment", "read_golden", "read_run", "read_run_summary", "read_table",
+           "read_tile_study", "read_weights", "write_checkpoint", "write_deployment",
            "write_golden", "write_run", "write_table", "write_tile_study"]
 
 LAYOUT_VERSION = 1
@@ -127,6 +146,9 @@ LAYOUT_VERSION = 1
 
 RUN_LAYOUT_VERSION = 1
 """Version of the run and checkpoint layouts documented above."""
+
+DEPLOYMENT_LAYOUT_VERSION = 1
+"""Version of the deployment layout documented above."""
 
 
 def _version(dist: str) -> str:
@@ -824,3 +846,59 @@ def read_golden(path: str | os.PathLike[str],
                 cases[case] = {"attrs": {k: _plain(v) for k, v in grp.attrs.items()},
                                "data": data, "meta": meta}
     return {"attrs": attrs, "cases": cases}
+
+
+# ---------------------------------------------------------------------------------------------
+# deployments on many chips
+
+
+def write_deployment(path: str | os.PathLike[str], *, attrs: Mapping[str, Any],
+                     datasets: Mapping[str, tuple[Any, str]], force: bool = False) -> Path:
+    """Write a deployment (one accuracy per chip) in the layout documented in this module.
+
+    Parameters
+    ----------
+    path : path-like
+        Output file.
+    attrs : mapping
+        Root attributes; ``None`` values are skipped; provenance is added.
+    datasets : mapping of str to (array, str)
+        Name -> (array, units), e.g. ``{"test_acc": (acc, "1")}``.
+    force : bool
+        Replace an existing file.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``force`` is False.
+    """
+    def fill(f: h5py.File) -> None:
+        f.attrs["kind"] = "deployment"
+        f.attrs["layout_version"] = DEPLOYMENT_LAYOUT_VERSION
+        for key, value in {**provenance(), **attrs}.items():
+            if value is not None:
+                f.attrs[key] = _attr_value(key, value)
+        for name, (data, units) in datasets.items():
+            f.create_dataset(name, data=np.asarray(data)).attrs["units"] = units
+
+    return _atomic_write(Path(path), fill, force)
+
+
+def read_deployment(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a file written by :func:`write_deployment`.
+
+    Returns
+    -------
+    dict
+        ``{"attrs": {...}, "data": {name: ndarray}, "units": {name: str}}``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, or not a deployment file.
+    """
+    with _open_kind(Path(path), ("deployment",)) as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        data = {k: np.asarray(f[k][()]) for k in f if isinstance(f[k], h5py.Dataset)}
+        units = {k: _plain(f[k].attrs.get("units", "")) for k in data}
+    return {"attrs": attrs, "data": data, "units": units}

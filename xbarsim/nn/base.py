@@ -34,6 +34,11 @@ The layer always computes the gradient ``grad_W = x.T @ delta`` *digitally* from
   ``dW = -lr * (mu * v + grad_W + wd * W)`` in NumPy (with ``W = backend.get_weights()``) and
   calls ``backend.apply_step(dW)``.
 
+A backend whose products use a function of its weights rather than the weights themselves
+(technology-aware training: ``y = x @ W_eff(W)``, :mod:`xbarsim.hardware.aware`) provides
+``weight_gradient(x, delta) -> dL/dW``, which the layer stores as ``grad`` instead of
+``x.T @ delta``.
+
 For :class:`DigitalWeights` both paths are exact, so software training is exactly PyTorch-style
 SGD. An analog backend receives exactly the step the optimizer asked for and is free to realise
 it imperfectly (non-linear, noisy, quantised pulses). Biases and batch-norm parameters are plain
@@ -259,10 +264,16 @@ class BackendParameter(Parameter):
         self.backend.set_weights(np.asarray(value, dtype=np.float64))
 
     def set_gradient(self, x: NDArray[np.float64], delta: NDArray[np.float64]) -> None:
-        """Store ``x`` (batch, n_in), ``delta`` (batch, n_out) and ``grad = x.T @ delta``."""
+        """Store ``x`` (batch, n_in), ``delta`` (batch, n_out) and ``grad = x.T @ delta``.
+
+        A backend with a ``weight_gradient(x, delta)`` method computes ``grad`` itself: its
+        products use a function of ``W`` rather than ``W`` (technology-aware training, where
+        ``y = x @ W_eff(W)``), so ``dL/dW`` is not ``x.T @ delta``.
+        """
         self.x = x
         self.delta = delta
-        self.grad = x.T @ delta
+        custom = getattr(self.backend, "weight_gradient", None)
+        self.grad = x.T @ delta if custom is None else custom(x, delta)
 
     def apply_step(self, dw: NDArray[np.float64]) -> None:
         """Hand the requested step to the backend."""

@@ -25,7 +25,8 @@ from xbarsim.nn.reshape import Flatten
 from xbarsim.nn.residual import ResidualBlock
 from xbarsim.rng import stream
 
-__all__ = ["Sequential", "WeightFactory", "mlp", "lenet5", "vgg_small", "resnet20", "MODELS"]
+__all__ = ["Sequential", "WeightFactory", "mlp", "lenet5", "cnn", "vgg_small", "resnet20",
+           "MODELS"]
 
 WeightFactory = Callable[[str, int, int, NDArray[np.float64]], WeightBackend]
 
@@ -189,6 +190,46 @@ def lenet5(*, in_channels: int = 1, n_classes: int = 10, seed: int = 0,
     ], name="lenet5")
 
 
+def cnn(*, in_channels: int = 1, n_classes: int = 10, input_size: int = 28,
+        channels: Sequence[int] = (32, 64), hidden: int = 512, seed: int = 0,
+        weight_factory: WeightFactory | None = None, init: str = "he_normal") -> Sequential:
+    """Build a two-convolution CNN with a wide fully connected classifier (Chakraborty et al.).
+
+    ``conv1 5x5 (32) - relu - maxpool 2 - conv2 5x5 (64) - relu - flatten - fc1 -> 512 - relu
+    - fc2 -> n_classes``, no padding. On 28x28 MNIST the features are 8 x 8 x 64 = 4096, so
+    ``fc1`` is the 4096 x 512 layer of Chakraborty, Roy and Roy (TETCI 2018), who map it on
+    4096 x 512 crossbars; the crossbars hold 25 x 32, 800 x 64, 4096 x 512 and 512 x 10.
+
+    Parameters
+    ----------
+    in_channels, n_classes : int
+        Input channels and classes.
+    input_size : int
+        Height = width of the input; ``fc1`` has ``64 * ((input_size - 4) // 2 - 4) ** 2``
+        inputs.
+    channels : (int, int)
+        Output channels of the two convolutions.
+    hidden : int
+        Width of ``fc1``.
+    seed, weight_factory, init
+        See the module docstring.
+    """
+    c1, c2 = (int(c) for c in channels)
+    side = (input_size - 4) // 2 - 4
+    if side < 1:
+        raise ValueError(f"input_size: {input_size} is too small for two 5x5 convolutions and "
+                         "a 2x2 pooling (at least 14)")
+    b = _Builder(seed, weight_factory, init)
+    return Sequential([
+        b.conv("conv1", in_channels, c1, 5), ReLU(name="relu1"),
+        MaxPool2d(2, name="pool1"),                                  # (c1, s/2, s/2)
+        b.conv("conv2", c1, c2, 5), ReLU(name="relu2"),              # (c2, side, side)
+        Flatten(name="flatten"),                                     # c2*side*side, (c, h, w)
+        b.linear("fc1", c2 * side * side, hidden), ReLU(name="relu3"),
+        b.linear("fc2", hidden, n_classes),
+    ], name="cnn")
+
+
 def vgg_small(*, in_channels: int = 3, n_classes: int = 10, input_size: int = 32,
               widths: Sequence[int] = (32, 64, 128), batchnorm: bool = True, seed: int = 0,
               weight_factory: WeightFactory | None = None, init: str = "he_normal") -> Sequential:
@@ -265,5 +306,5 @@ def resnet20(*, in_channels: int = 3, n_classes: int = 10, widths: Sequence[int]
 
 
 MODELS: dict[str, Callable[..., Sequential]] = {
-    "mlp": mlp, "lenet5": lenet5, "vgg_small": vgg_small, "resnet20": resnet20,
+    "mlp": mlp, "lenet5": lenet5, "cnn": cnn, "vgg_small": vgg_small, "resnet20": resnet20,
 }
