@@ -383,3 +383,19 @@ def test_quantized_layer_counts_its_adc_conversions(rng):
     plain = _backend(_cfg(TXSIM), rng.standard_normal((20, 10)))
     plain.forward(x)
     assert plain.adc_stats()["forward"]["conversions"] == 0     # not quantized: no ADC
+
+
+def test_aam1_is_refused_where_its_path_expansion_diverges(rng):
+    from xbarsim.hardware.circuit import rho_bound
+
+    w = 0.1 * rng.standard_normal((30, 20))
+    _backend(_cfg(TXSIM, gradient="aam1"), w)                 # rho well below 1: accepted
+    with pytest.raises(ConfigError, match="'aam1' .* rho bound .* >= 1") as err:
+        _backend(_cfg(HARSH, gradient="aam1"), w)
+    assert "'exact' or 'straight_through'" in str(err.value)
+    # the refusal follows the bound: the same harsh arrays at g_max
+    g_max = 1.0 / HARSH["device"]["r_min"]
+    cb = HARSH["crossbar"]
+    assert rho_bound(np.full((30, 20), g_max), r_source=cb["r_source"], r_sense=cb["r_sense"],
+                     r_row=cb["r_row"], r_col=cb["r_col"]) >= 1.0
+    _backend(_cfg(HARSH, gradient="straight_through"), w)     # other gradients unaffected

@@ -48,6 +48,7 @@ from numpy.typing import NDArray
 
 from xbarsim.config.schema import AWARE_GRADIENTS as _SCHEMA_GRADIENTS
 from xbarsim.config.schema import AwareConfig, HardwareConfig
+from xbarsim.errors import ConfigError
 from xbarsim.hardware import schur, schur_factored
 from xbarsim.hardware.adjoint import gradient_from_factors
 from xbarsim.hardware.circuit import Parasitics
@@ -300,6 +301,8 @@ class AwareWeights:
                 if not self._direct:
                     solver = _solver_for(hw, par)
                 self.arrays.append(_Array(blk, a, coef, par, solver))
+        if self.gradient == "aam1" and hw.solver.method != "ideal":
+            self._check_aam1(name)
         self._serial = (len(self.arrays) == 1 or 8 * max(
             schur.plan(*a.shape).arena_size for a in self.arrays) > PARALLEL_ARENA_BYTES)
         if self._serial:
@@ -325,6 +328,29 @@ class AwareWeights:
         self.w_scale = 1.0
         self.w = np.zeros((self.n_in, self.n_out))
         self.set_weights(self.w if w_init is None else w_init, rescale=w_init is not None)
+
+    def _check_aam1(self, name: str) -> None:
+        """Refuse ``gradient: aam1`` where its path expansion diverges (rho bound >= 1).
+
+        The bound is taken with every device at ``g_max`` (the worst the weights can reach);
+        beyond 1 the first-order model's gradient is wrong in sign (docs/aware.md).
+        """
+        worst, shape = 0.0, (0, 0)
+        for arr in self.arrays:
+            p = arr.parasitics
+            g_full = np.full(arr.shape, self.g_max)
+            rho = float(np.max(fcm_kernels.z_apply(g_full, np.ones(arr.shape), p.r_source,
+                                                   p.r_sense, p.r_row, p.r_col)))
+            if rho > worst:
+                worst, shape = rho, arr.shape
+        if worst >= 1.0:
+            raise ConfigError([
+                f"train.aware.gradient: 'aam1' differentiates a path expansion that diverges "
+                f"on this hardware (layer {name!r}: rho bound {worst:.3g} >= 1 for its "
+                f"{shape[0]} x {shape[1]} arrays at g_max; its gradient points the wrong way, "
+                f"docs/aware.md); use 'exact' or 'straight_through', or hardware with a "
+                f"smaller rho (smaller arrays, lower source / sense / wire resistance, less "
+                f"conductive devices)"])
 
     # ------------------------------------------------------------------ weights
     @property
