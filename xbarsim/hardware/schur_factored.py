@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from xbarsim.hardware.circuit import Parasitics
 from xbarsim.hardware.schur import SchurPlan, conductances, plan
+from xbarsim.kernels import schur as fast_kernels
 from xbarsim.kernels import schur_factored as kernels
 
 __all__ = ["CHUNK", "PANEL", "SchurFactors", "factorize", "level_factor_layout",
@@ -171,8 +172,11 @@ def factorize(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None
     def run_part(k_part: int) -> None:
         """Cells -> equal boxes -> the part's merged map, written into the arena."""
         part = pl.parts[k_part]
-        maps = kernels.leaf_maps(g, g_row, g_col, g_source, g_sense, part.cell_row,
-                                 part.cell_col)
+        # the fast solver's cell maps (strict lower triangles, one array) made symmetric: the
+        # factored kernels read full maps
+        maps = fast_kernels.leaf_maps(g[None], g_rows[:1], g_cols[:1], g_sources[:1],
+                                      g_senses[:1], part.cell_row, part.cell_col)
+        maps += maps.transpose(1, 0, 2)
         for k, (pos_a, pos_b, p, q) in enumerate(pl.levels):
             f_off, _, _, _, n_par = level_meta[k_part][k]
             factor = level_factors[k_part][f_off:f_off + (p + q) * p * n_par].reshape(

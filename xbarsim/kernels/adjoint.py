@@ -182,8 +182,10 @@ def back_levels_gradient(top, x0, n_top, level_meta, level_pos, level_factor, g,
         ``level_factor``, child slots ``m``, shared ``p``, outer ``q``, parents ``n_par``.
     level_pos : (n_levels, 2, m_max) int64 — ``pos_a``, ``pos_b`` of each level.
     level_factor : (size,) float64 — every level's factor ``(p + q, p, n_par)``, flattened.
-    g, g_row, g_col, g_source, g_sense — as in :func:`xbarsim.kernels.schur.leaf_maps` (the
-        conductances of the factorization, zero resistances replaced).
+    g, g_row, g_col, g_source, g_sense — the conductances of the factorization [S], zero
+        resistances replaced (:class:`~xbarsim.hardware.schur_factored.SchurFactors`):
+        ``g`` (n_rows, n_cols), ``g_row`` and ``g_col`` floats, ``g_source`` (n_rows,),
+        ``g_sense`` (n_cols,).
     cell_row, cell_col : (n_cells,) int64 — real cell of each cell of the part (batch order).
     n_fwd : int — forward drives (the first ``n_fwd`` columns; the next ``n_fwd`` are adjoint).
     grad : (n_rows, n_cols) float64 — ``grad[i, j] -= sum_r dv[r] dv[n_fwd + r]`` with ``dv``

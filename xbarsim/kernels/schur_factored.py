@@ -13,7 +13,9 @@ Storage conventions
 -------------------
 * A box of ``h x w`` cells has ``2h + 2w`` slots ``[L (h), R (h), T (w), B (w)]``.
 * Batched maps of equal boxes have shape ``(n_slots, n_slots, n_boxes)`` (boxes innermost, so
-  the loops vectorise across boxes); one map of one box has shape ``(n_slots, n_slots)``.
+  the loops vectorise across boxes), full and symmetric (the cells' maps are those of
+  :func:`xbarsim.kernels.schur.leaf_maps` for one array, mirrored); one map of one box has
+  shape ``(n_slots, n_slots)``.
 * Diagonals are never read and are kept at 0.
 * A pivot whose row is all zero (an isolated node) is skipped.
 """
@@ -24,74 +26,7 @@ import numpy as np
 
 from xbarsim.kernels._jit import jit
 
-__all__ = ["gather_boxes", "leaf_maps", "merge_boxes_factored", "merge_level_factored"]
-
-
-@jit
-def leaf_maps(g, g_row, g_col, g_source, g_sense, cell_row, cell_col):
-    """Compute the maps of single cells on their slots ``[L, R, T, B]``, (4, 4, n_cells) [S].
-
-    Cell ``c`` of the (padded) grid is real cell ``(cell_row[c], cell_col[c])`` when both are in
-    range, else padding (all zero). A cell owns its device (row node to column node), the row
-    wire to its right neighbour and the column wire to the node below; in the bottom row that
-    wire is the sense resistance to the ground ``t_j`` (slot B). The first column also owns the
-    source resistance and eliminates its row node (slot L is then the source ``s_i``); the top
-    row eliminates its column node (slot T is then unconnected).
-
-    Parameters
-    ----------
-    g : (n_rows, n_cols) float64 — device conductances [S], >= 0.
-    g_row, g_col : float — conductance of one row / column wire segment [S], > 0.
-    g_source : (n_rows,) float64 — source conductances [S], > 0.
-    g_sense : (n_cols,) float64 — sense conductances [S], > 0.
-    cell_row, cell_col : (n_cells,) int64 — real cell of each slot of the batch.
-    """
-    n_rows, n_cols = g.shape
-    n_cells = cell_row.size
-    out = np.zeros((4, 4, n_cells))
-    for c in range(n_cells):
-        i = cell_row[c]
-        j = cell_col[c]
-        if i < 0 or i >= n_rows or j < 0 or j >= n_cols:
-            continue
-        gd = g[i, j]
-        lr = g_row if j + 1 < n_cols else 0.0     # L-R: row wire (cut at the right edge)
-        lt = gd                                   # L-T: device
-        tb = g_col if i + 1 < n_rows else g_sense[j]
-        rt = 0.0
-        lb = 0.0
-        rb = 0.0
-        if j == 0:
-            # eliminate the row node: L becomes the source s_i
-            gs = g_source[i]
-            d = gs + lr + lt
-            inv = 1.0 / d if d > 0.0 else 0.0
-            rt = lr * lt * inv
-            lr = gs * lr * inv
-            lt = gs * lt * inv
-        if i == 0:
-            # eliminate the column node (coupled to L, R and B): T is left unconnected
-            d = lt + rt + tb
-            inv = 1.0 / d if d > 0.0 else 0.0
-            lr += lt * rt * inv
-            lb = lt * tb * inv
-            rb = rt * tb * inv
-            lt = 0.0
-            rt = 0.0
-            tb = 0.0
-        out[0, 1, c] = -lr
-        out[1, 0, c] = -lr
-        out[0, 2, c] = -lt
-        out[2, 0, c] = -lt
-        out[1, 2, c] = -rt
-        out[2, 1, c] = -rt
-        out[2, 3, c] = -tb
-        out[3, 2, c] = -tb
-        out[0, 3, c] = -lb
-        out[3, 0, c] = -lb
-        out[1, 3, c] = -rb
-        out[3, 1, c] = -rb
-    return out
+__all__ = ["gather_boxes", "merge_boxes_factored", "merge_level_factored"]
 
 
 @jit
