@@ -176,7 +176,7 @@ def factorize(g: FloatArray, parasitics: Parasitics, *, arena: FloatArray | None
         # factored kernels read full maps
         maps = fast_kernels.leaf_maps(g[None], g_rows[:1], g_cols[:1], g_sources[:1],
                                       g_senses[:1], part.cell_row, part.cell_col)
-        maps += maps.transpose(1, 0, 2)
+        maps = maps + maps.transpose(1, 0, 2)
         for k, (pos_a, pos_b, p, q) in enumerate(pl.levels):
             f_off, _, _, _, n_par = level_meta[k_part][k]
             factor = level_factors[k_part][f_off:f_off + (p + q) * p * n_par].reshape(
