@@ -1,6 +1,7 @@
 """Spectrum of the FCM operator, and how much a coarse space of line modes would remove.
 
-FCM solves ``(I + S Z S) y = b`` (MODELS.md §2.3); Chebyshev needs about
+FCM solves ``(I + S Z S) y = b`` (docs/circuit.md, 'The device-voltage formulation'); Chebyshev
+needs about
 ``log(tol) / log(q)`` steps with ``q = (sqrt(1 + rho) - 1) / (sqrt(1 + rho) + 1)``, ``rho`` the
 largest eigenvalue of ``S Z S``. This study builds ``S Z S`` densely from the library's own
 operator (:func:`xbarsim.kernels.fcm.z_apply`, one column per unit vector; small tiles only)

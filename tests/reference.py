@@ -1,15 +1,16 @@
 """Slow, obviously-correct oracles for the circuit core (dense NumPy; for tests only).
 
-Two independent formulations of the same crossbar (MODELS.md top box and §2):
+Two independent formulations of the same crossbar (docs/circuit.md, 'The circuit'):
 
 * :func:`dense_nodal` writes Kirchhoff's current law for *every* node of the circuit (the
   ``2 * n_rows * n_cols`` row/column nodes, one source node per row and one ground node per
   column), merges the nodes joined by a zero resistance (union-find, exact: a 0 Ω branch is a
   short), fixes the nodes merged with a source or a ground (Dirichlet elimination) and solves
   the rest with ``numpy.linalg.solve``.
-* :func:`path_g_eff` solves the device-voltage formulation (MODELS.md eq. 2.3-2.4):
-  ``(I + Z D) x = E v`` with the path-resistance kernels ``P_row`` / ``P_col``. Zero
-  resistances simply give zero entries of ``Z``, so no special case is needed.
+* :func:`path_g_eff` solves the device-voltage formulation (docs/circuit.md, 'The
+  device-voltage formulation'): ``(I + Z D) x = E v`` with the path-resistance kernels
+  ``P_row`` / ``P_col``. Zero resistances simply give zero entries of ``Z``, so no special
+  case is needed.
 
 Nothing here is fast or clever on purpose.
 """
@@ -162,7 +163,7 @@ def dense_g_eff(g: ArrayLike, **parasitics: ArrayLike) -> FloatArray:
 
 def path_g_eff(g: ArrayLike, *, r_source: ArrayLike = 0.0, r_sense: ArrayLike = 0.0,
                r_row: float = 0.0, r_col: float = 0.0) -> FloatArray:
-    """Effective conductance [S] from MODELS.md eq. 2.3-2.4 (device voltages as unknowns).
+    """Effective conductance [S] from the device-voltage formulation (docs/circuit.md).
 
     ``Z[(i,j),(i,l)] += r_source[i] + r_row * min(j, l)`` (shared row path) and
     ``Z[(i,j),(k,j)] += r_sense[j] + r_col * (n_rows - 1 - max(i, k))`` (shared column path);
@@ -186,9 +187,10 @@ def path_g_eff(g: ArrayLike, *, r_source: ArrayLike = 0.0, r_sense: ArrayLike = 
 
 
 # ---------------------------------------------------------------- converters and tile products
-# Written from the documented semantics (MODELS.md §5-§6, the module docstrings of
-# xbarsim.hardware.tile and xbarsim.hardware.converters, the field docstrings of the config
-# schema), element by element and plane by plane, without the fused kernels or the ADC class.
+# Written from the documented semantics (docs/physics.md, 'Converters' and 'From weights to
+# conductances', the module docstrings of xbarsim.hardware.tile and xbarsim.hardware.converters,
+# the field docstrings of the config schema), element by element and plane by plane, without
+# the fused kernels or the ADC class.
 
 def transfer(u: FloatArray, kind: str = "none", param: float = 0.0) -> FloatArray:
     """Converter transfer curve f(u) on normalised magnitudes u in [0, 1].
@@ -206,7 +208,7 @@ def transfer(u: FloatArray, kind: str = "none", param: float = 0.0) -> FloatArra
 
 def stream_planes(u: FloatArray, input_bits: int, dac_bits: int | None,
                   signed: str | None) -> tuple[FloatArray, FloatArray, int]:
-    """Bit-planes of normalised inputs ``u`` (MODELS §6.3), LSB first.
+    """Bit-planes of normalised inputs ``u`` (docs/physics.md, 'Converters'), LSB first.
 
     Returns ``codes`` (n_planes, *u.shape) (integer DAC codes, or the continuous values for an
     ideal DAC), ``weights`` (n_planes,) and ``code_max`` such that
@@ -260,7 +262,7 @@ def stream_planes(u: FloatArray, input_bits: int, dac_bits: int | None,
 
 
 class RefADC:
-    """One ADC with its range calibration (MODELS §5.2), written out plainly.
+    """One ADC with its range calibration (docs/physics.md, 'Converters'), written out plainly.
 
     Unipolar: ``u = clip(I / i_max, 0, 1)``; bipolar: the odd extension on ``[-1, 1]``;
     ``code = round(n f(u))``, ``I_hat = i_max code / n`` with ``n = 2**bits - 1``. While
@@ -340,7 +342,7 @@ def ref_adc(cfg, *, bipolar: bool = False) -> RefADC:
 def tile_product(x: FloatArray, arrays: list[RefArray], periphery, *, forward: bool,
                  alpha: float, shape: tuple[int, int], baseline: float = 0.0,
                  layer_adc: RefADC | None = None, calibrate: bool = True) -> FloatArray:
-    """Reference ``x @ W`` (``forward``) or ``delta @ W.T`` of a tile (MODELS §5-§6).
+    """Reference ``x @ W`` (``forward``) or ``delta @ W.T`` of a tile (docs/physics.md).
 
     Parameters
     ----------

@@ -107,9 +107,9 @@ def test_exact_gradient_hypothesis(data, shape, n_drives):
 
 
 def test_unit_derivative_is_minus_product_of_device_voltages(rng):
-    """d g_eff[i, j] / d g = -dX^(i) * dY^(j) (MODELS.md §8.1), with the fields of a nodal
-    solve: dX^(i) from the forward drive of row i, dY^(j) from 1 V behind r_sense of column j
-    (solved on the flipped circuit, whose row a is original column n_cols-1-a)."""
+    """d g_eff[i, j] / d g = -dX^(i) * dY^(j) (docs/aware.md, adjoint method), with the fields
+    of a nodal solve: dX^(i) from the forward drive of row i, dY^(j) from 1 V behind r_sense of
+    column j (solved on the flipped circuit, whose row a is original column n_cols-1-a)."""
     from xbarsim.hardware.circuit import NodalSystem, flip
 
     g, par = _circuit(rng, (5, 4), "harsh")

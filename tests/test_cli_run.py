@@ -336,7 +336,7 @@ def test_plot_writes_training_curves(configs, tmp_path):
 
 
 def test_cli_is_thin(tmp_path):
-    """The command parses options and calls runner.run once (ARCHITECTURE.md §3 #12)."""
+    """The command parses options and calls runner.run once (the CLI stays thin)."""
     from xbarsim import runner
 
     cfg = tmp_path / "c.yaml"

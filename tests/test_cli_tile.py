@@ -116,7 +116,7 @@ def test_ideal_limit_without_parasitics():
 
 
 def _dense_rho_bound(g, r_source, r_sense, r_row, r_col):
-    """Max row sum of Z D built entry by entry (MODELS.md §2.3, kappa = 0)."""
+    """Max row sum of Z D built entry by entry (docs/circuit.md, device-voltage formulation)."""
     m, n = g.shape
     z = np.zeros((m * n, m * n))
     for i in range(m):

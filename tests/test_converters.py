@@ -1,4 +1,4 @@
-"""DAC / ADC (MODELS.md §5) and input bit streaming (§6.3)."""
+"""DAC / ADC and input bit streaming (docs/physics.md, 'Converters')."""
 
 from __future__ import annotations
 
@@ -259,7 +259,7 @@ def test_kernels_do_not_use_fastmath():
 
 # ---------------------------------------------------------------- bit streaming
 def streamed_reference(x, b, signed):
-    """Quantised input of MODELS.md §6.3: integers q and scale."""
+    """Quantised input of the bit streaming: integers q and scale."""
     if signed is None:
         scale = 2**b - 1
         return np.rint(np.clip(x, 0, 1) * scale), scale

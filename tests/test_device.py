@@ -1,4 +1,4 @@
-"""Devices and update kernels (MODELS.md §7): invariants, worked numbers, statistics, errors."""
+"""Devices and update kernels (docs/physics.md): invariants, worked numbers, statistics, errors."""
 
 from __future__ import annotations
 
@@ -45,9 +45,9 @@ def random_state(seed: int, shape, spread: float = 1.0):
     return gen, g, dg
 
 
-# ---------------------------------------------------------------- slow references (MODELS.md)
+# ---------------------------------------------------------------- slow references (docs)
 def ref_response(model: str, g, dg, v, g_min=G_MIN, g_max=G_MAX):
-    """Direct transcription of MODELS.md §7.1/§7.3 and the soft-bounds formula."""
+    """Direct transcription of the update models of docs/physics.md, 'Device updates'."""
     r = g_max - g_min
     delta = dg / r
     if model == "linear" or (np.all(v == 0) and model != "soft_bounds"):
@@ -69,7 +69,8 @@ def ref_response(model: str, g, dg, v, g_min=G_MIN, g_max=G_MAX):
 def ref_apply(model, g, dg, v, noise, gamma, write_noise="sqrt", c2c=0.0):
     dg_nl = ref_response(model, g, dg, v)
     if write_noise == "sqrt":
-        # MODELS.md §7.5 [P], evaluated in G_max-normalised units and converted back to S
+        # the 'sqrt' model (our reading [P], docs/physics.md), evaluated in G_max-normalised
+        # units and converted back to S
         gn, dn, rn = g / G_MAX, dg / G_MAX, R / G_MAX
         sigma = G_MAX * (gamma / 100) * np.sqrt(rn * np.abs(dn))
         del gn
@@ -156,7 +157,7 @@ def test_corrected_update_is_path_independent(model, sign):
 
 
 def test_corrected_full_range_step_lands_on_bound():
-    # MODELS.md §7.3: delta = 1 at G_min lands exactly on G_max (and back)
+    # docs/physics.md, 'Device updates': delta = 1 at G_min lands exactly on G_max (and back)
     dev = make("txsim", nl=3.0)
     up = G_MIN + dev.nonlinear_response(np.array([G_MIN]), np.array([R]))
     down = G_MAX + dev.nonlinear_response(np.array([G_MAX]), np.array([-R]))
@@ -165,17 +166,16 @@ def test_corrected_full_range_step_lands_on_bound():
 
 
 @pytest.mark.parametrize(("v", "expected"), [(0.1, 0.0535), (1.0, -14.46), (5.0, -1325.7)])
-def test_printed_equation_overshoots_as_in_models(v, expected):
-    # MODELS.md §7.3: G in [1, 10], one full-range depression step from G_max gives
-    # 0.05 (v=0.1), -14.5 (v=1), -1326 (v=5): below G_min, even negative
+def test_printed_equation_overshoots_as_documented(v, expected):
+    # docs/physics.md, 'Device updates': G in [1, 10], one full-range depression step from
+    # G_max gives 0.05 (v=0.1), -14.5 (v=1), -1326 (v=5): below G_min, even negative
     dev = Device(g_min=1.0, g_max=10.0, update_model="txsim_printed", nl=v)
     g_new = 10.0 + dev.nonlinear_response(np.array([10.0]), np.array([-9.0]))[0]
     assert g_new == pytest.approx(expected, rel=2e-3)
     assert g_new < 1.0
     # ... which apply_update clips to the range
     assert dev.apply_update(np.array([10.0]), np.array([-9.0]))[0] == 1.0
-    # the same change in 1000 steps stays ~1.0 (MODELS: "the same change split in 1000 steps
-    # gives ~1.0")
+    # the same change in 1000 steps ends near 1.0 (as documented)
     g = np.array([10.0])
     for _ in range(1000):
         g = g + dev.nonlinear_response(g, np.array([-9e-3]))
@@ -312,8 +312,9 @@ def test_neurosim_nl_relation_by_brute_force():
 @pytest.mark.parametrize(("v", "nl", "last_digit"), [
     (0.01, 0.013, 1e-3), (0.1, 0.13, 1e-2), (0.5, 0.63, 1e-2), (1.0, 1.25, 1e-2),
     (2.0, 2.40, 1e-2), (5.0, 4.89, 1e-2)])
-def test_neurosim_correspondence_table_of_models(v, nl, last_digit):
-    # within 2 %, or within half a unit of the last digit MODELS.md prints (0.0126 -> "0.013")
+def test_neurosim_correspondence_table(v, nl, last_digit):
+    # the correspondence of docs/physics.md, 'Device updates': within 2 %, or within half a
+    # unit of the last printed digit (0.0126 -> "0.013")
     tol = max(0.02 * nl, 0.5 * last_digit)
     assert neurosim_nl_from_v(v) == pytest.approx(nl, abs=tol)
     assert neurosim_v_from_nl(neurosim_nl_from_v(v)) == pytest.approx(v, rel=1e-10)
@@ -356,7 +357,7 @@ def test_pulse_rounding_threshold():
 
 # ---------------------------------------------------------------- precision, programming, variation
 def test_program_rounds_to_levels():
-    dev = Device(g_min=1e-6, g_max=1e-5, bits=2)  # MODELS.md §6.2: 1, 4, 7, 10 uS
+    dev = Device(g_min=1e-6, g_max=1e-5, bits=2)  # levels 1, 4, 7, 10 uS
     got = dev.program(np.array([0.0, 2.4e-6, 2.6e-6, 6.9e-6, 9e-6, 1e-3]))
     assert_allclose(got, [1e-6, 1e-6, 4e-6, 7e-6, 1e-5, 1e-5], rtol=1e-14)
     assert Device(g_min=1e-6, g_max=1e-5, levels=4).level_step == pytest.approx(3e-6)

@@ -1,11 +1,11 @@
 """The interpolated solver on arrays with open cells (g = 0), against its documented definition.
 
-Definition (MODELS §4, InterpolatedSolver): at a refresh the exact ``g_eff_ref`` of ``g_ref``
-is computed and the distortion ``delta = (g_ref - g_eff_ref) / g_ref`` stored; between
-refreshes ``g_eff = g (1 - delta)``. An open cell (``g_ref = 0``) has no ratio: it keeps the
-absolute difference of the refresh, ``g_eff = g - (g_ref - g_eff_ref) = g + g_eff_ref``. An
-open cell still has ``g_eff != 0`` (current reaches its column through the other cells), so
-the exact values come from the dense nodal reference of tests/reference.py.
+Definition (docs/physics.md, 'Interpolated FCM'; InterpolatedSolver): at a refresh the exact
+``g_eff_ref`` of ``g_ref`` is computed and the distortion ``delta = (g_ref - g_eff_ref) / g_ref``
+stored; between refreshes ``g_eff = g (1 - delta)``. An open cell (``g_ref = 0``) has no
+ratio: it keeps the absolute difference of the refresh, ``g_eff = g - (g_ref - g_eff_ref) =
+g + g_eff_ref``. An open cell still has ``g_eff != 0`` (current reaches its column through the
+other cells), so the exact values come from the dense nodal reference of tests/reference.py.
 """
 
 from __future__ import annotations

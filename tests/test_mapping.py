@@ -1,4 +1,4 @@
-"""Weight -> conductance mappings, weight scale, bit slicing and tiling (MODELS.md §6)."""
+"""Weight -> conductance mappings, weight scale, bit slicing and tiling (docs/physics.md)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_round_trip_and_range(name, seed, shape):
 @given(name=st.sampled_from(sorted(MAPPINGS)), seed=st.integers(0, 2**32 - 1), shape=shape_st,
        bits=st.integers(1, 6))
 def test_round_trip_through_device_levels_within_one_step(name, seed, shape, bits):
-    # MODELS/ARCHITECTURE: to_weight(program(to_conductance(w))) == w within one quantisation
+    # to_weight(program(to_conductance(w))) == w within one quantisation
     # step; a level step of the device is w_s / (levels - 1) in weight units for the signed
     # split (2 for the half-range mappings)
     m = MAPPINGS[name](G_MIN, G_MAX)
@@ -171,8 +171,9 @@ def test_slicing_through_crossbar_products(rng):
     assert_array_equal(y, x @ q)
 
 
-def test_slice_levels_are_models_example():
-    # MODELS.md §6.2: G_min = 1 uS, G_max = 10 uS, k = 2 -> levels 1, 4, 7, 10 uS
+def test_slice_levels_worked_example():
+    # g = g_min + q (g_max - g_min) / (2**k - 1) (docs/physics.md, 'From weights to
+    # conductances'): G_min = 1 uS, G_max = 10 uS, k = 2 -> levels 1, 4, 7, 10 uS
     g = slice_to_conductance(np.arange(4), 2, 1e-6, 1e-5)
     assert_allclose(g, [1e-6, 4e-6, 7e-6, 1e-5], rtol=1e-14)
 
@@ -205,7 +206,7 @@ def test_tiling_partial_sums_reproduce_product(n_in, n_out, n_rows, n_cols, seed
         cols = slice(b.tile_col * n_cols, (b.tile_col + 1) * n_cols)
         y[:, cols] += x_pad[:, rows] @ tiles[b.tile_row, b.tile_col]  # digital accumulation
     assert np.all(covered == 1)
-    # summation order differs from one matmul: scale-aware bound (ARCHITECTURE §2.6)
+    # summation order differs from one matmul: scale-aware bound (xbarsim.testing.dot_atol)
     assert np.all(np.abs(y[:, :n_out] - x @ w) <= 2 * dot_atol(x, w))
     assert_array_equal(assemble_tiles(tiles, n_in, n_out), w)
     # padding is zero

@@ -19,7 +19,7 @@ from xbarsim.nn import (
 )
 
 # Equivalence tolerance: same maths, different summation order (einsum/loops vs im2col+BLAS);
-# a few steps compound it, so the base 1e-12 is widened per ARCHITECTURE §2.6.
+# a few steps compound it (each step can multiply the error), so the base 1e-12 is widened.
 EQ_RTOL, EQ_ATOL = 1e-10, 1e-12
 
 

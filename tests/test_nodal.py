@@ -130,7 +130,7 @@ def test_nodal_matrices_2x2_by_hand():
 
 
 def test_nodal_matrices_2x2_zero_wires_by_hand():
-    # r_row = r_col = 0: each row and each column is a single node (MODELS.md §2.7)
+    # r_row = r_col = 0: each row and each column is a single node (docs/circuit.md)
     g = np.array([[1e-4, 2e-4], [3e-4, 4e-4]])
     rs = np.array([100.0, 150.0])
     rk = np.array([20.0, 30.0])
@@ -313,7 +313,7 @@ def test_single_line_bounded_and_monotone_in_r_source(data, n, single_row, r, gr
 
 def test_individual_currents_are_not_monotone_counterexample():
     """The tempting invariants 'each i_j <= (v @ g)_j' and 'each i_j non-increasing in every
-    parasitic' are false for v >= 0 (ARCHITECTURE.md §2.6 states the latter). Sneak path:
+    parasitic' are false for v >= 0 when the terminal resistances differ. Sneak path:
     row 0 -> g00 -> column 0 (lifted by r_sense0) -> g10 -> row 1 (floating on r_source1) ->
     g11 -> column 1. Also checked against the dense reference."""
     g = np.array([[1e-3, 1e-6], [1e-3, 1e-3]])

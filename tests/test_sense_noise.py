@@ -1,8 +1,8 @@
 """Magnitude of the tile's sense noise: a statistical test against the documented scaling.
 
 ``adc.sense_noise`` is the std [A] of Gaussian current noise added to every column current
-before its ADC (ADCConfig, MODELS §5.2). With ``granularity='tile'`` every conversion (array a,
-bit-plane p, sample, column) draws its own noise and the output is
+before its ADC (ADCConfig; docs/physics.md, 'Converters'). With ``granularity='tile'`` every
+conversion (array a, bit-plane p, sample, column) draws its own noise and the output is
 ``s / (v_read alpha) * sum_a coef_a sum_p w_p ADC(I_ap + sigma xi)``, so the output noise of one
 element has std ``sigma_y = sigma s / (v_read alpha) sqrt(n_blocks sum_a coef_a^2 sum_p w_p^2)``
 (``n_blocks`` partial sums of the same output, ``w_p`` the plane weights). With

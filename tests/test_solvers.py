@@ -36,7 +36,7 @@ def _par(c) -> Parasitics:
 
 
 def dense_z(g, r_source, r_sense, r_row, r_col):
-    """Z of MODELS.md eq. (2.3) built entry by entry (row-major cell index i*N + j)."""
+    """Z of the device-voltage formulation (docs/circuit.md), entry by entry (cell i*N + j)."""
     n_rows, n_cols = g.shape
     z = np.zeros((n_rows * n_cols, n_rows * n_cols))
     for i in range(n_rows):
@@ -519,7 +519,7 @@ def test_interpolated_between_refreshes_uses_stored_distortion(rng):
 
 
 def test_interpolated_beats_stale_g_eff(rng):
-    """MODELS §4 evidence: after a 1 % change, interpolation is several times better than stale."""
+    """After a 1 % change interpolation is several times better than stale (docs/physics.md)."""
     shape = (32, 32)
     par = Parasitics.build(*shape, r_source=1000.0, r_sense=1000.0, r_row=1.0, r_col=4.6)
     g0 = rng.uniform(1e-6, 1e-5, shape)

@@ -1,10 +1,11 @@
 """Tile products against an independent, plane-by-plane reference (tests/reference.py).
 
-The reference (``reference.tile_product``) is written from the documented semantics (MODELS
-§5-§6, the docstrings of xbarsim.hardware.tile and .converters, the config field docs): per
-physical array and bit-plane, the direction's DAC and ADC applied to ``V_p @ g_eff`` (forward)
-or ``V_p @ g_eff.T`` (backward), the ADC range calibrated per array over all the planes,
-samples and columns it converts, shift-and-add, polarity/slice coefficients, digital rescale.
+The reference (``reference.tile_product``) is written from the documented semantics
+(docs/physics.md, 'Converters' and 'From weights to conductances', the docstrings of
+xbarsim.hardware.tile and .converters, the config field docs): per physical array and
+bit-plane, the direction's DAC and ADC applied to ``V_p @ g_eff`` (forward) or
+``V_p @ g_eff.T`` (backward), the ADC range calibrated per array over all the planes, samples
+and columns it converts, shift-and-add, polarity/slice coefficients, digital rescale.
 It shares no code with the tile: not the fused kernels, not the ADC class, not the streaming
 helper, not the solvers (``g_eff`` comes from the dense nodal reference).
 
@@ -99,8 +100,8 @@ def make_hw(mapping, forward, backward, parasitics) -> HardwareConfig:
 def documented_coefs(hw: HardwareConfig) -> list[float]:
     """Shift-and-add coefficient of each read array of a block, in the tile's array order.
 
-    Polarity-major: +1 / -1 (signed split, differential), 2 (offset column, MODELS §6.1);
-    bit-sliced (MODELS §6.2): slice s of B_w-bit weights in k-bit slices weighs
+    Polarity-major: +1 / -1 (signed split, differential), 2 (offset column); bit-sliced:
+    slice s of B_w-bit weights in k-bit slices weighs
     ``2**(k s) (2**k - 1) / (2**B_w - 1)``.
     """
     base = {"signed_split": [1.0, -1.0], "differential": [1.0, -1.0], "offset": [2.0]}

@@ -12,7 +12,7 @@ For every tile below it writes ``xbarsim/golden/data/ngspice/<name>.cir`` (the n
 
 It then prints, per tile, the largest difference from xbarsim's nodal solver, for the README.
 The seed is fixed: the same ngspice version must reproduce the same files. Review any diff by
-eye and explain it in the commit message (ARCHITECTURE.md, golden-file governance).
+eye and explain it in the commit message (xbarsim/golden/data/ngspice/README.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Strict YAML loading of a :class:`~xbarsim.config.schema.RunConfig`.
 
-The flow is mkdocs' ``load_config`` (ARCHITECTURE.md §2.4):
+The flow is that of mkdocs' ``load_config`` (the messages users see: docs/inputs.md):
 
 1. parse the file with :func:`parse_yaml`: YAML's safe subset, strictly (an unreadable file, a
    YAML syntax error or a key written twice in one mapping is a

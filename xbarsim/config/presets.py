@@ -6,9 +6,9 @@ A YAML file selects one with ``preset: <name>`` at the top level or inside any s
 the preset is taken and the explicit keys are merged over it (see
 :mod:`xbarsim.config.loader`).
 
-Provenance tags follow MODELS.md §0: [V] verbatim / as printed, [S] paraphrase of the source,
-[C] from public code, [P] an xbarsim design decision, [M] unverified recollection of a paper
-that could not be opened (treat as a hypothesis).
+Provenance tags: [V] verbatim / as printed, [S] paraphrase of the source, [C] from public
+code, [P] an xbarsim design decision, [M] unverified recollection of a paper that could not be
+opened (treat as a hypothesis).
 """
 
 from __future__ import annotations
@@ -61,14 +61,14 @@ def txsim() -> RunConfig:
 
     Source: Roy, Sridharan, Jain, Raghunathan, "TxSim: Modeling Training of Deep Neural
     Networks on Resistive Crossbar Systems", IEEE TVLSI 2021 (arXiv 2002.11151), §V-§VI;
-    MODELS.md §10 and §12.
+    what xbarsim reproduces of it, and under which readings: docs/reproduction.md.
 
     * 64x64 crossbars [V]; r_row = 1 Ohm, r_col = 4.6 Ohm per cell (from layout) [V];
       r_source = r_sense = 0 (not given by TxSim) [P].
     * Ag/Si ReRAM, R_min = 100 kOhm, R_max = 1 MOhm [V]. TxSim uses 2-bit devices holding
       32-bit weights in slices [V]; how its update acts on sliced weights is not published
-      (MODELS §13 Q5). This preset follows MODELS' proposal and models each weight and
-      polarity as one analog device (``device.bits: null``, ``mapping.slice_bits: null``),
+      (docs/physics.md, 'From weights to conductances'). This preset models each weight and
+      polarity as one analog device [P] (``device.bits: null``, ``mapping.slice_bits: null``),
       which is also 16x cheaper. The sliced read path is one override away:
       ``--set hardware.mapping.slice_bits=2 hardware.mapping.weight_bits=16
       hardware.device.bits=2`` (TxSim's 16-bit MNIST system [V]).
@@ -78,14 +78,15 @@ def txsim() -> RunConfig:
       calibrated from output statistics over multiple epochs [V]: running max over the
       first 500 batches (~5 epochs) then frozen [P]. Granularity ``layer``: the arrays'
       non-ideal conductances are stitched into one layer matrix, multiplied with BLAS and
-      the ADC acts on the output, as TxSim
-      describes its pipeline [S] (MODELS §5.2, §6.4). The physical per-array, per-bit-plane
-      ADC is ``hardware.forward.adc.granularity: tile`` (8 bit-planes x 2 polarities of GEMMs
-      per product: about 16x the work).
+      the ADC acts on the output, as TxSim describes its pipeline [S] (docs/physics.md,
+      'Converters'). The physical per-array, per-bit-plane ADC is
+      ``hardware.forward.adc.granularity: tile`` (8 bit-planes x 2 polarities of GEMMs per
+      product: about 16x the work).
     * Positive and negative weights on separate crossbars (signed split) [S].
     * Exact effective conductance after every update (FCM) [S]+[P].
-    * Update: corrected eq. (1) (MODELS §7.3) [P] with v = 0.01 [V]; write noise gamma = 5
-      [V] in the square-root/percent reading (MODELS §7.5) [P]; no process variation [P].
+    * Update: corrected eq. (1) [P] with v = 0.01 [V]; write noise gamma = 5 [V] in the
+      square-root/percent reading [P] (docs/physics.md, 'Device updates'); no process
+      variation [P].
     * Training [P]: batch 64 (TxSim: 128 [V]), SGD lr 0.05, momentum 0.9, weight decay 1e-3,
       cosine schedule with one warm-up epoch, 10 epochs (see ``_txsim_train``).
     """
@@ -167,23 +168,23 @@ def chakraborty() -> RunConfig:
 
     Source: I. Chakraborty, D. Roy, K. Roy, "Technology Aware Training in Memristive
     Neuromorphic Systems for Nonideal Synaptic Crossbars", IEEE TETCI 2018 (arXiv
-    1711.08889); MODELS.md §9. Only the abstract was available.
+    1711.08889); see docs/aware.md and docs/reproduction.md. Only the abstract was available.
 
     * Non-idealities: source resistance, neuron (sense) resistance and chip-to-chip device
       variation [S]; no wire resistance (r_row = r_col = 0) [M] (whether the paper includes
       it is unknown).
     * One crossbar holds a whole 784x500 FC layer ("crossbar arrays of sizes 784x500 for
       FCNs") [V]; the network is therefore taken as an MLP 784-500-10 on MNIST [M].
-    * r_source = r_sense = 1 kOhm [M]+[P] (paper values unknown; upper end of the MODELS §12
-      study range 100 Ohm-1 kOhm); sigma_pv = 0.1, normal [M]+[P].
-    * Exact lumped model (FCM reduces to MODELS §2.7 without wire resistance) [P]; ideal
-      converters and a linear, noiseless device, so that only the paper's three
-      non-idealities act [P]; device range as TxSim, no bit slicing [P].
-    * Training [P]: 10 epochs of SGD, batch 128, lr 0.1. The paper's technology-aware
-      training (gradients through the non-ideal model, MODELS §8) is not a train.mode yet:
-      ``train.mode: crossbar`` trains in situ on the non-ideal crossbars, and the
-      "ideal-trained, deployed on non-ideal" baseline is ``train.mode: software`` followed by
-      ``train.evaluate_only: true`` with ``train.weights`` on this hardware.
+    * r_source = r_sense = 1 kOhm [M]+[P] (the paper's values are unknown); sigma_pv = 0.1,
+      normal [M]+[P].
+    * Exact model without wire resistance, each row and each column one node (docs/circuit.md,
+      'The circuit') [P]; ideal converters and a linear, noiseless device, so that only the
+      paper's three non-idealities act [P]; device range as TxSim, no bit slicing [P].
+    * Training [P]: 10 epochs of SGD, batch 128, lr 0.1, ``train.mode: crossbar`` (in situ
+      on the non-ideal crossbars). The paper's technology-aware training (gradients through
+      the non-ideal model) is ``train.mode: aware`` (docs/aware.md); the "ideal-trained,
+      deployed on non-ideal" baseline is ``train.mode: software`` followed by ``xbarsim
+      deploy`` or by ``train.evaluate_only: true`` with ``train.weights`` on this hardware.
     """
     ideal_dir = PeripheryConfig(dac=DACConfig(bits=None, v_read=1.0, input_bits=None),
                                 adc=ADCConfig(bits=None, sense_noise=0.0))

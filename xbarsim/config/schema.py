@@ -13,8 +13,8 @@ Units are SI base units (Ohm, V, A, S, s) throughout. ``None`` always means "ide
 (an ideal converter, an analog device, no limit) and is documented as such on each field;
 no field uses 0 or -1 as a sentinel.
 
-The default values are the TxSim Cross-NI reproduction values of MODELS.md §12 (the ``txsim``
-preset); see :mod:`xbarsim.config.presets` for the sources.
+The default values are those of the TxSim Cross-NI reproduction (the ``txsim`` preset); see
+:mod:`xbarsim.config.presets` for their sources and docs/physics.md for the models.
 
 Every enumerated field has a ``Literal`` alias and a module-level tuple of its allowed values
 (``SOLVER_METHODS``, ``UPDATE_MODELS``, ...), so that the registries of the hardware, nn and
@@ -596,7 +596,7 @@ class OutputConfig:
 
 @_config
 class CrossbarConfig:
-    """Geometry and parasitic resistances of one physical crossbar (MODELS.md §2)."""
+    """Geometry and parasitic resistances of one crossbar (docs/circuit.md, 'The circuit')."""
 
     n_rows: int = 64
     """Word lines per crossbar (forward inputs), >= 1; larger weight matrices are tiled."""
@@ -631,7 +631,10 @@ class CrossbarConfig:
 
 @_config
 class DeviceConfig:
-    """Resistive device: conductance range, precision, update model and noise (MODELS §7)."""
+    """Resistive device: conductance range, precision, update model and noise.
+
+    The models are in docs/physics.md, 'Device updates'.
+    """
 
     r_min: float = 1.0e5
     """Low-resistance (ON) state [Ohm], >= 1e-9; g_max = 1/r_min (TxSim: 100 kOhm)."""
@@ -641,22 +644,23 @@ class DeviceConfig:
     bits: int | None = None
     """Device precision [bits], in [1, 52]: 2**bits evenly spaced conductance levels in
     [g_min, g_max], the
-    capacity of one bit slice (MODELS §6.2; TxSim: 2 with slicing). None = analog
+    capacity of one bit slice (TxSim: 2 with slicing). None = analog
     (continuous), the txsim preset's choice (one device per weight and polarity)."""
     update_model: UpdateModel = "txsim"
-    """Conductance response to an update request: 'txsim' (corrected TxSim eq. (1), MODELS
-    §7.3), 'txsim_printed' (eq. (1) as printed, for ablation), 'linear', 'neurosim'
-    (non-linearity label `nl_label`), 'soft_bounds' (step shrinks linearly to 0 at the
-    bounds)."""
+    """Conductance response to an update request: 'txsim' (corrected TxSim eq. (1)),
+    'txsim_printed' (eq. (1) as printed, for ablation), 'linear', 'neurosim' (non-linearity
+    label `nl_label`), 'soft_bounds' (step shrinks linearly to 0 at the bounds); see
+    docs/physics.md, 'Device updates'."""
     nl: float = 0.01
     """TxSim update non-linearity factor v [1], >= 0, of 'txsim'/'txsim_printed'; the ratio of
     the first to the last step over the full range is e**v. 0 = linear (TxSim: 0.01)."""
     nl_label: float | None = None
-    """NeuroSim non-linearity label NL [1], in (0, 9.99], of 'neurosim' (A found by root finding,
-    MODELS §7.4). Required when update_model is 'neurosim'; None otherwise."""
+    """NeuroSim non-linearity label NL [1], in (0, 9.99], of 'neurosim' (v found by root finding,
+    docs/physics.md, 'Device updates'). Required when update_model is 'neurosim'; None
+    otherwise."""
     write_noise: WriteNoiseModel = "sqrt"
     """Write-noise model: 'sqrt' sigma = (gamma/100)*sqrt((g_max-g_min)*|dg|) in conductances
-    normalised by g_max (MODELS §7.5 proposal); 'txsim_literal' sigma =
+    normalised by g_max (our reading, docs/physics.md); 'txsim_literal' sigma =
     gamma*sqrt(g_max-g_min)*|dg| (TxSim §IV as printed)."""
     gamma: float = 5.0
     """Write-noise factor gamma [1], >= 0 (TxSim: 5). 0 = no write noise."""
@@ -707,7 +711,7 @@ class DeviceConfig:
 
 @_config
 class DACConfig:
-    """Digital-to-analog converter driving the crossbar inputs (MODELS §5.2, §6.3)."""
+    """Digital-to-analog converter driving the crossbar inputs (docs/physics.md, 'Converters')."""
 
     bits: int | None = 1
     """DAC resolution d [bits], in [1, 52] (TxSim: 1). None = ideal analog drive (no
@@ -753,7 +757,7 @@ class DACConfig:
 
 @_config
 class ADCConfig:
-    """Sense amplifier and analog-to-digital converter of the crossbar outputs (MODELS §5.2)."""
+    """Sense amplifier and ADC of the crossbar outputs (docs/physics.md, 'Converters')."""
 
     bits: int | None = 8
     """ADC resolution [bits], in [1, 52] (8 is lossless for 64 rows, 2-bit devices and a 1-bit DAC,
@@ -823,7 +827,10 @@ class PeripheryConfig:
 
 @_config
 class UpdateConfig:
-    """Gradient -> conductance scaling (TxSim Scale_Layer-k, MODELS §6.5)."""
+    """Gradient -> conductance scaling (TxSim Scale_Layer-k).
+
+    See docs/physics.md, 'From weights to conductances'.
+    """
 
     scale: UpdateScale = "max"
     """Per-layer weight scale W_s from the weight statistics: 'max' |W| or its 'percentile';
@@ -844,7 +851,10 @@ class UpdateConfig:
 
 @_config
 class MappingConfig:
-    """Signed weight -> conductance mapping and bit slicing (MODELS §6.1-§6.2)."""
+    """Signed weight -> conductance mapping and bit slicing.
+
+    See docs/physics.md, 'From weights to conductances'.
+    """
 
     scheme: MappingScheme = "signed_split"
     """'signed_split' (W+ and W- on two crossbars, TxSim), 'differential' (pair around g_mid)
@@ -873,7 +883,7 @@ class MappingConfig:
 
 @_config
 class SolverConfig:
-    """How the effective conductance g_eff of each crossbar is obtained (MODELS §2-§4)."""
+    """How the effective conductance g_eff of each crossbar is obtained (docs/circuit.md)."""
 
     method: SolverMethod = "fcm"
     """'ideal' (g_eff = g, parasitics ignored), 'nodal' (sparse nodal solve, golden),
@@ -889,7 +899,7 @@ class SolverConfig:
     aam_order: int = 2
     """Order K of the AAM path expansion, in [1, 64]."""
     refresh_every: int = 10
-    """Interval L [updates] between exact refreshes of 'interpolated', >= 1 (MODELS §12)."""
+    """Interval L [updates] between exact refreshes of 'interpolated', >= 1 (TxSim gives no L)."""
     refresh_threshold: float | None = None
     """'interpolated' also refreshes early when the relative change ||g - g_ref|| / ||g_ref||
     (Frobenius norms, g_ref = the conductances of the last refresh) exceeds this [1], > 0.
@@ -908,7 +918,10 @@ class SolverConfig:
 
 @_config
 class VariationConfig:
-    """Process (chip-to-chip) variation of programmed conductances (MODELS §7.5)."""
+    """Process (chip-to-chip) variation of programmed conductances.
+
+    See docs/physics.md, 'From weights to conductances'.
+    """
 
     sigma_pv: float = 0.0
     """Relative std of the per-device conductance factor [1]: g <- g*(1 + sigma_pv*xi),

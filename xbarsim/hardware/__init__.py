@@ -1,6 +1,6 @@
 r"""Crossbar hardware: circuit conventions every module relies on.
 
-Geometry (binding; identical to MODELS.md "circuit convention")::
+Geometry (binding; the circuit of docs/circuit.md and docs/golden.md)::
 
         V_0 --[r_source_0]--(0,0)--r_row--(0,1)--r_row-- ... --(0,N-1)      row 0 (word line)
                               |             |                     |

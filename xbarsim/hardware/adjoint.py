@@ -4,7 +4,7 @@ For one crossbar, ``g_eff[i, j]`` is the current into sense node ``j`` per volt 
 With ``dX^(i)`` the device-voltage field (row node minus column node of every cell) when row
 ``i`` is driven with 1 V and every other terminal is at 0 V, and ``dY^(j)`` the field when the
 virtual ground of column ``j`` is raised to 1 V behind ``r_sense`` (the *adjoint drive*; every
-row source at 0 V), the derivative is (docs/aware.md; MODELS.md §8.1)::
+row source at 0 V), the derivative is (docs/aware.md, 'The exact circuit gradient')::
 
     d g_eff[i, j] / d g[k, l] = - dX^(i)[k, l] * dY^(j)[k, l]
 

@@ -20,7 +20,8 @@ chain ``W -> g_nom -> g_chip -> g_eff -> W_eff`` from ``dL/dW_eff = x.T @ delta`
 
 * ``"exact"``: the adjoint method (:mod:`xbarsim.hardware.adjoint`), exact to round-off;
 * ``"aam1"``: the derivative of the first-order analytical model
-  ``g_eff ~ g * (1 - Z g)`` (MODELS.md §3.2): ``dL/dg = Gamma * (1 - Z g) - Z(Gamma * g)``;
+  ``g_eff ~ g * (1 - Z g)`` (docs/aware.md, 'Gradients'):
+  ``dL/dg = Gamma * (1 - Z g) - Z(Gamma * g)``;
 * ``"straight_through"``: ``dL/dg = dL/dg_eff``.
 
 Quantisers (device levels, DAC, ADC) pass the gradient straight through; clipping of the
@@ -118,9 +119,10 @@ def check_config(hw: HardwareConfig, aware: AwareConfig) -> list[str]:
 def aam1_gradient(g: FloatArray, parasitics: Parasitics, gamma: FloatArray) -> FloatArray:
     """``dL/dg`` of the first-order analytical model for ``dL/dg_eff = gamma``.
 
-    AAM K = 1 (MODELS.md §3.2): ``g_eff ~ g * (1 - Z g)`` with ``(Z c)[i, j] = sum_l
-    P_row[j, l] c[i, l] + sum_k P_col[i, k] c[k, j]`` (``P_row``, ``P_col`` the shared path
-    resistances of the row and column, symmetric), so
+    AAM K = 1 (docs/physics.md, 'Approximate analytical model (AAM)'):
+    ``g_eff ~ g * (1 - Z g)`` with ``(Z c)[i, j] = sum_l P_row[j, l] c[i, l] + sum_k P_col[i, k]
+    c[k, j]`` (``P_row``, ``P_col`` the shared path resistances of the row and column,
+    symmetric), so
 
         dL/dg = gamma * (1 - Z g) - Z (gamma * g)
 

@@ -689,10 +689,10 @@ def backward_currents(g: ArrayLike, d: ArrayLike, *, r_source: ArrayLike = 0.0,
 
 def rho_bound(g: ArrayLike, *, r_source: ArrayLike = 0.0, r_sense: ArrayLike = 0.0,
               r_row: float = 0.0, r_col: float = 0.0) -> float:
-    """A-priori bound on the spectral radius of ``Z D`` (MODELS.md §3.3): max row sum.
+    """A-priori bound on the spectral radius of ``Z D``: its max row sum.
 
     ``rho <= max_ij (sum_l g[i,l] P_row[j,l] + sum_k P_col[i,k] g[k,j])``; the path expansion
-    (AAM) converges iff rho < 1.
+    (AAM) converges iff rho < 1 (docs/circuit.md, 'The device-voltage formulation').
     """
     g_arr = check_conductance(g)
     par = _parasitics(g_arr, r_source, r_sense, r_row, r_col)

@@ -1,4 +1,6 @@
-r"""Digital-to-analog and analog-to-digital converters around a crossbar (MODELS.md §5, §6.3).
+r"""Digital-to-analog and analog-to-digital converters around a crossbar.
+
+The models are described in docs/physics.md, 'Converters'.
 
 DAC (per row)::
 
@@ -16,7 +18,7 @@ converter (identity; a DAC still scales by ``v_max``).
 Bit streaming (:func:`stream_inputs`): a ``b``-bit input is cut into ``d``-bit DAC planes, LSB
 first, each with an integer shift weight; ``sum_s shift_s * code_s`` equals the quantised input
 exactly (integer arithmetic), and because the crossbar is linear, recombining the plane outputs
-with :meth:`BitStream.recombine` reproduces ``x_q @ g_eff`` without an ADC (MODELS.md §6.3).
+with :meth:`BitStream.recombine` reproduces ``x_q @ g_eff`` without an ADC.
 Signed inputs (backward errors) use two passes (positive and negative parts, negative shift
 weights for the second) or two's complement (the sign bit is its own plane with weight
 ``-2**(b-1)``, PUMA's scheme).
@@ -264,7 +266,7 @@ class DAC(Converter):
     v_max : float
         Full-scale output voltage [V], > 0 (TxSim: 1 V).
     nonlinearity : {"none", "bow", "tanh", "lut"}
-        Transfer curve ``f`` of the analog output vs the normalised code (MODELS.md §5.2).
+        Transfer curve ``f`` of the analog output vs the normalised code.
     bow : float
         Bow (INL) coefficient ``a`` of ``"bow"``, ``|a| <= 1`` (monotone).
     tanh_beta : float
@@ -342,7 +344,7 @@ class ADC(Converter):
     i_max : float, optional
         Full-scale current [A], > 0. ``None`` starts in the calibrating state.
     nonlinearity : {"none", "bow", "tanh", "lut"}
-        Transfer curve of the analog front end (MODELS.md §5.2); reconstruction uses the ideal
+        Transfer curve of the analog front end; reconstruction uses the ideal
         linear inverse, so a non-linear ADC is not idempotent.
     bow : float
         Bow coefficient ``a`` of ``"bow"``, ``|a| <= 1``.

@@ -5,14 +5,14 @@ of such devices (device-to-device variation, drawn once at construction; process
 drawn once per chip from a named seed). Its maths is pure: every method returns new arrays and
 takes its cycle-to-cycle randomness as arrays of standard normals (:meth:`Device.draw_noise`).
 
-Update pipeline of :meth:`Device.apply_update` (MODELS.md §7.6 step 4), per device::
+Update pipeline of :meth:`Device.apply_update` (docs/physics.md, 'Device updates'), per device::
 
     dg_request --(x step gain, d2d)--> [pulse rounding] --> update model --> + noise --> clip
 
 * update models (:data:`UPDATE_MODELS`): corrected TxSim eq. (1) (default), TxSim eq. (1) as
   printed (ablation only: not path independent, overshoots), linear, NeuroSim (NL label), soft
   bounds. Formulas in :mod:`xbarsim.kernels.update`.
-* write noise (MODELS.md §7.5), zero when the applied change is zero:
+* write noise, zero when the applied change is zero:
 
   - ``"sqrt"`` (default, [P]): ``sigma_w = (gamma/100) * sqrt((G_max - G_min) * |dg|)``. The
     model is stated in conductances normalised by ``G_max``; since both factors under the root
@@ -87,20 +87,19 @@ class UpdateModel:
 
 UPDATE_MODELS: dict[str, UpdateModel] = {
     "txsim": UpdateModel(kernels.MODEL_TXSIM, "nl",
-                         "corrected TxSim eq. (1), MODELS.md §7.3 (default)"),
+                         "corrected TxSim eq. (1) (default)"),
     "txsim_printed": UpdateModel(kernels.MODEL_TXSIM_PRINTED, "nl",
-                                 "TxSim eq. (1) as printed, MODELS.md §7.1 (ablation only)"),
+                                 "TxSim eq. (1) as printed (ablation only)"),
     "linear": UpdateModel(kernels.MODEL_LINEAR, "", "ideal linear device"),
     "neurosim": UpdateModel(kernels.MODEL_TXSIM, "nl_label",
-                            "NeuroSim exponential LTP/LTD, MODELS.md §7.4 (v from NL by root "
-                            "finding)"),
+                            "NeuroSim exponential LTP/LTD (v from NL by root finding)"),
     "soft_bounds": UpdateModel(kernels.MODEL_SOFT_BOUNDS, "",
                                "soft bounds (aihwkit SoftBoundsDevice), continuous-pulse limit"),
 }
 """Update models by name; ``Device(update_model=...)`` accepts exactly these keys."""
 
 WRITE_NOISE_MODELS: tuple[str, ...] = ("sqrt", "txsim_literal")
-"""Write-noise models (MODELS.md §7.5)."""
+"""Write-noise models (docs/physics.md, 'Device updates')."""
 
 PV_DISTRIBUTIONS: tuple[str, ...] = ("normal", "lognormal")
 """Distributions of the process (chip-to-chip) variation factor."""
@@ -170,7 +169,7 @@ def neurosim_nl_from_v(v: float) -> float:
     -------
     float
         ``NL`` such that the normalised update curve's largest perpendicular distance from the
-        diagonal is ``0.07 * NL`` (MODELS.md §7.4).
+        diagonal is ``0.07 * NL`` (docs/physics.md, 'Device updates').
     """
     v = nonneg_scalar("v", v)
     if v == 0.0:
@@ -184,8 +183,9 @@ def neurosim_v_from_nl(nl: float) -> float:
     """TxSim non-linearity ``v = P_max / A`` for a NeuroSim non-linearity label ``nl``.
 
     Solves ``max_x (g(x) - x) = 0.07 * sqrt(2) * nl`` for ``v`` with :func:`scipy.optimize.brentq`
-    (MODELS.md §7.4), instead of NeuroSim's table. ``A_norm = A / P_max = 1 / v``. NeuroSim's
-    negative NL for depression describes the same curve shape and is given here as ``|NL|``.
+    (docs/physics.md, 'Device updates'), instead of NeuroSim's table.
+    ``A_norm = A / P_max = 1 / v``. NeuroSim's negative NL for depression describes the same
+    curve shape and is given here as ``|NL|``.
 
     Parameters
     ----------
@@ -264,7 +264,7 @@ class Device:
         ``g_max - g_min``, >= 0 (uses the ``noise`` argument).
     sigma_pv : float
         Process (chip-to-chip) variation of programmed conductances, relative, >= 0
-        (MODELS.md §7.5): ``g * (1 + sigma_pv * xi)`` (normal) or
+        (docs/physics.md, 'From weights to conductances'): ``g * (1 + sigma_pv * xi)`` (normal) or
         ``g * exp(sigma_pv * xi - sigma_pv**2 / 2)`` (log-normal), clipped to
         ``[g_min * (1 - 3 sigma_pv), g_max * (1 + 3 sigma_pv)]``. ``xi`` is drawn once from the
         named stream ``xbarsim.rng.stream(pv_seed, pv_stream)``.
@@ -645,7 +645,7 @@ class Device:
             Present conductances [S] (shape ``self.shape`` when the device has one).
         dg_request : array_like, same shape
             Requested signed changes [S] (learning rate already applied; sign = physical
-            direction, MODELS.md §7.3).
+            direction).
         noise : array_like, same shape, optional
             Standard normals (:meth:`draw_noise`); required when ``gamma`` or ``sigma_c2c`` is
             > 0, ignored otherwise.
@@ -760,7 +760,7 @@ class Device:
         return out.reshape(g_arr.shape)
 
     def apply_process_variation(self, g: ArrayLike) -> FloatArray:
-        """Multiply by this chip's fixed process-variation factors and clip (MODELS.md §7.5).
+        """Multiply by this chip's fixed process-variation factors and clip.
 
         Returns ``g`` unchanged (as a new array) when ``sigma_pv == 0``.
         """

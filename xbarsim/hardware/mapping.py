@@ -1,4 +1,6 @@
-r"""Weights -> conductances: signed mappings, weight scale, bit slicing, tiling (MODELS.md §6).
+r"""Weights -> conductances: signed mappings, weight scale, bit slicing, tiling.
+
+The models are described in docs/physics.md, 'From weights to conductances'.
 
 Signed mappings (``R = g_max - g_min``, ``g_mid = (g_max + g_min) / 2``, per-layer weight scale
 ``w_scale = W_s``, gain ``alpha = R / W_s`` [S per weight unit])::
@@ -56,7 +58,7 @@ def _positive_scale(w_scale: float) -> float:
 
 
 def weight_scale(w: ArrayLike, method: str = "max", percentile: float = 99.9) -> float:
-    """Per-layer weight scale ``W_s`` from weight statistics (TxSim ``Scale_Layer-k``, §6.5).
+    """Per-layer weight scale ``W_s`` from weight statistics (replaces TxSim's ``Scale_Layer-k``).
 
     Parameters
     ----------
@@ -242,8 +244,9 @@ class SignedSplitMapping(_PairMapping):
 
     def split_update(self, dw: ArrayLike, g: ArrayLike,  # noqa: D102
                      w_scale: float) -> FloatArray:
-        # MODELS.md §7.6 step 3: target W' = W + dW -> target g' -> requests g' - g. A sign
-        # change of W moves both devices; drift of the idle device back to g_min is corrected.
+        # target W' = W + dW -> target g' -> requests g' - g (docs/physics.md, 'Device updates'):
+        # a sign change of W moves both devices; drift of the idle device back to g_min is
+        # corrected.
         g_arr, dw_arr = self._step_args(g, dw)
         w_new = self.to_weight(g_arr, w_scale) + dw_arr
         return self.to_conductance(w_new, w_scale) - g_arr
@@ -330,7 +333,7 @@ MAPPINGS: dict[str, type[Mapping]] = {
 
 # ---------------------------------------------------------------------- bit slicing
 def quantize_weights(w: ArrayLike, w_scale: float, weight_bits: int) -> NDArray[np.int64]:
-    """Signed integer weights ``sign(W) * round(min(|W|/W_s, 1) * (2**B - 1))`` (MODELS §6.2).
+    """Signed integer weights ``sign(W) * round(min(|W|/W_s, 1) * (2**B - 1))`` (bit slicing).
 
     Parameters
     ----------

@@ -12,7 +12,7 @@ name                      what                                                  
 ``"nodal"``               sparse LU of the nodal system, refined (golden)          yes
 ``"fcm"``                 direct nested dissection (default), or Chebyshev / CG    yes /
                           iteration on the device voltages                         ``rtol``
-``"aam"``                 path expansion of order K (MODELS.md §3)                  no (bound)
+``"aam"``                 path expansion of order K (docs/physics.md)              no (bound)
 ``InterpolatedSolver``    exact refresh every L calls, stored distortion between   no
 ========================  =======================================================  ==========
 """
@@ -148,11 +148,12 @@ class FCMSolver(CircuitSolver):
       conductance range (the TxSim and the harsh regime cost the same). About 40 ``n^3``
       flops for ``n x n`` (64 x 64), three quarters of them in BLAS products. Keeps no state
       between calls (work memory is per thread, see :func:`xbarsim.hardware.schur.work_arena`).
-    * ``algorithm="iterative"``: the device-voltage system ``(I + Z D) x_m = e_m 1^T`` of
-      MODELS.md §2.3 for every drive, on its symmetric form ``(I + S Z S) y = S e_m 1^T`` with
-      ``S = sqrt(D)``; ``Z`` is applied with running sums along each line (O(n_rows n_cols) per
-      drive and iteration, no matrix is formed). All drives are iterated together (contiguous
-      in memory) in blocks that run in parallel threads. Two iterations are available:
+    * ``algorithm="iterative"``: the device-voltage system ``(I + Z D) x_m = e_m 1^T``
+      (docs/circuit.md, 'The device-voltage formulation') for every drive, on its symmetric
+      form ``(I + S Z S) y = S e_m 1^T`` with ``S = sqrt(D)``; ``Z`` is applied with running
+      sums along each line (O(n_rows n_cols) per drive and iteration, no matrix is formed).
+      All drives are iterated together (contiguous in memory) in blocks that run in parallel
+      threads. Two iterations are available:
       conjugate gradients (adaptive, about fourteen passes over the fields per iteration) and
       Chebyshev semi-iteration on an upper bound of the spectrum (one sweep per step, which
       also yields the exact residual of the step's input, but not adaptive); Chebyshev wins
@@ -391,11 +392,12 @@ class FCMSolver(CircuitSolver):
 
 
 class AAMSolver(CircuitSolver):
-    """TxSim's approximate analytical model as the path expansion of order K (MODELS.md §3.2).
+    """TxSim's approximate analytical model as the path expansion of order K.
 
     Before expanding, the a-priori bound ``rho_hat >= rho(Z D)`` (max row sum) is computed:
     the series converges iff ``rho < 1`` with error ``O(rho^(K+1) / (1 - rho))``. A warning is
-    issued when ``rho_hat >= 0.5``; ``rho_hat >= 1`` raises ``ValueError`` (use "fcm").
+    issued when ``rho_hat >= 0.5``; ``rho_hat >= 1`` raises ``ValueError`` (use "fcm"). The
+    model: docs/physics.md, 'Approximate analytical model (AAM)'.
 
     Parameters
     ----------
@@ -453,7 +455,9 @@ class AAMSolver(CircuitSolver):
 
 
 class InterpolatedSolver(CircuitSolver):
-    """TxSim's interpolated FCM (MODELS.md §4): refresh exactly every L calls, interpolate between.
+    """TxSim's interpolated FCM: refresh exactly every L calls, interpolate in between.
+
+    The scheme and its accuracy: docs/physics.md, 'Interpolated FCM'.
 
     At a refresh the distortion ``delta = (g - g_eff) / g`` is computed with the exact solver
     and stored; between refreshes ``g_eff = g * (1 - delta)`` for the current ``g``. Cells with

@@ -1,6 +1,6 @@
 r"""A layer's weights on crossbar hardware: DAC -> arrays -> ADC, tiling, and the analog update.
 
-Forward (``y = x @ W``, MODELS.md §1, §5, §6)::
+Forward (``y = x @ W``; docs/physics.md, 'Converters' and 'From weights to conductances')::
 
     x --(per-batch scale s = max|x|)--> u = x / s --stream--> bit-planes --DAC--> row volts V_p
     for every crossbar block and physical array a (polarity x slice):
@@ -27,8 +27,9 @@ idle device of a signed-split pair) are skipped. Key and counter are part of
 :meth:`Tile.state_dict`.
 
 Bit slicing (``mapping.slice_bits``): the update acts on one analog master conductance per
-weight and polarity (MODELS.md §13, question 5); the read path quantises the master weights to
-``weight_bits`` and programs ``ceil(weight_bits / slice_bits)`` slice arrays of
+weight and polarity (our choice: TxSim does not say how its updates reach its 2-bit devices;
+docs/physics.md, 'From weights to conductances'); the read path quantises the master weights
+to ``weight_bits`` and programs ``ceil(weight_bits / slice_bits)`` slice arrays of
 ``2**slice_bits``-level devices, recombined with shifts ``2**(k s)``.
 
 Input scaling is digital and per batch (block floating point): ``u = x / max|x|``; the ADC
@@ -535,7 +536,7 @@ class Tile:
             for coef, xbar in zip(blk.coefs, self.read_arrays(blk), strict=True):
                 acc += coef * xbar.g_eff()
             if self.mapping.name == "offset":
-                acc -= 2.0 * self.mapping.g_mid   # the reference column (MODELS §6.1)
+                acc -= 2.0 * self.mapping.g_mid   # the reference column (docs/physics.md)
         return w / self.alpha
 
     def _product(self, x: FloatArray, *, forward: bool, calibrate: bool) -> FloatArray:
@@ -703,7 +704,7 @@ class Tile:
                         "training data inside xbarsim.hardware.tile.calibrating_adcs(...)")
                 self._convert_per_plane(st, volts, weights, out, forward)
             if self.mapping.name == "offset":
-                # reference column of g_mid devices per block, computed digitally (MODELS §6.1)
+                # reference column of g_mid devices per block, computed digitally (docs/physics.md)
                 ref = 2.0 * self.mapping.g_mid * (weights @ volts[:, :, st.src].sum(axis=2))
                 for d0, s0, s1 in zip(st.seg_dst, st.seg_start[:-1], st.seg_start[1:], strict=True):
                     out[:, d0:d0 + s1 - s0] -= ref[:, None]

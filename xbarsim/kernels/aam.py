@@ -1,6 +1,6 @@
 """Approximate analytical model (AAM): path (Neumann) expansion of the crossbar response.
 
-MODELS.md §3.2: ``x_K = sum_{k=0..K} (-Z D)^k E`` and
+docs/physics.md, 'Approximate analytical model (AAM)': ``x_K = sum_{k=0..K} (-Z D)^k E`` and
 ``g_eff^(K)[m, j] = sum_i g[i, j] x_K[m, i, j]``.
 Term k collects the paths that interact k times with other cells' currents through shared wire
 segments or terminal resistances. Order 1 has the closed form ``g * (1 - rowsum(Z D))``.

@@ -1,8 +1,8 @@
 """Structured kernels for the effective conductance of one crossbar (FCM and AAM).
 
-Device-voltage formulation (MODELS.md §2.3, kappa_r = kappa_c = 0): for a unit drive on row
-``m`` the device voltages ``x_m`` of shape (n_rows, n_cols) solve ``(I + Z D) x_m = e_m 1^T``
-with ``D = diag(g)`` and::
+Device-voltage formulation (docs/circuit.md, 'The device-voltage formulation'): for a unit
+drive on row ``m`` the device voltages ``x_m`` of shape (n_rows, n_cols) solve
+``(I + Z D) x_m = e_m 1^T`` with ``D = diag(g)`` and::
 
     (Z c)[i, j] = sum_l P_row_i[j, l] c[i, l] + sum_k P_col_j[i, k] c[k, j]
     P_row_i[j, l] = r_source[i] + r_row * min(j, l)
@@ -31,7 +31,7 @@ def z_apply(g, x, r_source, r_sense, r_row, r_col):
     """``Z (g * x)`` for one drive: shape (n_rows, n_cols) [V per V].
 
     ``z_apply(g, ones)`` gives the row sums of ``Z D``, whose maximum bounds its spectral
-    radius (MODELS.md §3.3).
+    radius (docs/physics.md, 'Approximate analytical model (AAM)').
     """
     n_rows, n_cols = g.shape
     out = np.empty((n_rows, n_cols))
@@ -267,9 +267,10 @@ def spectral_bound(g, r_source, r_sense, r_row, r_col, v, n_iter):
 
     ``Z D`` is entrywise non-negative, so ``rho(Z D) <= max_i (Z D v)_i / v_i`` for every
     ``v > 0``; the bound is taken over the given ``v`` and ``n_iter`` power iterates from it,
-    which approach the Perron vector. From ``v = 1`` (whose bound is the row sum of MODELS.md
-    §3.3) four iterates come within 2-7 % of the spectral radius on the TxSim tiles, against
-    25-35 % for the row sum; the last iterate, left in ``v``, starts the next call well.
+    which approach the Perron vector. From ``v = 1`` (whose bound is the row sum that
+    :func:`xbarsim.hardware.circuit.rho_bound` returns) four iterates come within 2-7 % of the
+    spectral radius on the TxSim tiles, against 25-35 % for the row sum; the last iterate, left
+    in ``v``, starts the next call well.
 
     Parameters
     ----------

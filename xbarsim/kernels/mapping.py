@@ -1,4 +1,7 @@
-"""Weight-step -> conductance-request kernels of the signed mappings (MODELS.md §6.1, §7.6).
+"""Weight-step -> conductance-request kernels of the signed mappings.
+
+The mappings and the update requests are described in docs/physics.md, 'From weights to
+conductances' and 'Device updates'.
 
 Pure Numba kernels for the training hot path; :mod:`xbarsim.hardware.mapping` holds the checked
 NumPy definitions they must reproduce bit for bit (``fastmath`` is off, the operations and their

@@ -1,4 +1,4 @@
-"""DAC / ADC transfer curves and uniform quantisation (MODELS.md §5.2).
+"""DAC / ADC transfer curves and uniform quantisation (docs/physics.md, 'Converters').
 
 Pure Numba kernels; scalar helpers (``*_scalar``) are meant to be inlined into fused kernels
 (e.g. the tile MVM), array kernels work element-wise on 1-D float64 arrays.

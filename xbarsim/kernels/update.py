@@ -1,27 +1,28 @@
-"""Non-linear, noisy conductance updates of resistive devices (MODELS.md §7).
+"""Non-linear, noisy conductance updates of resistive devices (docs/physics.md, 'Device updates').
 
 Pure Numba kernels: arrays and scalars in, new arrays out, no RNG (standard-normal noise
 arrays come from the caller). Every kernel works element-wise on 1-D (flattened) float64 arrays
 of equal length ``n``; the Python side (:mod:`xbarsim.hardware.device`) validates, broadcasts and
 reshapes.
 
-Notation (MODELS.md §7.3): ``R = g_max - g_min``, ``delta = dg / R``, non-linearity ``v >= 0``,
-``g0 = R / (1 - exp(-v))``, upper asymptote ``g_hi = g_min + g0`` and lower asymptote
-``g_lo = g_max - g0``. ``1 - exp(-x)`` is evaluated as ``-expm1(-x)`` so that ``v -> 0`` is
-accurate, and ``v == 0`` is the linear device exactly.
+Notation (docs/physics.md, 'Device updates'): ``R = g_max - g_min``, ``delta = dg / R``,
+non-linearity ``v >= 0``, ``g0 = R / (1 - exp(-v))``, upper asymptote ``g_hi = g_min + g0`` and
+lower asymptote ``g_lo = g_max - g0``. ``1 - exp(-x)`` is evaluated as ``-expm1(-x)`` so that
+``v -> 0`` is accurate, and ``v == 0`` is the linear device exactly.
 
 Update models (integer codes, the registry lives in ``hardware/device.py``):
 
 ``MODEL_LINEAR``
     ``dg_nl = dg``.
 ``MODEL_TXSIM``
-    Corrected TxSim eq. (1) (MODELS.md §7.3, exponential saturating, path independent)::
+    Corrected TxSim eq. (1) (exponential saturating, path independent)::
 
         dg > 0:  dg_nl =  (g_hi - g) * (1 - exp(-v * delta))
         dg < 0:  dg_nl = -(g - g_lo) * (1 - exp(-v * |delta|))
 
 ``MODEL_TXSIM_PRINTED``
-    TxSim eq. (1) exactly as printed (MODELS.md §7.1; case 2 keeps the un-flipped exponent)::
+    TxSim eq. (1) exactly as printed (Roy et al., TVLSI 2021; case 2 keeps the un-flipped
+    exponent)::
 
         dg > 0:  dg_nl = (g0 + g_min - g) * (1 - exp(-v * delta))
         dg < 0:  dg_nl = (g0 - g_max + g) * (1 - exp(-v * delta))       (delta < 0)
@@ -33,8 +34,8 @@ Update models (integer codes, the registry lives in ``hardware/device.py``):
         dg > 0:  dg_nl =  (g_max - g) * (1 - exp(-delta))
         dg < 0:  dg_nl = -(g - g_min) * (1 - exp(-|delta|))
 
-The NeuroSim model (MODELS.md §7.4) is ``MODEL_TXSIM`` with ``v = P_max / A``; the conversion of
-the NL label to ``v`` is done once in Python.
+The NeuroSim model (Chen, Peng, Yu, IEEE TCAD 2018) is ``MODEL_TXSIM`` with
+``v = P_max / A``; the conversion of the NL label to ``v`` is done once in Python.
 
 Pulse quantisation: with a pulse size ``dg_pulse > 0`` the request becomes
 ``n = floor(|dg| / dg_pulse + 1/2)`` pulses (NeuroSim's 0.5 threshold), applied in closed form.

@@ -4,8 +4,9 @@
 its parasitics, and returns a :class:`TileStudy`: the sense currents of every method, their
 errors against the golden nodal solve, the node-voltage maps, the largest IR drop and the a-priori
 bound on the spectral radius that decides whether the path expansion (AAM) converges
-(MODELS.md §2–§3). :func:`load_tile_config` reads the same parameters from a strict YAML file.
-Nothing here prints or writes files; the CLI (``xbarsim tile``) does that.
+(docs/circuit.md, 'The device-voltage formulation'). :func:`load_tile_config` reads the same
+parameters from a strict YAML file. Nothing here prints or writes files; the CLI
+(``xbarsim tile``) does that.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ METHODS = ("ideal", "nodal", "fcm", "aam")
 """Methods a tile study can compare; ``ideal`` and ``nodal`` (the reference) always run."""
 
 RHO_WARN = 0.5
-"""rho bound at and above which AAM is reported as inaccurate (MODELS.md §3.3, TxSim case b/c)."""
+"""rho bound at and above which AAM is reported as inaccurate (TxSim Fig. 6, cases b and c)."""
 RHO_SKIP = 1.0
 """rho bound at and above which AAM may diverge and is skipped."""
 
-#: Defaults: a 64x64 tile in the TxSim device regime (MODELS.md §2.2), 100 Ohm terminals.
+#: Defaults: a 64x64 tile with TxSim's devices and wires (TxSim §V), 100 Ohm terminals.
 DEFAULTS: dict[str, Any] = {
     "rows": 64, "cols": 64, "g_min": 1.0e-6, "g_max": 1.0e-5, "seed": 0, "batch": 4,
     "v_max": 1.0, "r_source": 100.0, "r_sense": 100.0, "r_row": 1.0, "r_col": 4.6,
@@ -108,7 +109,8 @@ class TileStudy:
     ir_drop_argmax : tuple of int or None
         ``(b, i, j)`` of ``ir_drop_max`` (the figures show vector ``b``).
     rho_bound : float
-        A-priori bound on the spectral radius of ``Z D`` (MODELS.md §3.3); AAM converges for < 1.
+        A-priori bound on the spectral radius of ``Z D``; AAM converges for < 1
+        (docs/circuit.md, 'The device-voltage formulation').
     errors : dict of str to float
         Per method other than the reference, ``max |i_m - i_ref| / max |i_ref|`` (1).
     g_eff_errors : dict of str to float
@@ -457,7 +459,8 @@ class TileInputs:
     aam_order : int
         Path terms K of the AAM.
     rho_bound : float
-        A-priori bound on the spectral radius of ``Z D`` (MODELS.md §3.3).
+        A-priori bound on the spectral radius of ``Z D``
+        (:func:`xbarsim.hardware.circuit.rho_bound`).
     parameters : dict
         The inputs in SI units, as recorded in the study.
     """
