@@ -32,8 +32,9 @@ without the seed: the runs of one point over its seeds share it.
 Resuming and failures
 ---------------------
 A run whose file has a final status (``completed``, ``completed_with_warnings``,
-``diverged``, ``evaluated``, ``evaluated_with_warnings``) is skipped on a rerun. A run that raised is recorded as ``failed`` with its error (``<point id>.json`` beside
-its run file) and does not stop the others; a rerun retries it. A run interrupted mid-training
+``diverged``, ``evaluated``, ``evaluated_with_warnings``) is skipped on a rerun. A run that
+raised is recorded as ``failed`` with its error (``<point id>.json`` beside its run file) and
+does not stop the others; a rerun retries it. A run interrupted mid-training
 (Ctrl-C, a killed worker) keeps the checkpoint of its last completed epoch and continues from
 there on the rerun (the same numbers as an uninterrupted run, see :mod:`xbarsim.runner`).
 
@@ -113,8 +114,8 @@ TABLE_COLUMNS = ("point_id", "config_id", "point", "label", "seed", "status",
 point_id : the run's id (file ``runs/<point_id>.h5``); config_id : the point's id without the
 seed; point : 1-based index of the point in the sweep; label : the point's ``label`` or "";
 seed : master seed; status : a final status of the run file (completed,
-completed_with_warnings, diverged, evaluated, evaluated_with_warnings) | failed | partial (interrupted,
-resumable) | pending; final_test_acc : test accuracy of the stored weights (the last completed
+completed_with_warnings, diverged, evaluated, evaluated_with_warnings) | failed | partial
+(interrupted, resumable) | pending; final_test_acc : test accuracy of the stored weights (the last completed
 epoch), a fraction; best_test_acc, best_epoch : the highest test accuracy over the epochs and
 its 1-based epoch; final_train_loss : mean training loss of the last completed epoch;
 epochs_done : completed epochs; wall_time_s : training and test-evaluation time of the epochs
@@ -212,7 +213,7 @@ def _dump_flow(value: Any) -> str:
 
 
 def _quoted(text: str) -> str:
-    """A YAML double-quoted scalar: printable ASCII kept, everything else escaped."""
+    """Quote ``text`` as a YAML double-quoted scalar: printable ASCII kept, the rest escaped."""
     out = []
     for ch in text:
         code = ord(ch)
