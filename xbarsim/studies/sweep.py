@@ -116,8 +116,8 @@ seed; point : 1-based index of the point in the sweep; label : the point's ``lab
 seed : master seed; status : a final status of the run file (completed,
 completed_with_warnings, diverged, evaluated, evaluated_with_warnings) | failed | partial
 (interrupted, resumable) | pending; final_test_acc : test accuracy of the stored weights (the
-last completed epoch), a fraction; best_test_acc, best_epoch : the highest test accuracy over the epochs and
-its 1-based epoch; final_train_loss : mean training loss of the last completed epoch;
+last completed epoch), a fraction; best_test_acc, best_epoch : the highest test accuracy over
+the epochs and its 1-based epoch; final_train_loss : mean training loss of the last completed epoch;
 epochs_done : completed epochs; wall_time_s : training and test-evaluation time of the epochs
 [s] (summed over resumptions); elapsed_s : wall time of the run's last execution including
 start-up and data loading [s]; error : why a run failed or diverged; run_file : path relative
