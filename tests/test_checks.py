@@ -112,3 +112,16 @@ def test_real_numbers_of_any_numeric_type_are_still_accepted():
         np.testing.assert_array_equal(
             calls["effective_conductance"](r_source=r_source, r_row=1), ref)
     assert as_float_array("x", [np.float64(1.0), 2, 3.5]).tolist() == [1.0, 2.0, 3.5]
+
+
+@pytest.mark.parametrize("shape, name, what", [
+    (("3", 4), "n_rows", r"an integer >= 1, got '3' \(str\)"),
+    ((3, 4.0), "n_cols", "an integer >= 1"),
+    ((True, 4), "n_rows", "an integer >= 1"),
+    ((0, 4), "n_rows", "an integer >= 1, got 0"),
+])
+def test_parasitics_build_names_a_bad_shape(shape, name, what):
+    from xbarsim import Parasitics
+
+    with pytest.raises(ValueError, match=rf"^{name}: expected {what}"):
+        Parasitics.build(*shape, r_source=100.0)

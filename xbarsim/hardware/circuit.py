@@ -23,7 +23,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
-from xbarsim.checks import as_float_array, per_line, resistance
+from xbarsim.checks import as_float_array, per_line, positive_int, resistance
 from xbarsim.hardware.parallel import default_threads, shared_pool, splits
 from xbarsim.kernels import nodal as nodal_kernels
 
@@ -57,6 +57,8 @@ class Parasitics:
     def build(cls, n_rows: int, n_cols: int, *, r_source: ArrayLike = 0.0,
               r_sense: ArrayLike = 0.0, r_row: float = 0.0, r_col: float = 0.0) -> Parasitics:
         """Validate scalars or per-line vectors and expand them to shape (n_rows,) / (n_cols,)."""
+        n_rows = positive_int("n_rows", n_rows)
+        n_cols = positive_int("n_cols", n_cols)
         return cls(r_source=per_line("r_source", r_source, n_rows),
                    r_sense=per_line("r_sense", r_sense, n_cols),
                    r_row=resistance("r_row", r_row),

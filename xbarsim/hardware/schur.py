@@ -72,8 +72,8 @@ def box_size(n_rows: int, n_cols: int) -> int:
     else 1. Measured on one thread (``python benchmarks/bench_schur_box.py``, output in
     ``data/bench/schur_box.txt``): 8 is the fastest or within 3 % of it for every shape from
     32 x 32 to 256 x 256, and up to 1.7x faster than 16 (32 x 32, 16 x 64: the equal-box
-    levels vectorise across the boxes of a level and run short loops when few are left); 4 is
-    the fastest at 16 x 16 and within 11 % at 24 x 24.
+    levels vectorise across the boxes of a level and run short loops when few are left). 4 is
+    the fastest at 16 x 16 and at 24 x 24, where the default 8 is 11 % slower.
     """
     for box in (8, 4, 2):
         padded = -(-n_rows // box) * box * (-(-n_cols // box) * box)

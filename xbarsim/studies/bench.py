@@ -367,7 +367,8 @@ def format_bench_table(records: Sequence[dict[str, Any]]) -> str:
     Returns
     -------
     str
-        Text ready to print or paste into the README.
+        Text ready to print or to save under ``data/bench/`` (``benchmarks/update_docs.py``
+        puts it into docs/benchmarks.md).
     """
     k_cols = " | ".join(f"aam K={k}" for k in AAM_ORDERS)
     head = ("| regime | n | rho bound | nodal | fcm | fcm after change | nodal/fcm | "
