@@ -3,8 +3,9 @@
 Seven kinds of file are written here, told apart by the root attribute ``kind``: a training
 run (``"run"``), a training checkpoint (``"checkpoint"``), a tile study (``"tile_study"``),
 a deployment of trained weights on many chips (``"deployment"``), a table (``"table"``: the
-results of ``xbarsim sweep``, see :func:`write_table`), a golden reference suite (``"golden_suite"``) and another tool's results in the suite's schema
-(``"golden_results"``); the last two are documented in docs/golden.md (:func:`write_golden`).
+results of ``xbarsim sweep``, see :func:`write_table`), a golden reference suite
+(``"golden_suite"``) and another tool's results in the suite's schema (``"golden_results"``);
+the last two are documented in docs/golden.md (:func:`write_golden`).
 Every file is written to a temporary file next to the target and renamed into place
 (``os.replace``), so a reader never sees a half-written file; an existing file is replaced
 only when the caller says so (``force=True``; the run driver also rewrites its own files).
@@ -187,6 +188,17 @@ PROVENANCE_KEYS = ("xbarsim_version", "created_utc", "numpy_version", "scipy_ver
 """Root attributes that :func:`provenance` adds to every file written here."""
 
 
+def _write_root_attrs(f: h5py.File, kind: str, attrs: Mapping[str, Any], *,
+                      layout_version: int | None = None) -> None:
+    """Write a file's ``kind``, ``layout_version``, provenance and ``attrs`` (``None`` skipped)."""
+    f.attrs["kind"] = kind
+    if layout_version is not None:
+        f.attrs["layout_version"] = layout_version
+    for key, value in {**provenance(), **attrs}.items():
+        if value is not None:
+            f.attrs[key] = _attr_value(key, value)
+
+
 def _attr_value(name: str, value: Any) -> Any:
     """Coerce an attribute to something h5py stores faithfully."""
     if isinstance(value, (str, bool, int, float, np.generic)):
@@ -238,11 +250,7 @@ def write_tile_study(path: str | os.PathLike[str], *,
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs["kind"] = "tile_study"
-            f.attrs["layout_version"] = LAYOUT_VERSION
-            for key, value in {**provenance(), **attrs}.items():
-                if value is not None:
-                    f.attrs[key] = _attr_value(key, value)
+            _write_root_attrs(f, "tile_study", attrs, layout_version=LAYOUT_VERSION)
             for name, (data, units) in datasets.items():
                 dset = f.create_dataset(name, data=np.asarray(data))
                 dset.attrs["units"] = units
@@ -412,11 +420,7 @@ def write_run(path: str | os.PathLike[str], *, attrs: Mapping[str, Any],
         The directory does not exist or is not writable.
     """
     def fill(f: h5py.File) -> None:
-        f.attrs["kind"] = "run"
-        f.attrs["layout_version"] = RUN_LAYOUT_VERSION
-        for key, value in {**provenance(), **attrs}.items():
-            if value is not None:
-                f.attrs[key] = _attr_value(key, value)
+        _write_root_attrs(f, "run", attrs, layout_version=RUN_LAYOUT_VERSION)
         hist = f.create_group("history")
         for name, values in history.items():
             arr = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -611,11 +615,7 @@ def write_checkpoint(path: str | os.PathLike[str], tree: Mapping[str, Any], *,
     Path
     """
     def fill(f: h5py.File) -> None:
-        f.attrs["kind"] = "checkpoint"
-        f.attrs["layout_version"] = RUN_LAYOUT_VERSION
-        for key, value in {**provenance(), **attrs}.items():
-            if value is not None:
-                f.attrs[key] = _attr_value(key, value)
+        _write_root_attrs(f, "checkpoint", attrs, layout_version=RUN_LAYOUT_VERSION)
         _write_tree(f, tree)
 
     return _atomic_write(Path(path), fill, force=True)
@@ -696,11 +696,7 @@ def write_table(path: str | os.PathLike[str], columns: Mapping[str, Any], *,
             arrays[name] = arr
 
     def fill(f: h5py.File) -> None:
-        f.attrs["kind"] = "table"
-        f.attrs["layout_version"] = RUN_LAYOUT_VERSION
-        for key, value in {**provenance(), **(attrs or {})}.items():
-            if value is not None:
-                f.attrs[key] = _attr_value(key, value)
+        _write_root_attrs(f, "table", attrs or {}, layout_version=RUN_LAYOUT_VERSION)
         f.attrs["columns"] = np.array(list(arrays), dtype=h5py.string_dtype())
         for name, arr in arrays.items():
             f.create_dataset(name, data=arr)
@@ -784,10 +780,7 @@ def write_golden(path: str | os.PathLike[str], *, kind: str,
         raise ValueError(f"kind: expected 'golden_suite' or 'golden_results', got {kind!r}")
 
     def fill(f: h5py.File) -> None:
-        f.attrs["kind"] = kind
-        for key, value in {**provenance(), **attrs}.items():
-            if value is not None:
-                f.attrs[key] = _attr_value(key, value)
+        _write_root_attrs(f, kind, attrs)
         root = f.create_group("cases")
         for case, content in cases.items():
             if not case or "/" in case:
@@ -873,11 +866,7 @@ def write_deployment(path: str | os.PathLike[str], *, attrs: Mapping[str, Any],
         ``path`` exists and ``force`` is False.
     """
     def fill(f: h5py.File) -> None:
-        f.attrs["kind"] = "deployment"
-        f.attrs["layout_version"] = DEPLOYMENT_LAYOUT_VERSION
-        for key, value in {**provenance(), **attrs}.items():
-            if value is not None:
-                f.attrs[key] = _attr_value(key, value)
+        _write_root_attrs(f, "deployment", attrs, layout_version=DEPLOYMENT_LAYOUT_VERSION)
         for name, (data, units) in datasets.items():
             f.create_dataset(name, data=np.asarray(data)).attrs["units"] = units
 
